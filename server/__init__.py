@@ -1,0 +1,1 @@
+"""chatrelay: relay OpenRouter's streaming chat completions over HTTP and WebSocket."""

@@ -1,0 +1,75 @@
+"""create_app(settings): chatrelay's routes, middlewares and lifetimes, like a contents page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import WSCloseCode, web
+from aiohttp_session import session_middleware
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from cryptography.fernet import Fernet
+
+from .access import access_middleware, setup_access
+from .config import Settings, settings_key
+from .http_route import setup_http_route
+from .openrouter import OpenRouterClient, openrouter_key
+from .routes import setup_routes
+from .web_json import error_middleware
+from .ws_route import setup_ws_route, sockets_key
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+SESSION_MAX_AGE_S = 30 * 24 * 3600
+
+
+def session_storage(settings: Settings) -> EncryptedCookieStorage:
+    secret = settings.session_secret
+    if secret is None:
+        log.warning("SESSION_SECRET is not set: saved keys are lost when this process restarts")
+        secret = Fernet.generate_key().decode()
+    return EncryptedCookieStorage(
+        secret,
+        cookie_name="chatrelay_session",
+        httponly=True,
+        samesite="Lax",
+        max_age=SESSION_MAX_AGE_S,
+    )
+
+
+async def openrouter_client(app: web.Application) -> AsyncIterator[None]:
+    async with OpenRouterClient(app[settings_key]) as client:
+        app[openrouter_key] = client
+        yield
+
+
+async def close_sockets(app: web.Application) -> None:
+    for ws in app[sockets_key].copy():
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html")
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            error_middleware,
+            session_middleware(session_storage(settings)),
+            access_middleware,
+        ],
+    )
+    app[settings_key] = settings
+    app.cleanup_ctx.append(openrouter_client)
+    app.on_shutdown.append(close_sockets)
+    setup_routes(app)
+    setup_access(app)
+    setup_http_route(app)
+    setup_ws_route(app)
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", STATIC_DIR)
+    return app

@@ -1,0 +1,226 @@
+"""The core: validate a chat request, stream it from upstream as events, log one line per chat."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from .errors import BadRequest, ChatError, UpstreamError
+from .openrouter import Upstream, redact
+
+log = logging.getLogger(__name__)
+
+MAX_MODEL_CHARS = 200
+ROLES = frozenset({"system", "user", "assistant", "tool"})
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: list[dict[str, Any]]
+    temperature: float | None = None
+
+    def upstream_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": self.messages,
+            "stream": True,
+            "usage": {"include": True},
+        }
+        if self.temperature is not None:
+            payload["temperature"] = self.temperature
+        return payload
+
+
+def parse_chat_request(data: object) -> ChatRequest:
+    """Check a decoded body or frame against SPEC; BadRequest names the first bad field."""
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object")
+    settings = data.get("chatSettings")
+    if not isinstance(settings, dict):
+        raise BadRequest("chatSettings must be an object")
+    model = settings.get("model")
+    if not isinstance(model, str) or not model.strip() or len(model) > MAX_MODEL_CHARS:
+        raise BadRequest(
+            f"chatSettings.model must be a non-empty string of at most {MAX_MODEL_CHARS} characters"
+        )
+    temperature = settings.get("temperature")
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not 0 <= temperature <= 2
+        or math.isnan(temperature)
+    ):
+        raise BadRequest("chatSettings.temperature must be a number from 0 to 2")
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages must be a non-empty list")
+    for index, message in enumerate(messages):
+        _check_message(index, message)
+    return ChatRequest(model=model, messages=messages, temperature=temperature)
+
+
+def _check_message(index: int, message: object) -> None:
+    where = f"messages[{index}]"
+    if not isinstance(message, dict):
+        raise BadRequest(f"{where} must be an object")
+    if message.get("role") not in ROLES:
+        raise BadRequest(f"{where}.role must be one of system, user, assistant, tool")
+    content = message.get("content")
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise BadRequest(f"{where}.content must be a string or a list of content parts")
+    for part_index, part in enumerate(content):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise BadRequest(f"{where}.content[{part_index}] must be an object with a string type")
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    content: str
+    kind: Literal["delta"] = "delta"
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    content: str
+    kind: Literal["reasoning"] = "reasoning"
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    finish_reason: str | None
+    usage: dict[str, Any] | None
+    kind: Literal["done"] = "done"
+
+
+ChatEvent = Delta | Reasoning | Done
+
+
+async def stream_chat(
+    request: ChatRequest, api_key: str, upstream: Upstream, *, transport: str, chat_id: str
+) -> AsyncGenerator[ChatEvent, None]:
+    """Yield the chat's text as Delta/Reasoning events and end with Done, or raise ChatError.
+
+    Text that arrived in one upstream read is merged into one event. Close the iterator
+    (`contextlib.aclosing`) to cancel: the upstream request is closed at once.
+    """
+    started = time.monotonic()
+    first_text_at: float | None = None
+    pieces = 0
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+    status, outcome = 499, "cancelled"
+    try:
+        async with upstream.open_chat(api_key, request.upstream_payload()) as batches:
+            finished = False
+            async for batch in batches:
+                events, finished, batch_finish, batch_usage = _events_of(batch)
+                finish_reason = batch_finish or finish_reason
+                usage = batch_usage or usage
+                for event in events:
+                    if first_text_at is None:
+                        first_text_at = time.monotonic()
+                    pieces += 1
+                    yield event
+                if finished:
+                    break
+        if not finished and finish_reason is None:
+            raise UpstreamError("OpenRouter closed the stream before it finished")
+        status, outcome = 200, "done"
+        yield Done(finish_reason, usage)
+    except ChatError as error:
+        error.message = redact(error.message, api_key)
+        status, outcome = error.status, "error"
+        raise
+    except Exception:
+        status, outcome = 500, "error"
+        raise
+    finally:
+        tokens = usage.get("completion_tokens") if usage else None
+        ttft_ms = None if first_text_at is None else round((first_text_at - started) * 1000)
+        log.info(
+            "chat end id=%s transport=%s model=%s status=%d outcome=%s finish_reason=%s "
+            "tokens=%s ttft_ms=%s duration_ms=%d cancelled=%s",
+            chat_id, transport, _loggable(request.model), status, outcome, finish_reason,
+            tokens if isinstance(tokens, int) else pieces, ttft_ms,
+            round((time.monotonic() - started) * 1000), outcome == "cancelled",
+        )  # fmt: skip
+
+
+def _events_of(
+    batch: list[bytes],
+) -> tuple[list[ChatEvent], bool, str | None, dict[str, Any] | None]:
+    """Parse one read's payloads into merged events, whether [DONE] came, finish and usage."""
+    events: list[ChatEvent] = []
+    run_kind: type[Delta] | type[Reasoning] | None = None
+    run: list[str] = []
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+    finished = False
+    for payload in batch:
+        if payload == b"[DONE]":
+            finished = True
+            break
+        chunk = _decode_chunk(payload)
+        if isinstance(chunk.get("usage"), dict):
+            usage = chunk["usage"]
+        choices = chunk.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            continue
+        choice = choices[0]
+        if isinstance(choice.get("finish_reason"), str):
+            finish_reason = choice["finish_reason"]
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            continue
+        for kind, field in ((Reasoning, "reasoning"), (Delta, "content")):
+            text = delta.get(field)
+            if not isinstance(text, str) or not text:
+                continue
+            if kind is not run_kind and run:
+                events.append(run_kind(content="".join(run)))  # type: ignore[misc]
+                run = []
+            run_kind = kind
+            run.append(text)
+    if run and run_kind is not None:
+        events.append(run_kind(content="".join(run)))
+    return events, finished, finish_reason, usage
+
+
+def _decode_chunk(payload: bytes) -> dict[str, Any]:
+    try:
+        chunk = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise UpstreamError("OpenRouter sent an event that is not valid JSON") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamError("OpenRouter sent an event that is not a JSON object")
+    error = chunk.get("error")
+    if error is not None:
+        raise _stream_error(error)
+    return chunk
+
+
+def _stream_error(error: object) -> UpstreamError:
+    """An error chunk inside the stream: its `code` is the status when it is an HTTP code."""
+    if not isinstance(error, dict):
+        return UpstreamError(str(error) or "OpenRouter reported an error")
+    message = error.get("message")
+    code = error.get("code")
+    status = code if isinstance(code, int) and 400 <= code <= 599 else 502
+    if isinstance(code, str) and code.isdigit() and 400 <= int(code) <= 599:
+        status = int(code)
+    text = message if isinstance(message, str) and message else "OpenRouter reported an error"
+    return UpstreamError(text, status=status)
+
+
+def _loggable(text: str) -> str:
+    """The model name is user input: keep a log line one line."""
+    return text.encode("unicode_escape").decode("ascii")[:MAX_MODEL_CHARS]

@@ -1,0 +1,110 @@
+"""The ChatError tree: every failure a user may see, with its status on both transports."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+KEY_NOT_FOUND_MESSAGE = "OpenRouter API Key not found. Please set it in your profile settings."
+
+
+class ChatError(Exception):
+    """Base of every error shown to a user; `message` is always safe to show."""
+
+    http_status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status or self.http_status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "message": self.message}
+
+
+class InternalError(ChatError):
+    """Anything unexpected; the details go to the log only."""
+
+    def __init__(self) -> None:
+        super().__init__("An unexpected error occurred")
+
+
+class BadRequest(ChatError):
+    """The body or frame is not JSON, not an object, or a field is invalid."""
+
+    http_status = 400
+    code = "bad_request"
+
+
+class PayloadTooLarge(ChatError):
+    """A body over the size limit."""
+
+    http_status = 413
+    code = "payload_too_large"
+
+
+class KeyNotFound(ChatError):
+    """Neither the user's session nor the server holds an OpenRouter key."""
+
+    http_status = 401
+    code = "key_not_found"
+
+    def __init__(self) -> None:
+        super().__init__(KEY_NOT_FOUND_MESSAGE)
+
+
+class AccessDenied(ChatError):
+    """No valid access token (401), or a cross-site browser request (403)."""
+
+    http_status = 401
+    code = "access_denied"
+
+
+class TooManyChats(ChatError):
+    """A client started more chats than its limits allow."""
+
+    http_status = 429
+    code = "too_many_chats"
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ChatIdInUse(ChatError):
+    """A chat frame reused the id of a chat that is still running on the socket."""
+
+    http_status = 409
+    code = "chat_id_in_use"
+
+
+class UpstreamError(ChatError):
+    """OpenRouter answered with an error, before or inside its stream, or broke its protocol."""
+
+    http_status = 502
+    code = "upstream_error"
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        if self.retry_after is not None:
+            body["retry_after"] = self.retry_after
+        return body
+
+
+class UpstreamUnreachable(UpstreamError):
+    """No connection to OpenRouter could be made."""
+
+    code = "upstream_unreachable"
+
+
+class UpstreamTimeout(UpstreamError):
+    """OpenRouter sent nothing, not even a comment, for `upstream_timeout_s` seconds."""
+
+    http_status = 504
+    code = "upstream_timeout"

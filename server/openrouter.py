@@ -1,0 +1,245 @@
+"""The upstream client: one ClientSession, OpenRouter's SSE read into batches of payloads."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import aiohttp
+import orjson
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from .config import Settings
+from .errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+
+log = logging.getLogger(__name__)
+
+# One SSE line may hold a large tool call; aiohttp's readline cap is 2 x read_bufsize.
+READ_BUFSIZE_BYTES = 1024 * 1024
+MAX_ERROR_BODY_BYTES = 64 * 1024
+
+PayloadBatches = AsyncIterator[list[bytes]]
+
+
+class Upstream(Protocol):
+    """What the chat core needs from OpenRouter; tests may pass a scripted fake."""
+
+    def open_chat(
+        self, api_key: str, payload: dict[str, Any]
+    ) -> AbstractAsyncContextManager[PayloadBatches]: ...
+
+
+async def sse_payload_batches(reads: AsyncIterable[bytes]) -> PayloadBatches:
+    """Yield, per network read, the `data:` payloads of the events it completed.
+
+    Lines are split on bytes, so a UTF-8 character cut between reads is joined before it
+    is decoded; comments such as `: OPENROUTER PROCESSING` and other fields are skipped;
+    CRLF and LF both end a line; several `data:` lines of one event are joined by `\\n`.
+    """
+    pending = b""
+    data: list[bytes] = []
+    async for read in reads:
+        lines = (pending + read).split(b"\n")
+        pending = lines.pop()
+        batch: list[bytes] = []
+        for raw_line in lines:
+            line = raw_line.removesuffix(b"\r")
+            if not line:
+                if data:
+                    batch.append(b"\n".join(data))
+                    data = []
+            elif line.startswith(b"data:"):
+                value = line[5:]
+                data.append(value[1:] if value.startswith(b" ") else value)
+        if batch:
+            yield batch
+    # Servers that end the body without the blank line after their last event still meant it.
+    line = pending.removesuffix(b"\r")
+    if line.startswith(b"data:"):
+        value = line[5:]
+        data.append(value[1:] if value.startswith(b" ") else value)
+    if data:
+        yield [b"\n".join(data)]
+
+
+def parse_retry_after(value: str | None) -> int | None:
+    """Seconds from a `Retry-After` header; HTTP dates are rare here and ignored."""
+    if value is None:
+        return None
+    try:
+        return max(0, round(float(value)))
+    except ValueError:
+        return None
+
+
+def error_from_response(
+    status: int, body: bytes, headers: CIMultiDictProxy[str], api_key: str
+) -> UpstreamError:
+    """Turn OpenRouter's `{"error": {"message", "code"}}` answer into an UpstreamError."""
+    message = f"OpenRouter answered with status {status}"
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        error = parsed.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            message = error["message"]
+        elif isinstance(error, str):
+            message = error
+        elif isinstance(parsed.get("message"), str):
+            message = parsed["message"]
+    error_status = status if 400 <= status <= 599 else 502
+    return UpstreamError(
+        redact(message, api_key),
+        status=error_status,
+        retry_after=parse_retry_after(headers.get("Retry-After")),
+    )
+
+
+def redact(text: str, api_key: str) -> str:
+    """Some providers echo the key they refused; it must never reach a user or a log."""
+    return text.replace(api_key, "[redacted]") if api_key else text
+
+
+class OpenRouterClient:
+    """Talks to OpenRouter (or any OpenAI-compatible server) over one pooled session."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        settings = self._settings
+        self._session = aiohttp.ClientSession(
+            # total=None: a long answer must not be cut; sock_read is the silence limit.
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=settings.upstream_connect_timeout_s,
+                sock_read=settings.upstream_timeout_s,
+            ),
+            connector=aiohttp.TCPConnector(limit=1000, limit_per_host=1000),
+            read_bufsize=READ_BUFSIZE_BYTES,
+            json_serialize=lambda obj: orjson.dumps(obj).decode(),
+            raise_for_status=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("OpenRouterClient used outside `async with`")
+        return self._session
+
+    def _headers(self, api_key: str | None) -> dict[str, str]:
+        headers = {"X-Title": self._settings.app_title}
+        if self._settings.app_url:
+            headers["HTTP-Referer"] = self._settings.app_url
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        return headers
+
+    @asynccontextmanager
+    async def open_chat(
+        self, api_key: str, payload: dict[str, Any]
+    ) -> AsyncIterator[PayloadBatches]:
+        """POST chat/completions and yield its SSE payload batches; closes the request on exit."""
+        headers = self._headers(api_key)
+        headers["Accept"] = "text/event-stream"
+        headers["Content-Type"] = "application/json"
+        url = f"{self._settings.openrouter_base_url}/chat/completions"
+        try:
+            response = await self.session.post(url, data=orjson.dumps(payload), headers=headers)
+        except aiohttp.ClientError as exc:
+            raise self._transport_error(exc, api_key) from None
+        except TimeoutError:
+            raise UpstreamTimeout(self._silence_message()) from None
+        try:
+            if response.status != 200:
+                body = await _read_capped(response)
+                raise error_from_response(response.status, body, response.headers, api_key)
+            yield sse_payload_batches(self._reads(response, api_key))
+        finally:
+            # close(), not release(): an unfinished body must drop the connection at once
+            # so the provider stops generating, instead of being drained for the pool.
+            response.close()
+
+    async def _reads(self, response: aiohttp.ClientResponse, api_key: str) -> AsyncIterator[bytes]:
+        try:
+            async for read in response.content.iter_any():
+                yield read
+        except aiohttp.ClientError as exc:
+            raise self._transport_error(exc, api_key) from None
+        except TimeoutError:
+            raise UpstreamTimeout(self._silence_message()) from None
+
+    def _silence_message(self) -> str:
+        return f"OpenRouter sent nothing for {self._settings.upstream_timeout_s:g} seconds"
+
+    def _transport_error(self, exc: aiohttp.ClientError, api_key: str) -> UpstreamError:
+        if isinstance(exc, aiohttp.ServerTimeoutError):
+            return UpstreamTimeout(self._silence_message())
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return UpstreamError("OpenRouter closed the stream before it finished")
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = exc.os_error.strerror or str(exc.os_error)
+        else:
+            reason = str(exc) or type(exc).__name__
+        return UpstreamUnreachable(redact(f"Could not reach OpenRouter: {reason}", api_key))
+
+    async def list_models(self, api_key: str | None) -> list[dict[str, Any]]:
+        """GET /models, reduced to the fields chatbot-ui uses: id, name, context_length."""
+        url = f"{self._settings.openrouter_base_url}/models"
+        try:
+            async with self.session.get(url, headers=self._headers(api_key)) as response:
+                body = await _read_capped(response, limit=32 * 1024 * 1024)
+                if response.status != 200:
+                    raise error_from_response(
+                        response.status, body, response.headers, api_key or ""
+                    )
+        except aiohttp.ClientError as exc:
+            raise self._transport_error(exc, api_key or "") from None
+        except TimeoutError:
+            raise UpstreamTimeout(self._silence_message()) from None
+        try:
+            models = orjson.loads(body)["data"]
+            return [
+                {
+                    "id": m["id"],
+                    "name": m.get("name", m["id"]),
+                    "context_length": m.get("context_length"),
+                }
+                for m in models
+                if isinstance(m, dict) and isinstance(m.get("id"), str)
+            ]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise UpstreamError(
+                "OpenRouter sent a models list that is not JSON of the expected shape"
+            ) from None
+
+
+async def _read_capped(
+    response: aiohttp.ClientResponse, limit: int = MAX_ERROR_BODY_BYTES
+) -> bytes:
+    body = bytearray()
+    async for read in response.content.iter_any():
+        body += read
+        if len(body) > limit:
+            break
+    return bytes(body)
+
+
+openrouter_key = web.AppKey("openrouter", OpenRouterClient)

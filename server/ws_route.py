@@ -1,0 +1,160 @@
+"""GET /api/chat/ws: the chat core written as JSON frames, several chats per socket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import weakref
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from .chat import ChatEvent, Done, parse_chat_request, stream_chat
+from .config import settings_key
+from .errors import BadRequest, ChatError, ChatIdInUse, InternalError, TooManyChats
+from .openrouter import openrouter_key
+from .profile import Profile, check_api_key, get_server_profile
+
+log = logging.getLogger(__name__)
+
+MAX_ID_CHARS = 64
+
+sockets_key: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+
+
+def event_frame(chat_id: str, event: ChatEvent) -> dict[str, Any]:
+    if isinstance(event, Done):
+        return {
+            "type": "done",
+            "id": chat_id,
+            "finish_reason": event.finish_reason,
+            "usage": event.usage,
+        }
+    return {"type": event.kind, "id": chat_id, "content": event.content}
+
+
+def error_frame(chat_id: str | None, error: ChatError) -> dict[str, Any]:
+    return {"type": "error", "id": chat_id, **error.to_dict()}
+
+
+class ChatSocket:
+    """One browser's socket: reads frames, runs each chat as its own task, cancels on demand."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, profile: Profile) -> None:
+        self.request, self.ws, self.profile = request, ws, profile
+        self.limit = request.app[settings_key].max_chats_per_socket
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.cancelled: set[str] = set()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        if not self.ws.closed:
+            await self.ws.send_json_bytes(frame, dumps=orjson.dumps)
+
+    async def receive_frames(self) -> None:
+        async for message in self.ws:
+            if message.type is WSMsgType.TEXT:
+                await self.handle_text(message.data)
+            elif message.type is WSMsgType.BINARY:
+                await self.send(
+                    error_frame(None, BadRequest("Binary frames are not accepted; send JSON text"))
+                )
+
+    async def handle_text(self, text: str) -> None:
+        try:
+            frame = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            await self.send(error_frame(None, BadRequest("The frame is not valid JSON")))
+            return
+        if not isinstance(frame, dict):
+            await self.send(error_frame(None, BadRequest("The frame must be a JSON object")))
+            return
+        raw_id = frame.get("id")
+        readable_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= MAX_ID_CHARS else None
+        try:
+            kind = frame.get("type", "chat")
+            if raw_id is not None and readable_id is None:
+                raise BadRequest(f"id must be a string of at most {MAX_ID_CHARS} characters")
+            if kind == "chat":
+                self.start_chat(readable_id or secrets.token_hex(8), frame)
+            elif kind == "cancel":
+                await self.cancel_chat(readable_id)
+            else:
+                raise BadRequest("type must be chat or cancel")
+        except ChatError as error:
+            await self.send(error_frame(readable_id, error))
+
+    def start_chat(self, chat_id: str, frame: dict[str, Any]) -> None:
+        if chat_id in self.running:
+            raise ChatIdInUse(f"A chat with id {chat_id} is still running on this socket")
+        if len(self.running) >= self.limit:
+            raise TooManyChats(f"At most {self.limit} chats may run at once on one socket")
+        chat = parse_chat_request(frame)
+        api_key = check_api_key(self.profile)
+        self.running[chat_id] = asyncio.create_task(self.relay(chat_id, stream_chat(
+            chat, api_key, self.request.app[openrouter_key], transport="ws", chat_id=chat_id,
+        )))  # fmt: skip
+
+    async def relay(self, chat_id: str, events: AsyncGenerator[ChatEvent, None]) -> None:
+        try:
+            async with aclosing(events):
+                async for event in events:
+                    await self.send(event_frame(chat_id, event))
+        except asyncio.CancelledError:
+            if chat_id not in self.cancelled:
+                raise
+            # The upstream request is closed by now (aclosing); tell the page it stopped.
+            await self.send(
+                {"type": "done", "id": chat_id, "finish_reason": "cancelled", "usage": None}
+            )
+        except ChatError as error:
+            await self.send(error_frame(chat_id, error))
+        except Exception:
+            log.exception("chat failed id=%s", chat_id)
+            await self.send(error_frame(chat_id, InternalError()))
+        finally:
+            self.running.pop(chat_id, None)
+            self.cancelled.discard(chat_id)
+
+    async def cancel_chat(self, chat_id: str | None) -> None:
+        if chat_id is None:
+            raise BadRequest("A cancel frame needs the id of the chat to stop")
+        task = self.running.get(chat_id)
+        # A chat that already ended has sent its one done or error frame: nothing more to say.
+        if task is None or task.done():
+            return
+        self.cancelled.add(chat_id)
+        task.cancel()
+        await asyncio.wait([task])
+
+    async def close(self) -> None:
+        tasks = list(self.running.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+
+async def chat_ws(request: web.Request) -> web.WebSocketResponse:
+    settings = request.app[settings_key]
+    # The session is read at the handshake: a key saved later needs a new socket.
+    profile = await get_server_profile(request)
+    ws = web.WebSocketResponse(
+        heartbeat=settings.ws_heartbeat_s, max_msg_size=settings.max_body_bytes, compress=False
+    )
+    await ws.prepare(request)
+    request.app[sockets_key].add(ws)
+    socket = ChatSocket(request, ws, profile)
+    try:
+        await socket.receive_frames()
+    finally:
+        await socket.close()
+    return ws
+
+
+def setup_ws_route(app: web.Application) -> None:
+    app[sockets_key] = weakref.WeakSet()
+    app.router.add_get("/api/chat/ws", chat_ws)
