@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from aiohttp import WSCloseCode, web
 from aiohttp_session import session_middleware
@@ -15,13 +15,16 @@ from .access import access_middleware, setup_access
 from .config import Settings, settings_key
 from .http_route import setup_http_route
 from .openrouter import OpenRouterClient, openrouter_key
+from .page import setup_page
 from .routes import setup_routes
 from .web_json import error_middleware
 from .ws_route import setup_ws_route, sockets_key
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# aiohttp-session 2.12 stores the session under a plain string key; nothing for us to fix.
+warnings.filterwarnings("ignore", "It is recommended to use web.RequestKey", web.NotAppKeyWarning)
+
 SESSION_MAX_AGE_S = 30 * 24 * 3600
 
 
@@ -50,10 +53,6 @@ async def close_sockets(app: web.Application) -> None:
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
 
 
-async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html")
-
-
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -70,6 +69,5 @@ def create_app(settings: Settings) -> web.Application:
     setup_access(app)
     setup_http_route(app)
     setup_ws_route(app)
-    app.router.add_get("/", index)
-    app.router.add_static("/static/", STATIC_DIR)
+    setup_page(app)
     return app

@@ -52,7 +52,8 @@ class ChatSocket:
 
     async def send(self, frame: dict[str, Any]) -> None:
         if not self.ws.closed:
-            await self.ws.send_json_bytes(frame, dumps=orjson.dumps)
+            # send_json_bytes would send a binary frame; SPEC wants text frames.
+            await self.ws.send_frame(orjson.dumps(frame), WSMsgType.TEXT)
 
     async def receive_frames(self) -> None:
         async for message in self.ws:

@@ -1,0 +1,34 @@
+# Two entry points for a fresh machine: `make run` and `make test`. Both set up what they need.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup run test lint browser-deps
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --silent; fi
+
+run: setup
+	$(PY) -m server
+
+# The page's tests drive Debian's Chromium; install it when it is missing and we may.
+browser-deps:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "Chromium is missing: install Debian's chromium package (or set CHROMIUM=path)"; exit 1; fi; \
+	fi
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy server tests
+
+test: setup browser-deps
+	$(PY) -m pytest
