@@ -32,8 +32,14 @@ MODELS = [
 ]
 
 
-def chunk(content: str | None = None, *, reasoning: str | None = None, finish_reason: str | None = None,
-          usage: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def chunk(
+    content: str | None = None,
+    *,
+    reasoning: str | None = None,
+    finish_reason: str | None = None,
+    usage: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One chat.completion.chunk the way OpenRouter shapes it."""
     delta: dict[str, Any] = {"role": "assistant"}
     if content is not None:
@@ -74,8 +80,14 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def sse_reply(tokens: list[str], *, delay_s: float = 0.0, crlf: bool = False,
-              finish_reason: str = "stop", usage: dict[str, Any] | None = None) -> Reply:  # fmt: skip
+def sse_reply(
+    tokens: list[str],
+    *,
+    delay_s: float = 0.0,
+    crlf: bool = False,
+    finish_reason: str = "stop",
+    usage: dict[str, Any] | None = None,
+) -> Reply:
     """A healthy stream: a comment, one event per token, the usage chunk, then [DONE]."""
     steps: list[Step] = [COMMENT.replace(b"\n", b"\r\n") if crlf else COMMENT]
     for token in tokens:
