@@ -121,16 +121,19 @@ async def stream_chat(
     try:
         async with upstream.open_chat(api_key, request.upstream_payload()) as batches:
             finished = False
-            async for batch in batches:
-                events, finished, batch_finish, batch_usage = _events_of(batch)
-                finish_reason = batch_finish or finish_reason
-                usage = batch_usage or usage
-                for event in events:
+            async for payloads in batches:
+                batch = _read_batch(payloads)
+                finish_reason = batch.finish_reason or finish_reason
+                usage = batch.usage or usage
+                for event in batch.events:
                     if first_text_at is None:
                         first_text_at = time.monotonic()
                     pieces += 1
                     yield event
-                if finished:
+                if batch.error is not None:
+                    raise batch.error
+                if batch.finished:
+                    finished = True
                     break
         if not finished and finish_reason is None:
             raise UpstreamError("OpenRouter closed the stream before it finished")
@@ -155,29 +158,39 @@ async def stream_chat(
         )  # fmt: skip
 
 
-def _events_of(
-    batch: list[bytes],
-) -> tuple[list[ChatEvent], bool, str | None, dict[str, Any] | None]:
-    """Parse one read's payloads into merged events, whether [DONE] came, finish and usage."""
-    events: list[ChatEvent] = []
-    run_kind: type[Delta] | type[Reasoning] | None = None
-    run: list[str] = []
+@dataclass(slots=True)
+class _Batch:
+    """What one upstream read said: its merged events, and how the stream stands after it."""
+
+    events: list[ChatEvent]
+    finished: bool = False
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
-    finished = False
-    for payload in batch:
+    error: ChatError | None = None
+
+
+def _read_batch(payloads: list[bytes]) -> _Batch:
+    """Merge one read's payloads into events; text before an error in it is kept."""
+    batch = _Batch(events=[])
+    run_kind: type[Delta] | type[Reasoning] | None = None
+    run: list[str] = []
+    for payload in payloads:
         if payload == b"[DONE]":
-            finished = True
+            batch.finished = True
             break
-        chunk = _decode_chunk(payload)
+        try:
+            chunk = _decode_chunk(payload)
+        except UpstreamError as error:
+            batch.error = error
+            break
         if isinstance(chunk.get("usage"), dict):
-            usage = chunk["usage"]
+            batch.usage = chunk["usage"]
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             continue
         choice = choices[0]
         if isinstance(choice.get("finish_reason"), str):
-            finish_reason = choice["finish_reason"]
+            batch.finish_reason = choice["finish_reason"]
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             continue
@@ -186,13 +199,13 @@ def _events_of(
             if not isinstance(text, str) or not text:
                 continue
             if kind is not run_kind and run:
-                events.append(run_kind(content="".join(run)))  # type: ignore[misc]
+                batch.events.append(run_kind(content="".join(run)))  # type: ignore[misc]
                 run = []
             run_kind = kind
             run.append(text)
     if run and run_kind is not None:
-        events.append(run_kind(content="".join(run)))
-    return events, finished, finish_reason, usage
+        batch.events.append(run_kind(content="".join(run)))
+    return batch
 
 
 def _decode_chunk(payload: bytes) -> dict[str, Any]:

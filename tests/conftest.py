@@ -57,3 +57,13 @@ def make_client(aiohttp_client: Any, settings: Settings) -> MakeClient:
 @pytest.fixture
 async def client(make_client: MakeClient) -> Client:
     return await make_client()
+
+
+def chat_body(
+    text: str = "Hello", model: str = "openai/gpt-4o-mini", **settings: Any
+) -> dict[str, Any]:
+    """A chat request as chatbot-ui posts it."""
+    return {
+        "chatSettings": {"model": model, "temperature": 0.7, "contextLength": 4096, **settings},
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
+    }

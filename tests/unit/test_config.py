@@ -1,0 +1,70 @@
+"""Settings from the environment, and the start-up refusal to run as an open relay."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.__main__ import open_relay_reason
+from server.config import ConfigError, Settings
+
+GOOD_SECRET = "Xq0Y0s8cT3o3ZgfN0f7d4Yb1WkqJ8mZr2VvH5nD6eLs="
+
+
+def test_defaults_match_spec() -> None:
+    settings = Settings.from_env({})
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.openrouter_base_url == "https://openrouter.ai/api/v1"
+    assert settings.app_title == "chatrelay"
+    assert settings.upstream_timeout_s == 120
+    assert settings.openrouter_api_key is None and settings.access_token is None
+
+
+def test_environment_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "HOST": "0.0.0.0",
+            "PORT": "5000",
+            "OPENROUTER_BASE_URL": "http://127.0.0.1:11434/v1/",
+            "ALLOWED_ORIGINS": "https://a.example, https://b.example/",
+            "UPSTREAM_TIMEOUT": "2.5",
+            "SESSION_SECRET": GOOD_SECRET,
+            "APP_TITLE": "My relay",
+        }
+    )
+    assert (settings.host, settings.port) == ("0.0.0.0", 5000)
+    assert settings.openrouter_base_url == "http://127.0.0.1:11434/v1"
+    assert settings.allowed_origins == {"https://a.example", "https://b.example"}
+    assert settings.upstream_timeout_s == 2.5
+    assert settings.app_title == "My relay"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"PORT": "http"}, "PORT"),
+        ({"UPSTREAM_TIMEOUT": "0"}, "UPSTREAM_TIMEOUT"),
+        ({"SESSION_SECRET": "too-short"}, "SESSION_SECRET"),
+        ({"SESSION_SECRET": GOOD_SECRET[:-4] + "!!!="}, "SESSION_SECRET"),
+    ],
+)
+def test_malformed_variables_are_named(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "refused"),
+    [
+        ({"OPENROUTER_API_KEY": "k", "HOST": "0.0.0.0"}, True),
+        ({"OPENROUTER_API_KEY": "k", "HOST": "127.0.0.1"}, False),
+        ({"OPENROUTER_API_KEY": "k", "HOST": "::1"}, False),
+        ({"OPENROUTER_API_KEY": "k", "HOST": "0.0.0.0", "ACCESS_TOKEN": "t"}, False),
+        ({"OPENROUTER_API_KEY": "k", "HOST": "0.0.0.0", "OPEN_ACCESS": "1"}, False),
+        ({"HOST": "0.0.0.0"}, False),
+    ],
+)
+def test_open_relay_is_refused(env: dict[str, str], refused: bool) -> None:
+    reason = open_relay_reason(Settings.from_env(env))
+    assert (reason is not None) == refused
+    if reason:
+        assert "ACCESS_TOKEN" in reason and "\n" not in reason

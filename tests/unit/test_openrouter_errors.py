@@ -1,0 +1,135 @@
+"""The upstream client's error paths, with aioresponses standing in for the network."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from unittest.mock import Mock
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from server.config import Settings
+from server.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from server.openrouter import OpenRouterClient
+
+BASE = "https://openrouter.test/api/v1"
+CHAT_URL = f"{BASE}/chat/completions"
+KEY = "sk-or-v1-aioresponses-key-7777"
+
+
+class ResponseWithWriter(aiohttp.ClientResponse):
+    """aioresponses 0.7.9 builds ClientResponse without aiohttp 3.14's `stream_writer`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", Mock(output_size=0))
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[OpenRouterClient]:
+    async with OpenRouterClient(Settings(openrouter_base_url=BASE)) as client:
+        yield client
+
+
+@pytest.fixture
+def mocked() -> Iterator[aioresponses]:
+    with aioresponses() as mock:
+        yield mock
+
+
+async def open_and_read(upstream: OpenRouterClient) -> list[list[bytes]]:
+    async with upstream.open_chat(KEY, {"model": "m"}) as batches:
+        return [batch async for batch in batches]
+
+
+async def test_error_body_gives_status_and_message(
+    upstream: OpenRouterClient, mocked: aioresponses
+) -> None:
+    body = {"error": {"code": 402, "message": "Insufficient credits"}}
+    mocked.post(CHAT_URL, status=402, payload=body, response_class=ResponseWithWriter)
+    with pytest.raises(UpstreamError) as caught:
+        await open_and_read(upstream)
+    assert (caught.value.status, caught.value.message) == (402, "Insufficient credits")
+
+
+async def test_429_keeps_retry_after(upstream: OpenRouterClient, mocked: aioresponses) -> None:
+    mocked.post(
+        CHAT_URL,
+        status=429,
+        payload={"error": {"code": 429, "message": "Rate limit exceeded"}},
+        headers={"Retry-After": "17"},
+        response_class=ResponseWithWriter,
+    )
+    with pytest.raises(UpstreamError) as caught:
+        await open_and_read(upstream)
+    error = caught.value
+    assert (error.status, error.message, error.retry_after) == (429, "Rate limit exceeded", 17)
+    assert error.to_dict()["retry_after"] == 17
+
+
+async def test_non_json_error_body_still_says_the_status(
+    upstream: OpenRouterClient, mocked: aioresponses
+) -> None:
+    mocked.post(CHAT_URL, status=503, body="<html>oops</html>", response_class=ResponseWithWriter)
+    with pytest.raises(UpstreamError) as caught:
+        await open_and_read(upstream)
+    assert (caught.value.status, caught.value.message) == (
+        503,
+        "OpenRouter answered with status 503",
+    )
+
+
+async def test_echoed_key_is_redacted(upstream: OpenRouterClient, mocked: aioresponses) -> None:
+    body = {"error": {"code": 401, "message": f"Incorrect API key provided: {KEY}"}}
+    mocked.post(CHAT_URL, status=401, payload=body, response_class=ResponseWithWriter)
+    with pytest.raises(UpstreamError) as caught:
+        await open_and_read(upstream)
+    assert caught.value.status == 401
+    assert KEY not in caught.value.message and "[redacted]" in caught.value.message
+
+
+async def test_connection_refused_is_502(upstream: OpenRouterClient, mocked: aioresponses) -> None:
+    refused = aiohttp.ClientConnectorError(
+        Mock(host="x", port=1, ssl=None), OSError(111, "Refused")
+    )
+    mocked.post(CHAT_URL, exception=refused)
+    with pytest.raises(UpstreamUnreachable) as caught:
+        await open_and_read(upstream)
+    assert caught.value.status == 502
+    assert caught.value.message == "Could not reach OpenRouter: Refused"
+
+
+async def test_silence_is_504(upstream: OpenRouterClient, mocked: aioresponses) -> None:
+    mocked.post(CHAT_URL, exception=aiohttp.SocketTimeoutError("Timeout on reading data"))
+    with pytest.raises(UpstreamTimeout) as caught:
+        await open_and_read(upstream)
+    assert caught.value.status == 504
+    assert re.fullmatch(r"OpenRouter sent nothing for \d+ seconds", caught.value.message)
+
+
+async def test_success_body_is_parsed(upstream: OpenRouterClient, mocked: aioresponses) -> None:
+    mocked.post(
+        CHAT_URL,
+        status=200,
+        body=': OPENROUTER PROCESSING\n\ndata: {"x":1}\n\ndata: [DONE]\n\n',
+        response_class=ResponseWithWriter,
+    )
+    assert await open_and_read(upstream) == [[b'{"x":1}', b"[DONE]"]]
+
+
+async def test_models_list_is_reduced(upstream: OpenRouterClient, mocked: aioresponses) -> None:
+    models = [{"id": "a/b", "name": "A B", "context_length": 8, "pricing": {}}, {"bad": 1}]
+    mocked.get(f"{BASE}/models", payload={"data": models}, response_class=ResponseWithWriter)
+    assert await upstream.list_models(None) == [{"id": "a/b", "name": "A B", "context_length": 8}]
+
+
+async def test_models_list_of_wrong_shape_is_502(
+    upstream: OpenRouterClient, mocked: aioresponses
+) -> None:
+    mocked.get(f"{BASE}/models", payload={"models": []}, response_class=ResponseWithWriter)
+    with pytest.raises(UpstreamError) as caught:
+        await upstream.list_models(None)
+    assert caught.value.status == 502
