@@ -1,0 +1,110 @@
+"""`python -m server` as users run it: its own process, run_app's settings, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+
+from tests.conftest import SERVER_KEY, chat_body
+from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, event
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.subprocess
+
+
+@pytest.fixture
+async def server_url(fake_openrouter: FakeOpenRouter, unused_tcp_port: int) -> AsyncIterator[str]:
+    env = {
+        **os.environ,
+        "OPENROUTER_BASE_URL": fake_openrouter.url,
+        "OPENROUTER_API_KEY": SERVER_KEY,
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("PORT", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "--port", str(unused_tcp_port), cwd=ROOT, env=env
+    )
+    url = f"http://127.0.0.1:{unused_tcp_port}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            try:
+                async with session.get(f"{url}/healthz") as response:
+                    if response.status == 200:
+                        break
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1)
+        else:
+            process.kill()
+            pytest.fail("python -m server did not answer /healthz within 10 s")
+    yield url
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+
+
+async def test_post_client_leaving_closes_upstream(
+    server_url: str, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(Reply(steps=[COMMENT, event(chunk("one")), "hang"]))
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(
+            f"{server_url}/api/chat/openrouter", data=orjson.dumps(chat_body())
+        )
+        assert response.status == 200
+        assert await response.content.readany() == b"one"
+        response.close()
+    seen = fake_openrouter.requests[0]
+    await asyncio.wait_for(seen.ended.wait(), timeout=1)
+    assert seen.disconnected
+
+
+async def test_post_client_leaving_while_model_is_silent_closes_upstream(
+    server_url: str, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(Reply(steps=[COMMENT, "hang"]))
+    async with aiohttp.ClientSession() as session:
+        request = asyncio.ensure_future(
+            session.post(f"{server_url}/api/chat/openrouter", data=orjson.dumps(chat_body()))
+        )
+        await asyncio.wait_for(fake_openrouter.started.wait(), timeout=5)
+        request.cancel()
+    seen = fake_openrouter.requests[0]
+    await asyncio.wait_for(seen.ended.wait(), timeout=1)
+    assert seen.disconnected
+
+
+async def test_websocket_closing_closes_upstream(
+    server_url: str, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(Reply(steps=[COMMENT, event(chunk("one")), "hang"]))
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{server_url}/api/chat/ws")
+        frame = {"type": "chat", "id": "s", **chat_body()}
+        await ws.send_str(orjson.dumps(frame).decode())
+        assert orjson.loads((await ws.receive()).data)["content"] == "one"
+        await ws.close()
+    seen = fake_openrouter.requests[0]
+    await asyncio.wait_for(seen.ended.wait(), timeout=1)
+    assert seen.disconnected
+
+
+async def test_open_relay_refuses_to_start(unused_tcp_port: int) -> None:
+    env = {**os.environ, "OPENROUTER_API_KEY": "k", "HOST": "0.0.0.0", "PORT": str(unused_tcp_port)}
+    env.pop("ACCESS_TOKEN", None)
+    env.pop("OPEN_ACCESS", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode != 0
+    lines = stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "ACCESS_TOKEN" in lines[0]
