@@ -1,21 +1,30 @@
-"""Who may use /api/*: the ACCESS_TOKEN (Bearer header or logged-in session) and Origin checks."""
+"""Who may use /api/*: the ACCESS_TOKEN (Bearer header or logged-in session), Origin and CORS."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from .config import Settings, settings_key
-from .errors import AccessDenied
+from .errors import AccessDenied, BadRequest
 from .profile import SESSION_KEY_FIELD
 from .web_json import Handler, read_json
 
 ACCESS_FIELD = "access"
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 PUBLIC_API_PATHS = frozenset({"/api/login"})
+WS_PATH = "/api/chat/ws"
+# Only the chat route is offered to other origins: it is what chatbot-ui-like front ends call.
+CORS_PATHS = frozenset({"/api/chat/openrouter"})
+CORS_METHODS = "POST, OPTIONS"
+CORS_HEADERS = "Content-Type, Authorization, Accept"
+CORS_MAX_AGE_S = 600
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 def token_digest(token: str) -> str:
@@ -23,14 +32,40 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(b"chatrelay-access:" + token.encode()).hexdigest()
 
 
+def normalize_origin(origin: str) -> str:
+    """`scheme://host[:port]` in lower case, default port dropped: equal origins compare equal."""
+    text = origin.strip().rstrip("/").lower()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return text
+    if not parts.scheme or not parts.hostname:
+        return text
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is None or port == DEFAULT_PORTS.get(parts.scheme):
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+@functools.lru_cache(maxsize=16)
+def _normalized(origins: frozenset[str]) -> frozenset[str]:
+    return frozenset(normalize_origin(o) for o in origins)
+
+
+def is_allowed_origin(origin: str, settings: Settings) -> bool:
+    return normalize_origin(origin) in _normalized(settings.allowed_origins)
+
+
 def is_cross_site(request: web.Request, settings: Settings) -> bool:
     # Browsers always send Origin on WebSocket handshakes and unsafe fetches; refusing other
-    # sites blocks cross-site WebSocket hijacking and credit-spending drive-by POSTs.
+    # sites blocks cross-site WebSocket hijacking and credit-spending drive-by POSTs. The own
+    # origin is the request's scheme and Host, never X-Forwarded-Host, which anyone can send.
     origin = request.headers.get("Origin")
     if origin is None:
         return request.headers.get("Sec-Fetch-Site") == "cross-site"
-    origin = origin.rstrip("/")
-    return origin != f"{request.scheme}://{request.host}" and origin not in settings.allowed_origins
+    own = normalize_origin(f"{request.scheme}://{request.host}")
+    return normalize_origin(origin) != own and not is_allowed_origin(origin, settings)
 
 
 async def has_access(request: web.Request, settings: Settings) -> bool:
@@ -39,7 +74,9 @@ async def has_access(request: web.Request, settings: Settings) -> bool:
         return True
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(
-        presented.strip().encode(), token.encode()
+        # surrogateescape: a header with undecodable bytes is a wrong token, not a crash.
+        presented.strip().encode("utf-8", "surrogateescape"),
+        token.encode(),
     ):
         return True
     session = await get_session(request)
@@ -51,11 +88,37 @@ def needs_check(request: web.Request) -> bool:
     return request.path.startswith("/api/") or request.path == "/metrics"
 
 
+def preflight(request: web.Request, settings: Settings) -> web.Response:
+    """Answer a CORS preflight: only ALLOWED_ORIGINS may POST here from another origin."""
+    origin = request.headers.get("Origin", "")
+    method = request.headers.get("Access-Control-Request-Method", "")
+    if not is_allowed_origin(origin, settings) or method.upper() != "POST":
+        raise AccessDenied("Cross-site requests are not allowed", status=403)
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Allow-Methods": CORS_METHODS,
+            "Access-Control-Allow-Headers": CORS_HEADERS,
+            "Access-Control-Max-Age": str(CORS_MAX_AGE_S),
+            "Vary": "Origin",
+        },
+    )
+
+
 @web.middleware
 async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if needs_check(request):
         settings = request.app[settings_key]
-        is_ws = request.path == "/api/chat/ws"
+        if (
+            request.method == "OPTIONS"
+            and request.path in CORS_PATHS
+            and "Access-Control-Request-Method" in request.headers
+        ):
+            # Preflights carry neither cookies nor Authorization: answer before the token check.
+            return preflight(request, settings)
+        is_ws = request.path == WS_PATH
         if (request.method in STATE_CHANGING or is_ws) and is_cross_site(request, settings):
             raise AccessDenied("Cross-site requests are not allowed", status=403)
         if request.path not in PUBLIC_API_PATHS and not await has_access(request, settings):
@@ -63,9 +126,23 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     return await handler(request)
 
 
+async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Let an ALLOWED_ORIGINS page read the chat route's answers, streamed ones and errors too."""
+    if request.path not in CORS_PATHS or request.method == "OPTIONS":
+        return
+    response.headers.add("Vary", "Origin")
+    origin = request.headers.get("Origin")
+    if origin is not None and is_allowed_origin(origin, request.app[settings_key]):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+
+
 async def login(request: web.Request) -> web.Response:
     settings = request.app[settings_key]
-    data = await read_json(request)
+    try:
+        data = await read_json(request)
+    except BadRequest:
+        data = None  # SPEC: anything but the right token is a 401
     presented = data.get("token") if isinstance(data, dict) else None
     if settings.access_token is None:
         return web.Response(status=204)
@@ -85,3 +162,4 @@ async def login(request: web.Request) -> web.Response:
 
 def setup_access(app: web.Application) -> None:
     app.router.add_post("/api/login", login)
+    app.on_response_prepare.append(add_cors_headers)

@@ -8,15 +8,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
 from aiohttp_session import session_middleware
-from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
 from .access import access_middleware, setup_access
 from .config import Settings, settings_key
 from .http_route import setup_http_route
+from .limits import setup_limits
 from .openrouter import OpenRouterClient, openrouter_key
 from .page import setup_page
 from .routes import setup_routes
+from .session import SessionCookieStorage
 from .web_json import error_middleware
 from .ws_route import setup_ws_route, sockets_key
 
@@ -28,12 +29,12 @@ warnings.filterwarnings("ignore", "It is recommended to use web.RequestKey", web
 SESSION_MAX_AGE_S = 30 * 24 * 3600
 
 
-def session_storage(settings: Settings) -> EncryptedCookieStorage:
+def session_storage(settings: Settings) -> SessionCookieStorage:
     secret = settings.session_secret
     if secret is None:
         log.warning("SESSION_SECRET is not set: saved keys are lost when this process restarts")
         secret = Fernet.generate_key().decode()
-    return EncryptedCookieStorage(
+    return SessionCookieStorage(
         secret,
         cookie_name="chatrelay_session",
         httponly=True,
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(close_sockets)
     setup_routes(app)
     setup_access(app)
+    setup_limits(app)
     setup_http_route(app)
     setup_ws_route(app)
     setup_page(app)

@@ -38,6 +38,10 @@ class Settings:
     log_format: str = "text"
     open_access: bool = False
     shutdown_grace_s: float = 20.0
+    # Limits per client (see server/limits.py); 0 turns one off.
+    max_sockets_per_client: int = 32
+    chats_per_minute: int = 300
+    upstream_max_connections: int = 256
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -62,6 +66,9 @@ class Settings:
             log_format=(env.get("LOG_FORMAT") or "text").lower(),
             open_access=env.get("OPEN_ACCESS") == "1",
             shutdown_grace_s=_float(env, "SHUTDOWN_GRACE", 20.0),
+            max_sockets_per_client=_count(env, "MAX_SOCKETS_PER_CLIENT", 32),
+            chats_per_minute=_count(env, "CHATS_PER_MINUTE", 300),
+            upstream_max_connections=_count(env, "UPSTREAM_MAX_CONNECTIONS", 256),
         )
 
 
@@ -87,6 +94,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    number = _int(env, name, default)
+    if number < 0:
+        raise ConfigError(f"{name} must be 0 (no limit) or more, got {number}")
+    return number
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

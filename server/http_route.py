@@ -13,6 +13,7 @@ from aiohttp import web
 from .chat import ChatEvent, Delta, Done, parse_chat_request, stream_chat
 from .config import settings_key
 from .errors import ChatError, InternalError
+from .limits import check_chat_rate
 from .openrouter import openrouter_key
 from .profile import check_api_key, get_server_profile
 from .web_json import error_response, read_json
@@ -63,7 +64,9 @@ def text_bytes(event: ChatEvent) -> bytes:
 
 async def chat_openrouter(request: web.Request) -> web.StreamResponse:
     chat = parse_chat_request(await read_json(request))
-    api_key = check_api_key(await get_server_profile(request))
+    profile = await get_server_profile(request)
+    api_key = check_api_key(profile)
+    check_chat_rate(request, profile)
     as_sse = "text/event-stream" in request.headers.get("Accept", "")
     response = web.StreamResponse(
         headers={

@@ -122,7 +122,12 @@ class OpenRouterClient:
                 sock_connect=settings.upstream_connect_timeout_s,
                 sock_read=settings.upstream_timeout_s,
             ),
-            connector=aiohttp.TCPConnector(limit=1000, limit_per_host=1000),
+            # Every running chat holds one connection (and up to 2 x read_bufsize of unread
+            # answer while its client is slow): the cap bounds both. Over it, chats queue.
+            connector=aiohttp.TCPConnector(
+                limit=settings.upstream_max_connections,
+                limit_per_host=settings.upstream_max_connections,
+            ),
             read_bufsize=READ_BUFSIZE_BYTES,
             json_serialize=lambda obj: orjson.dumps(obj).decode(),
             raise_for_status=False,

@@ -16,6 +16,7 @@ from aiohttp import WSMsgType, web
 from .chat import ChatEvent, Done, parse_chat_request, stream_chat
 from .config import settings_key
 from .errors import BadRequest, ChatError, ChatIdInUse, InternalError, TooManyChats
+from .limits import check_chat_rate, socket_slot
 from .openrouter import openrouter_key
 from .profile import Profile, check_api_key, get_server_profile
 
@@ -95,6 +96,7 @@ class ChatSocket:
             raise TooManyChats(f"At most {self.limit} chats may run at once on one socket")
         chat = parse_chat_request(frame)
         api_key = check_api_key(self.profile)
+        check_chat_rate(self.request, self.profile)
         self.running[chat_id] = asyncio.create_task(self.relay(chat_id, stream_chat(
             chat, api_key, self.request.app[openrouter_key], transport="ws", chat_id=chat_id,
         )))  # fmt: skip
@@ -146,13 +148,14 @@ async def chat_ws(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(
         heartbeat=settings.ws_heartbeat_s, max_msg_size=settings.max_body_bytes, compress=False
     )
-    await ws.prepare(request)
-    request.app[sockets_key].add(ws)
-    socket = ChatSocket(request, ws, profile)
-    try:
-        await socket.receive_frames()
-    finally:
-        await socket.close()
+    with socket_slot(request):
+        await ws.prepare(request)
+        request.app[sockets_key].add(ws)
+        socket = ChatSocket(request, ws, profile)
+        try:
+            await socket.receive_frames()
+        finally:
+            await socket.close()
     return ws
 
 
