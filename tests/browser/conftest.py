@@ -1,0 +1,89 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright's async API against the real app.
+
+pytest-playwright's sync fixtures would break the async tests that run after them, so the
+browser is launched here, inside each test's own event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+
+from server.app import create_app
+from server.config import Settings
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 375, "height": 740}
+
+# Only locator waits below: they stay within the page's strict CSP.
+expect.set_options(timeout=10_000)
+
+Serve = Callable[..., Awaitable[TestServer]]
+OpenPage = Callable[..., Awaitable[Page]]
+
+
+@pytest.fixture
+def chromium() -> str:
+    if not Path(CHROMIUM).is_file():
+        message = f"Chromium not found at {CHROMIUM}: install Debian's chromium (make browser-deps)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+def serve(aiohttp_server: Any, settings: Settings) -> Serve:
+    """chatrelay on a real loopback port with any Settings field overridden."""
+
+    async def serve(port: int | None = None, **overrides: Any) -> TestServer:
+        app = create_app(dataclasses.replace(settings, **overrides))
+        server: TestServer = await aiohttp_server(app, port=port)
+        return server
+
+    return serve
+
+
+@pytest.fixture
+def open_page(browser: Browser, serve: Serve) -> OpenPage:
+    """A fresh browser context on a served app (a new one unless given), connected by default."""
+
+    async def open_page(
+        server: TestServer | None = None,
+        *,
+        viewport: ViewportSize = DESKTOP,
+        bypass_csp: bool = False,
+        connected: bool = True,
+        **overrides: Any,
+    ) -> Page:
+        server = server or await serve(**overrides)
+        context = await browser.new_context(viewport=viewport, bypass_csp=bypass_csp)
+        page = await context.new_page()
+        await page.goto(str(server.make_url("/")))
+        if connected:
+            await expect(page.locator("#connection")).to_have_text("Connected")
+        return page
+
+    return open_page
+
+
+async def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS_DIR / f"{name}.png")

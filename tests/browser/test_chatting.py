@@ -1,0 +1,173 @@
+"""Chatting in a real Chromium: streaming, Stop, Regenerate, edit, settings, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.browser.chat_page import (
+    answers,
+    last_answer,
+    prompt,
+    send_message,
+    wait_until_answered,
+)
+from tests.browser.conftest import OpenPage, screenshot
+from tests.fake_openrouter import (
+    COMMENT,
+    FakeOpenRouter,
+    Reply,
+    chunk,
+    error_reply,
+    event,
+    sse_reply,
+)
+
+pytestmark = pytest.mark.browser
+
+
+async def stored_conversations(page: Page) -> list[dict[str, object]]:
+    raw = await page.evaluate("localStorage.getItem('chatrelay.conversations.v1')")
+    conversations: list[dict[str, object]] = json.loads(raw)["conversations"]
+    return conversations
+
+
+async def test_a_message_streams_in_and_lands_exactly(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    tokens = ["Hel", "lo, ", "**wor", "ld**", "! Ünïcode ✓", "\n\n", "Line", " two."]
+    fake_openrouter.script(sse_reply(tokens, delay_s=0.02))
+    page = await open_page()
+
+    await send_message(page, "Say hello")
+
+    await wait_until_answered(page)
+    await expect(last_answer(page).locator("p")).to_have_text(
+        ["Hello, world! Ünïcode ✓", "Line two."]
+    )
+    await expect(last_answer(page).locator("strong")).to_have_text("world")
+    await expect(page.locator("#messages article.user .message-body")).to_have_text("Say hello")
+    stored = await stored_conversations(page)
+    assert stored[0]["messages"] == [
+        {"role": "user", "content": "Say hello"},
+        {"role": "assistant", "content": "".join(tokens), "status": "done",
+         "model": "openai/gpt-4o-mini"},
+    ]  # fmt: skip
+    [request] = fake_openrouter.requests
+    assert request.body["messages"] == [{"role": "user", "content": "Say hello"}]
+    assert request.body["model"] == "openai/gpt-4o-mini"
+    await screenshot(page, "answer-desktop")
+
+
+def hanging_reply(*tokens: str) -> Reply:
+    """Some tokens, then a model that thinks forever: only a cancel can end it."""
+    return Reply(steps=[COMMENT, *(event(chunk(token)) for token in tokens), "hang"])
+
+
+async def test_stop_cancels_upstream_and_keeps_what_arrived(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(hanging_reply("Partial ", "answer"))
+    page = await open_page()
+
+    await send_message(page, "Tell me a long story")
+    # Shown while upstream is still open: the answer streams in, it does not wait for the end.
+    await expect(last_answer(page)).to_have_text("Partial answer")
+    await screenshot(page, "streaming")
+    await page.get_by_role("button", name="Stop", exact=True).click()
+
+    [request] = fake_openrouter.requests
+    await asyncio.wait_for(request.ended.wait(), timeout=5)
+    assert request.disconnected
+    await wait_until_answered(page)
+    await expect(answers(page).last).to_have_attribute("data-status", "cancelled")
+    await expect(answers(page).last.locator(".message-note")).to_have_text("Stopped.")
+    await expect(last_answer(page)).to_have_text("Partial answer")
+    await screenshot(page, "stopped")
+
+
+async def test_regenerate_replaces_the_last_answer(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(sse_reply(["First", " answer"]), sse_reply(["A fresh", " answer"]))
+    page = await open_page()
+    await send_message(page, "Question")
+    await expect(last_answer(page)).to_have_text("First answer")
+    await wait_until_answered(page)
+
+    await page.get_by_role("button", name="Regenerate").click()
+
+    await expect(last_answer(page)).to_have_text("A fresh answer")
+    await expect(answers(page)).to_have_count(1)
+    first, second = fake_openrouter.requests
+    assert (
+        second.body["messages"]
+        == first.body["messages"]
+        == [{"role": "user", "content": "Question"}]
+    )
+
+
+async def test_edit_resends_from_that_message(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    page = await open_page()
+    await send_message(page, "first try")
+    await expect(last_answer(page)).to_have_text("first try")
+    await wait_until_answered(page)
+
+    await page.get_by_role("button", name="Edit this message and resend").click()
+    editor = page.get_by_role("textbox", name="Edit message")
+    await editor.fill("second try")
+    await editor.press("Enter")
+
+    await expect(page.locator("#messages article.user .message-body")).to_have_text(["second try"])
+    await expect(last_answer(page)).to_have_text("second try")
+    await expect(answers(page)).to_have_count(1)
+    assert fake_openrouter.requests[1].body["messages"] == [
+        {"role": "user", "content": "second try"}
+    ]
+
+
+async def test_shift_enter_adds_a_line_and_settings_reach_upstream(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    page = await open_page()
+    model = page.get_by_role("combobox", name="Model")
+    # The picker lists /api/models and still takes any id typed in.
+    await expect(page.locator("#model-options option")).to_have_count(3)
+    await model.fill("some-lab/brand-new-model")
+    await page.get_by_role("button", name="Settings").click()
+    await page.get_by_label("Temperature").fill("1.3")
+    await page.get_by_label("System prompt for this conversation").fill("Be brief.")
+    await screenshot(page, "settings")
+
+    await prompt(page).fill("line one")
+    await prompt(page).press("Shift+Enter")
+    await prompt(page).press_sequentially("line two")
+    await prompt(page).press("Enter")
+
+    await expect(last_answer(page)).to_have_text("line one\nline two")
+    [request] = fake_openrouter.requests
+    assert request.body["model"] == "some-lab/brand-new-model"
+    assert request.body["temperature"] == 1.3
+    assert request.body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "line one\nline two"},
+    ]
+
+
+async def test_an_error_frame_is_shown_with_its_message(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(error_reply(429, "Rate limit exceeded", {"Retry-After": "7"}))
+    page = await open_page()
+
+    await send_message(page, "Hello")
+
+    error = answers(page).last.locator(".message-error")
+    await expect(error).to_have_text("Rate limit exceeded (try again in 7 s)")
+    await wait_until_answered(page)
+    await screenshot(page, "error")
