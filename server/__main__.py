@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import logging
+import logging.config
 import os
 import sys
 
@@ -12,6 +12,8 @@ from aiohttp import web
 
 from .app import create_app
 from .config import ConfigError, Settings
+from .logs import AccessLogger, logging_config
+from .shutdown import HANDLER_WAIT_S
 
 
 def is_loopback(host: str) -> bool:
@@ -53,16 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"chatrelay: {reason}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         # Off by default in run_app: without it a client that leaves would not stop upstream.
         handler_cancellation=True,
-        shutdown_timeout=settings.shutdown_grace_s,
+        # on_shutdown holds SHUTDOWN_GRACE (server/shutdown.py); this is for what remains.
+        shutdown_timeout=HANDLER_WAIT_S,
+        access_log_class=AccessLogger,
         keepalive_timeout=95,
         print=None,
     )

@@ -6,7 +6,7 @@ import logging
 import warnings
 from collections.abc import AsyncIterator
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 from aiohttp_session import session_middleware
 from cryptography.fernet import Fernet
 
@@ -14,12 +14,15 @@ from .access import access_middleware, setup_access
 from .config import Settings, settings_key
 from .http_route import setup_http_route
 from .limits import setup_limits
+from .metrics import setup_metrics
 from .openrouter import OpenRouterClient, openrouter_key
 from .page import setup_page
+from .proxy import proxy_middleware
 from .routes import setup_routes
 from .session import SessionCookieStorage
+from .shutdown import setup_shutdown
 from .web_json import error_middleware
-from .ws_route import setup_ws_route, sockets_key
+from .ws_route import setup_ws_route
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +52,12 @@ async def openrouter_client(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def close_sockets(app: web.Application) -> None:
-    for ws in app[sockets_key].copy():
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
-
-
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
+            # First: every later middleware and handler sees the forwarded scheme and client.
+            proxy_middleware,
             error_middleware,
             session_middleware(session_storage(settings)),
             access_middleware,
@@ -65,7 +65,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[settings_key] = settings
     app.cleanup_ctx.append(openrouter_client)
-    app.on_shutdown.append(close_sockets)
+    setup_shutdown(app)
+    setup_metrics(app)
     setup_routes(app)
     setup_access(app)
     setup_limits(app)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import orjson
 
 from .errors import BadRequest, ChatError, UpstreamError
+from .metrics import observe_chat
 from .openrouter import Upstream, redact
 
 log = logging.getLogger(__name__)
@@ -148,14 +149,22 @@ async def stream_chat(
         raise
     finally:
         tokens = usage.get("completion_tokens") if usage else None
+        tokens = tokens if isinstance(tokens, int) else pieces
         ttft_ms = None if first_text_at is None else round((first_text_at - started) * 1000)
+        duration_ms = round((time.monotonic() - started) * 1000)
+        fields = {
+            "chat_id": chat_id, "transport": transport, "model": _loggable(request.model),
+            "status": status, "outcome": outcome, "finish_reason": finish_reason,
+            "tokens": tokens, "ttft_ms": ttft_ms, "duration_ms": duration_ms,
+            "cancelled": outcome == "cancelled",
+        }  # fmt: skip
         log.info(
-            "chat end id=%s transport=%s model=%s status=%d outcome=%s finish_reason=%s "
-            "tokens=%s ttft_ms=%s duration_ms=%d cancelled=%s",
-            chat_id, transport, _loggable(request.model), status, outcome, finish_reason,
-            tokens if isinstance(tokens, int) else pieces, ttft_ms,
-            round((time.monotonic() - started) * 1000), outcome == "cancelled",
+            "chat end id=%(chat_id)s transport=%(transport)s model=%(model)s status=%(status)d "
+            "outcome=%(outcome)s finish_reason=%(finish_reason)s tokens=%(tokens)s "
+            "ttft_ms=%(ttft_ms)s duration_ms=%(duration_ms)d cancelled=%(cancelled)s",
+            fields, extra=fields,
         )  # fmt: skip
+        observe_chat(transport, outcome, tokens, ttft_ms, duration_ms)
 
 
 @dataclass(slots=True)

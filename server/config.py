@@ -38,6 +38,7 @@ class Settings:
     log_format: str = "text"
     open_access: bool = False
     shutdown_grace_s: float = 20.0
+    behind_proxy: bool = False
     # Limits per client (see server/limits.py); 0 turns one off.
     max_sockets_per_client: int = 32
     chats_per_minute: int = 300
@@ -66,6 +67,7 @@ class Settings:
             log_format=(env.get("LOG_FORMAT") or "text").lower(),
             open_access=env.get("OPEN_ACCESS") == "1",
             shutdown_grace_s=_float(env, "SHUTDOWN_GRACE", 20.0),
+            behind_proxy=env.get("BEHIND_PROXY", "").lower() in ("1", "true", "yes"),
             max_sockets_per_client=_count(env, "MAX_SOCKETS_PER_CLIENT", 32),
             chats_per_minute=_count(env, "CHATS_PER_MINUTE", 300),
             upstream_max_connections=_count(env, "UPSTREAM_MAX_CONNECTIONS", 256),

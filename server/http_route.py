@@ -12,6 +12,7 @@ from aiohttp import web
 
 from .chat import ChatEvent, Delta, Done, parse_chat_request, stream_chat
 from .config import settings_key
+from .drain import running_chat
 from .errors import ChatError, InternalError
 from .limits import check_chat_rate
 from .openrouter import openrouter_key
@@ -84,7 +85,7 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
         chat_id=secrets.token_hex(6),
     )  # fmt: skip
     try:
-        async with aclosing(events):
+        async with running_chat(request.app), aclosing(events):
             async for event in events:
                 data = encode(event)
                 if data:

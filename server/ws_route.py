@@ -15,8 +15,10 @@ from aiohttp import WSMsgType, web
 
 from .chat import ChatEvent, Done, parse_chat_request, stream_chat
 from .config import settings_key
+from .drain import running_chat
 from .errors import BadRequest, ChatError, ChatIdInUse, InternalError, TooManyChats
 from .limits import check_chat_rate, socket_slot
+from .metrics import metrics_key
 from .openrouter import openrouter_key
 from .profile import Profile, check_api_key, get_server_profile
 
@@ -103,7 +105,7 @@ class ChatSocket:
 
     async def relay(self, chat_id: str, events: AsyncGenerator[ChatEvent, None]) -> None:
         try:
-            async with aclosing(events):
+            async with running_chat(self.request.app), aclosing(events):
                 async for event in events:
                     await self.send(event_frame(chat_id, event))
         except asyncio.CancelledError:
@@ -151,10 +153,13 @@ async def chat_ws(request: web.Request) -> web.WebSocketResponse:
     with socket_slot(request):
         await ws.prepare(request)
         request.app[sockets_key].add(ws)
+        sockets_open = request.app[metrics_key].sockets_open
+        sockets_open.inc()
         socket = ChatSocket(request, ws, profile)
         try:
             await socket.receive_frames()
         finally:
+            sockets_open.dec()
             await socket.close()
     return ws
 

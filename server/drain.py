@@ -1,0 +1,76 @@
+"""The chats running in an app: counted, measured, refused and ended during a shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+from .errors import ChatError
+from .metrics import current_metrics, metrics_key
+
+
+class ServerShuttingDown(ChatError):
+    """A chat started during shutdown, or still running when the grace period ran out."""
+
+    http_status = 503
+    code = "shutting_down"
+
+    def __init__(self) -> None:
+        super().__init__("The server is restarting; please try again in a moment")
+
+
+class Drain:
+    """The chats running in this app, and whether the app is shutting down."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.deadlines: set[asyncio.Timeout] = set()
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def end_all(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for deadline in self.deadlines:
+            deadline.reschedule(now)
+
+
+drain_key = web.AppKey("drain", Drain)
+
+
+@asynccontextmanager
+async def running_chat(app: web.Application) -> AsyncIterator[None]:
+    """Hold one running chat: counted, measured, and ended by ServerShuttingDown if need be."""
+    drain = app[drain_key]
+    if drain.draining:
+        raise ServerShuttingDown()
+    metrics = app[metrics_key]
+    token = current_metrics.set(metrics)
+    metrics.chats_running.inc()
+    try:
+        # A deadline that never fires unless the grace runs out; it then cancels only the
+        # chat inside, and asyncio turns that cancel into TimeoutError right here.
+        async with asyncio.timeout(None) as deadline:
+            drain.deadlines.add(deadline)
+            drain.idle.clear()
+            yield
+    except TimeoutError:
+        if deadline.expired():
+            raise ServerShuttingDown() from None
+        raise
+    finally:
+        drain.deadlines.discard(deadline)
+        if not drain.deadlines:
+            drain.idle.set()
+        metrics.chats_running.dec()
+        current_metrics.reset(token)

@@ -1,0 +1,59 @@
+"""gunicorn's side of the Procfile: each worker's AppRunner, and the start-up checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+
+from aiohttp import web
+
+from .__main__ import is_loopback, open_relay_reason
+from .app import create_app
+from .config import ConfigError, Settings
+from .logs import AccessLogger
+from .shutdown import HANDLER_WAIT_S
+
+# Longer than the router's 90 s keep-alive, so the router is the one that closes idle
+# connections and never sends a request down one we are closing.
+KEEPALIVE_S = 95.0
+# gunicorn's worker notices SIGTERM on its next one-second tick.
+WORKER_TICK_S = 1.0
+
+
+async def serve() -> web.AppRunner:
+    """The gunicorn app factory: an AppRunner, so handler_cancellation can be switched on."""
+    settings = Settings.from_env(os.environ)
+    return web.AppRunner(
+        create_app(settings),
+        # Off unless asked: without it a client that leaves would not stop upstream.
+        handler_cancellation=True,
+        keepalive_timeout=KEEPALIVE_S,
+        # finish_chats holds the grace period in on_shutdown; this is for what remains.
+        shutdown_timeout=HANDLER_WAIT_S,
+        access_log_class=AccessLogger,
+    )
+
+
+def bind_host(binds: Iterable[str]) -> str:
+    """The first bound address that is not loopback, else the first one (host part only)."""
+    hosts = [bind.rpartition(":")[0].strip("[]") or bind for bind in binds]
+    for host in hosts:
+        if not host.startswith("unix") and not is_loopback(host):
+            return host
+    return hosts[0] if hosts else "127.0.0.1"
+
+
+def startup_problem(env: Mapping[str, str], host: str, workers: int) -> str | None:
+    """Why gunicorn must not start these workers, in one line, or None."""
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as error:
+        return str(error)
+    if workers > 1 and settings.session_secret is None:
+        return (
+            f"refusing to start {workers} workers without SESSION_SECRET: each would make its "
+            "own, and a key saved through one worker would be lost on the next "
+            "(set SESSION_SECRET, or WEB_CONCURRENCY=1)"
+        )
+    return open_relay_reason(dataclasses.replace(settings, host=host))
