@@ -90,6 +90,10 @@ class ChatSocket:
                 raise BadRequest("type must be chat or cancel")
         except ChatError as error:
             await self.send(error_frame(readable_id, error))
+        except Exception:
+            # One frame that trips a bug must not end the socket and every chat on it.
+            log.exception("frame failed")
+            await self.send(error_frame(readable_id, InternalError()))
 
     def start_chat(self, chat_id: str, frame: dict[str, Any]) -> None:
         if chat_id in self.running:

@@ -1,0 +1,155 @@
+"""Limits that keep one client from hurting others: chats per minute, sockets, upstream pool."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import orjson
+import pytest
+
+from server import limits
+from server.config import ConfigError, Settings
+from server.limits import ChatRate
+from server.openrouter import openrouter_key
+from tests.conftest import USER_KEY, MakeClient, chat_body
+from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply
+from tests.security.conftest import TEST_REMOTE
+
+CHAT = "/api/chat/openrouter"
+WS = "/api/chat/ws"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_chat_rate_refills_evenly_over_a_minute() -> None:
+    clock = Clock()
+    rate = ChatRate(2, clock)
+    assert rate.take("a") is None
+    assert rate.take("a") is None
+    assert rate.take("a") == 30  # one chat comes back every 30 s
+    assert rate.take("b") is None  # another client has its own budget
+    clock.now += 29.5
+    assert rate.take("a") == 1
+    clock.now += 0.5
+    assert rate.take("a") is None
+    assert rate.take("a") == 30
+
+
+def test_chat_rate_zero_is_no_limit() -> None:
+    rate = ChatRate(0)
+    assert all(rate.take("a") is None for _ in range(1000))
+
+
+def test_tracked_clients_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limits, "MAX_TRACKED_CLIENTS", 100)
+    clock = Clock()
+    rate = ChatRate(60, clock)
+    for n in range(1000):
+        clock.now += 0.001
+        assert rate.take(f"10.0.{n // 256}.{n % 256}") is None
+    assert len(rate.buckets) <= 100
+
+
+def test_limits_are_read_from_the_environment() -> None:
+    env = {"MAX_SOCKETS_PER_CLIENT": "3", "CHATS_PER_MINUTE": "0", "UPSTREAM_MAX_CONNECTIONS": "7"}
+    settings = Settings.from_env(env)
+    assert (settings.max_sockets_per_client, settings.chats_per_minute) == (3, 0)
+    assert settings.upstream_max_connections == 7
+    with pytest.raises(ConfigError, match="CHATS_PER_MINUTE"):
+        Settings.from_env({"CHATS_PER_MINUTE": "-1"})
+
+
+async def test_http_chats_over_the_rate_get_429_with_retry_after(
+    make_peer_client: MakeClient, fake_openrouter: FakeOpenRouter
+) -> None:
+    client = await make_peer_client(chats_per_minute=2)
+    body = orjson.dumps(chat_body())
+    for _ in range(2):
+        async with client.post(CHAT, data=body) as response:
+            assert response.status == 200
+    async with client.post(CHAT, data=body) as response:
+        assert response.status == 429
+        assert int(response.headers["Retry-After"]) >= 1
+        assert "per minute" in (await response.json())["message"]
+    assert len(fake_openrouter.requests) == 2  # the refused chat cost nothing upstream
+    # Another address, and a user with their own key, each have their own budget.
+    async with client.post(CHAT, data=body, headers={TEST_REMOTE: "203.0.113.9"}) as response:
+        assert response.status == 200
+    await client.put("/api/profile", data=orjson.dumps({"openrouter_api_key": USER_KEY}))
+    async with client.post(CHAT, data=body) as response:
+        assert response.status == 200
+
+
+async def test_bad_requests_do_not_use_up_the_rate(make_peer_client: MakeClient) -> None:
+    client = await make_peer_client(chats_per_minute=1)
+    for _ in range(5):
+        async with client.post(CHAT, data=b"{}") as response:
+            assert response.status == 400
+    async with client.post(CHAT, data=orjson.dumps(chat_body())) as response:
+        assert response.status == 200
+
+
+async def test_websocket_chats_over_the_rate_get_an_error_frame_with_retry_after(
+    make_peer_client: MakeClient,
+) -> None:
+    client = await make_peer_client(chats_per_minute=1)
+    async with client.ws_connect(WS) as ws:
+        await ws.send_str(orjson.dumps({"id": "1", **chat_body()}).decode())
+        while (frame := orjson.loads((await ws.receive(timeout=3)).data))["type"] == "delta":
+            pass
+        assert frame["type"] == "done"
+        await ws.send_str(orjson.dumps({"id": "2", **chat_body()}).decode())
+        frame = orjson.loads((await ws.receive(timeout=3)).data)
+        assert frame["type"] == "error" and frame["id"] == "2" and frame["status"] == 429
+        assert isinstance(frame["retry_after"], int) and frame["retry_after"] >= 1
+        await ws.send_str("[]")  # the socket still answers
+        assert orjson.loads((await ws.receive(timeout=3)).data)["status"] == 400
+
+
+async def test_sockets_per_address_are_capped_and_given_back(make_peer_client: MakeClient) -> None:
+    client = await make_peer_client(max_sockets_per_client=2)
+    first = await client.ws_connect(WS)
+    second = await client.ws_connect(WS)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect(WS)
+    assert refused.value.status == 429
+    assert refused.value.headers is not None and int(refused.value.headers["Retry-After"]) >= 1
+    other = await client.ws_connect(WS, headers={TEST_REMOTE: "203.0.113.9"})
+    await first.close()
+    for _ in range(50):  # the server notices the close a moment later
+        try:
+            third = await client.ws_connect(WS)
+            break
+        except aiohttp.WSServerHandshakeError:
+            await asyncio.sleep(0.02)
+    else:
+        pytest.fail("the closed socket's slot was not given back")
+    for ws in (second, third, other):
+        await ws.close()
+
+
+async def test_upstream_connections_are_capped_and_chats_queue(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter
+) -> None:
+    client = await make_client(upstream_max_connections=2, chats_per_minute=0)
+    assert client.app is not None
+    assert client.app[openrouter_key].session.connector is not None
+    assert client.app[openrouter_key].session.connector.limit == 2
+    slow = Reply(steps=[COMMENT, 0.6])
+    fake_openrouter.script(slow, slow)
+    body = orjson.dumps(chat_body("third"))
+    posts = [asyncio.create_task(client.post(CHAT, data=body)) for _ in range(3)]
+    await asyncio.sleep(0.4)
+    assert len(fake_openrouter.requests) == 2  # the third waits for a free connection
+    responses = await asyncio.wait_for(asyncio.gather(*posts), timeout=10)
+    assert len(fake_openrouter.requests) == 3
+    assert sorted(r.status for r in responses) == [200, 502, 502]
+    for response in responses:
+        response.release()
