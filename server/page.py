@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from aiohttp import web
 
@@ -18,6 +18,9 @@ VENDOR_FILES = {
     "highlight-light.css": "@highlightjs/cdn-assets/styles/github.min.css",
     "highlight-dark.css": "@highlightjs/cdn-assets/styles/github-dark.min.css",
 }
+# Named by the served name: the files' own suffixes (.mjs) are unknown to some MIME tables, and
+# with nosniff a module script of the wrong type does not run.
+VENDOR_CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
 
 # The page renders model output: even if something slipped past the sanitizer, the CSP lets
 # no inline or foreign script run, and the page can only talk to its own origin.
@@ -43,8 +46,11 @@ PAGE_HEADERS = {
 }
 
 
-def page_file(path: Path) -> web.FileResponse:
-    return web.FileResponse(path, headers=PAGE_HEADERS)
+def page_file(path: Path, content_type: str | None = None) -> web.FileResponse:
+    headers = (
+        PAGE_HEADERS if content_type is None else {**PAGE_HEADERS, "Content-Type": content_type}
+    )
+    return web.FileResponse(path, headers=headers)
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -59,12 +65,13 @@ async def static_file(request: web.Request) -> web.FileResponse:
 
 
 async def vendor_file(request: web.Request) -> web.FileResponse:
-    relative = VENDOR_FILES.get(request.match_info["name"])
+    name = request.match_info["name"]
+    relative = VENDOR_FILES.get(name)
     path = NODE_MODULES_DIR / relative if relative else None
     # Missing when `npm ci` has not run: the page then shows answers as plain text.
     if path is None or not path.is_file():
         raise web.HTTPNotFound()
-    return page_file(path)
+    return page_file(path, VENDOR_CONTENT_TYPES[PurePath(name).suffix])
 
 
 def setup_page(app: web.Application) -> None:

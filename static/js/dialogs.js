@@ -16,6 +16,7 @@ export class KeyDialog {
     this.input = dialog.querySelector("#key-input");
     this.status = dialog.querySelector("#key-status");
     this.error = dialog.querySelector("#key-error");
+    this.clear = dialog.querySelector("#key-clear");
     dialog.querySelector("form").addEventListener("submit", (event) => {
       if (event.submitter?.value === "cancel") return;
       event.preventDefault();
@@ -23,11 +24,12 @@ export class KeyDialog {
       if (key) this.save(() => api.saveKey(key));
       else this.error.textContent = "Paste a key first, or use Remove saved key.";
     });
-    dialog.querySelector("#key-clear").addEventListener("click", () => this.save(api.clearKey));
+    this.clear.addEventListener("click", () => this.save(api.clearKey));
   }
 
   open(profile, reason = "") {
     this.status.textContent = describeProfile(profile);
+    this.clear.hidden = profile.source !== "session";
     this.error.textContent = reason;
     this.input.value = "";
     if (!this.dialog.open) this.dialog.showModal();

@@ -1,0 +1,88 @@
+"""The page on a 375 px wide phone, and what it does when the socket drops."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Page, expect
+
+from tests.browser.chat_page import answers, last_answer, prompt, send_message
+from tests.browser.conftest import PHONE, OpenPage, Serve, screenshot
+from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, event
+
+pytestmark = pytest.mark.browser
+
+
+async def horizontal_overflow_px(page: Page) -> int:
+    overflow: int = await page.evaluate(
+        "document.scrollingElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    return overflow
+
+
+async def test_the_page_works_at_375_px(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    page = await open_page(viewport=PHONE)
+    await expect(prompt(page)).to_be_in_viewport()
+    await expect(page.get_by_role("button", name="Send", exact=True)).to_be_in_viewport()
+    long_word = "x" * 300
+
+    await send_message(page, f"wide {long_word}")
+    await expect(last_answer(page)).to_have_text(f"wide {long_word}")
+    await screenshot(page, "phone-answer")
+
+    assert await horizontal_overflow_px(page) == 0
+    box = await last_answer(page).bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    await expect(prompt(page)).to_be_in_viewport()
+    # The conversation list is one tap away and closes again.
+    new_chat = page.get_by_role("button", name="New chat")
+    await expect(new_chat).not_to_be_in_viewport()
+    await page.get_by_role("button", name="Show conversations").click()
+    await expect(new_chat).to_be_in_viewport()
+    await screenshot(page, "phone-conversations")
+    await new_chat.click()
+    await expect(new_chat).not_to_be_in_viewport()
+    await expect(answers(page)).to_have_count(0)
+
+
+async def cut_the_network(server: TestServer) -> None:
+    """Like a dead link: stop listening and abort every connection, without a closing frame."""
+    assert server.runner is not None and server.runner.server is not None
+    for site in server.runner.sites:
+        await site.stop()
+    for connection in server.runner.server.connections:
+        assert connection.transport is not None
+        connection.transport.abort()
+
+
+async def test_a_dropped_socket_is_reported_marked_and_reconnected(
+    open_page: OpenPage, serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(Reply(steps=[COMMENT, event(chunk("Half an")), "hang"]))
+    server = await serve()
+    port = server.port
+    page = await open_page(server)
+    await send_message(page, "long answer please")
+    await expect(last_answer(page)).to_have_text("Half an")
+
+    await cut_the_network(server)
+
+    connection = page.locator("#connection")
+    await expect(connection).to_contain_text("Connection lost. Reconnecting in")
+    await expect(answers(page).last).to_have_attribute("data-status", "interrupted")
+    await expect(answers(page).last.locator(".message-note")).to_have_text(
+        "Connection lost: this answer was cut off."
+    )
+    await expect(last_answer(page)).to_have_text("Half an")
+    await asyncio.wait_for(fake_openrouter.requests[0].ended.wait(), timeout=5)
+    await screenshot(page, "connection-lost")
+
+    await serve(port=port)
+
+    await expect(connection).to_have_text("Connected", timeout=20_000)
+    await send_message(page, "back again")
+    await expect(last_answer(page)).to_have_text("back again")
