@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import logging.config
 import os
 import sys
 
-from aiohttp import web
-
 from .app import create_app
 from .config import ConfigError, Settings
-from .logs import AccessLogger, logging_config
-from .shutdown import HANDLER_WAIT_S
+from .logs import logging_config
+from .runner import serve_until_signalled
 
 
 def is_loopback(host: str) -> bool:
@@ -56,18 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chatrelay: {reason}", file=sys.stderr)
         return 2
     logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        # Off by default in run_app: without it a client that leaves would not stop upstream.
-        handler_cancellation=True,
-        # on_shutdown holds SHUTDOWN_GRACE (server/shutdown.py); this is for what remains.
-        shutdown_timeout=HANDLER_WAIT_S,
-        access_log_class=AccessLogger,
-        keepalive_timeout=95,
-        print=None,
-    )
+    # Not run_app: its AppRunner would drop WebSocket frames during the grace period.
+    asyncio.run(serve_until_signalled(create_app(settings), settings.host, settings.port))
     return 0
 
 

@@ -1,9 +1,8 @@
 """Graceful shutdown: running chats finish within SHUTDOWN_GRACE, then end cleanly.
 
-aiohttp stops listening and closes idle connections, then runs on_shutdown, then waits
-for handlers. Our on_shutdown holds the grace period: new chats get 503, running ones may
-finish; when it runs out each remaining chat ends with a 503 error (an error frame, an
-SSE error event, or an aborted plain stream) and every WebSocket closes with 1001.
+Once listening stops (server/runner.py), new chats get 503 and running ones may finish;
+when the grace runs out, each chat still running ends with a 503 error (an error frame,
+an SSE error event, or an aborted plain stream) and every WebSocket closes with 1001.
 """
 
 from __future__ import annotations
@@ -34,8 +33,16 @@ def shutdown_budget_s(grace_s: float) -> float:
 
 
 async def finish_chats(app: web.Application) -> None:
+    """Hold the grace period once, then close every WebSocket with 1001.
+
+    GracefulRunner calls it before aiohttp's cleanup; as an on_shutdown hook it also
+    covers other runners, and closes any socket opened since the first call.
+    """
     drain = app[drain_key]
     grace_s = app[settings_key].shutdown_grace_s
+    if drain.draining:
+        await close_sockets(app)
+        return
     drain.draining = True
     if drain.deadlines:
         log.info("shutdown: waiting up to %.0f s for %d chats", grace_s, len(drain.deadlines))

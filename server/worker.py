@@ -11,28 +11,15 @@ from aiohttp import web
 from .__main__ import is_loopback, open_relay_reason
 from .app import create_app
 from .config import ConfigError, Settings
-from .logs import AccessLogger
-from .shutdown import HANDLER_WAIT_S
+from .runner import make_runner
 
-# Longer than the router's 90 s keep-alive, so the router is the one that closes idle
-# connections and never sends a request down one we are closing.
-KEEPALIVE_S = 95.0
 # gunicorn's worker notices SIGTERM on its next one-second tick.
 WORKER_TICK_S = 1.0
 
 
 async def serve() -> web.AppRunner:
     """The gunicorn app factory: an AppRunner, so handler_cancellation can be switched on."""
-    settings = Settings.from_env(os.environ)
-    return web.AppRunner(
-        create_app(settings),
-        # Off unless asked: without it a client that leaves would not stop upstream.
-        handler_cancellation=True,
-        keepalive_timeout=KEEPALIVE_S,
-        # finish_chats holds the grace period in on_shutdown; this is for what remains.
-        shutdown_timeout=HANDLER_WAIT_S,
-        access_log_class=AccessLogger,
-    )
+    return make_runner(create_app(Settings.from_env(os.environ)))
 
 
 def bind_host(binds: Iterable[str]) -> str:

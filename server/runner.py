@@ -1,0 +1,58 @@
+"""The AppRunner both start paths use: handler cancellation, long keep-alive, graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from aiohttp import web
+
+from .logs import AccessLogger
+from .shutdown import HANDLER_WAIT_S, finish_chats
+
+# Longer than the router's 90 s keep-alive, so the router is the one that closes idle
+# connections and never sends a request down one we are closing.
+KEEPALIVE_S = 95.0
+
+
+class GracefulRunner(web.AppRunner):
+    """Stops listening, then holds the grace period while open connections are still read.
+
+    aiohttp's own cleanup marks every connection as closing before on_shutdown, and from
+    then on drops what arrives on open WebSockets: cancel frames, and the pongs whose
+    absence makes the heartbeat kill the socket. Draining first keeps those working.
+    """
+
+    async def cleanup(self) -> None:
+        for site in list(self.sites):
+            await site.stop()
+        if self.server is not None:
+            await finish_chats(self.app)
+        await super().cleanup()
+
+
+def make_runner(app: web.Application) -> GracefulRunner:
+    return GracefulRunner(
+        app,
+        # Off unless asked: without it a client that leaves would not stop upstream.
+        handler_cancellation=True,
+        keepalive_timeout=KEEPALIVE_S,
+        # finish_chats holds SHUTDOWN_GRACE; this bounds what still runs after it.
+        shutdown_timeout=HANDLER_WAIT_S,
+        access_log_class=AccessLogger,
+    )
+
+
+async def serve_until_signalled(app: web.Application, host: str, port: int) -> None:
+    """Serve on host:port until SIGTERM or SIGINT, then shut down gracefully."""
+    runner = make_runner(app)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await web.TCPSite(runner, host, port).start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()

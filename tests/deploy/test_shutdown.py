@@ -1,0 +1,213 @@
+"""Graceful shutdown through the real runner: chats finish within the grace, then 503 and 1001."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from server.app import create_app
+from server.config import Settings
+from server.runner import GracefulRunner, make_runner
+from server.shutdown import shutdown_budget_s
+from tests.conftest import chat_body
+from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, event, sse_reply
+
+HANG = Reply(steps=[COMMENT, event(chunk("started")), "hang"])
+WS = aiohttp.ClientWebSocketResponse
+
+
+@dataclasses.dataclass
+class Served:
+    url: str
+    runner: GracefulRunner
+    session: aiohttp.ClientSession
+    shutdown: asyncio.Future[None] | None = None
+
+    def shut_down(self) -> asyncio.Future[None]:
+        """What SIGTERM starts: the runner's cleanup, running while the test goes on."""
+        self.shutdown = asyncio.ensure_future(self.runner.cleanup())
+        return self.shutdown
+
+
+Serve = Callable[..., Awaitable[Served]]
+
+
+@pytest.fixture
+async def serve(settings: Settings, unused_tcp_port_factory: Any) -> AsyncIterator[Serve]:
+    served: list[Served] = []
+    async with aiohttp.ClientSession() as session:
+
+        async def start(**overrides: Any) -> Served:
+            runner = make_runner(create_app(dataclasses.replace(settings, **overrides)))
+            await runner.setup()
+            port = unused_tcp_port_factory()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            served.append(Served(f"http://127.0.0.1:{port}", runner, session))
+            return served[-1]
+
+        yield start
+    for one in served:
+        await asyncio.wait_for(one.shutdown or one.shut_down(), timeout=30)
+
+
+def chat_frame(chat_id: str) -> str:
+    return orjson.dumps({"type": "chat", "id": chat_id, **chat_body()}).decode()
+
+
+async def frame(ws: WS) -> dict[str, Any]:
+    message = await asyncio.wait_for(ws.receive(), timeout=10)
+    assert message.type is aiohttp.WSMsgType.TEXT, message
+    data: dict[str, Any] = orjson.loads(message.data)
+    return data
+
+
+async def close_code(ws: WS) -> int:
+    """The code in the server's close frame, which is what a browser's onclose reports."""
+    message = await asyncio.wait_for(ws.receive(), timeout=10)
+    assert message.type is aiohttp.WSMsgType.CLOSE, message
+    code: int = message.data
+    return code
+
+
+async def test_a_running_chat_finishes_within_the_grace_then_the_socket_closes_1001(
+    serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(sse_reply(["one", " two", " three"], delay_s=0.3))
+    served = await serve(shutdown_grace_s=10.0)
+    ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
+    await ws.send_str(chat_frame("a"))
+    assert (await frame(ws))["content"] == "one"
+    shutdown = served.shut_down()
+    await asyncio.sleep(0.05)
+    # The socket is still read during the grace: a new chat is refused, not ignored.
+    await ws.send_str(chat_frame("late"))
+    frames = [await frame(ws)]
+    while frames[-1]["type"] != "done":
+        frames.append(await frame(ws))
+    [refused] = [f for f in frames if f["id"] == "late"]
+    assert refused["type"] == "error" and refused["status"] == 503
+    text = "".join(f["content"] for f in frames if f["type"] == "delta")
+    assert "one" + text == "one two three"
+    assert frames[-1]["finish_reason"] == "stop"
+    assert await close_code(ws) == 1001
+    await asyncio.wait_for(shutdown, timeout=10)
+    assert len(fake_openrouter.requests) == 1
+
+
+async def test_cancel_still_works_during_the_grace(
+    serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(HANG)
+    served = await serve(shutdown_grace_s=10.0)
+    ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
+    await ws.send_str(chat_frame("a"))
+    assert (await frame(ws))["content"] == "started"
+    shutdown = served.shut_down()
+    await asyncio.sleep(0.05)
+    await ws.send_str(orjson.dumps({"type": "cancel", "id": "a"}).decode())
+    assert (await frame(ws))["finish_reason"] == "cancelled"
+    # The last chat ended, so the shutdown goes on without waiting out the 10 s.
+    assert await close_code(ws) == 1001
+    await asyncio.wait_for(shutdown, timeout=5)
+
+
+async def test_when_the_grace_runs_out_ws_chats_get_503_then_close_1001(
+    serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(HANG)
+    served = await serve(shutdown_grace_s=0.3)
+    ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
+    await ws.send_str(chat_frame("a"))
+    assert (await frame(ws))["content"] == "started"
+    shutdown = served.shut_down()
+    ended = await frame(ws)
+    assert ended["type"] == "error" and ended["id"] == "a" and ended["status"] == 503
+    assert await close_code(ws) == 1001
+    await asyncio.wait_for(shutdown, timeout=10)
+    upstream = fake_openrouter.requests[0]
+    await asyncio.wait_for(upstream.ended.wait(), timeout=2)
+    assert upstream.disconnected
+
+
+async def test_when_the_grace_runs_out_sse_gets_an_error_event(
+    serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(HANG)
+    served = await serve(shutdown_grace_s=0.3)
+    response = await served.session.post(
+        f"{served.url}/api/chat/openrouter",
+        data=orjson.dumps(chat_body()),
+        headers={"Accept": "text/event-stream"},
+    )
+    assert response.status == 200
+    first = await response.content.readuntil(b"\n\n")
+    assert first.startswith(b"event: delta")
+    shutdown = served.shut_down()
+    rest = await asyncio.wait_for(response.content.read(), timeout=10)
+    name, data = rest.strip().split(b"\n")
+    assert name == b"event: error"
+    assert orjson.loads(data.removeprefix(b"data: "))["status"] == 503
+    await asyncio.wait_for(shutdown, timeout=10)
+    upstream = fake_openrouter.requests[0]
+    await asyncio.wait_for(upstream.ended.wait(), timeout=2)
+    assert upstream.disconnected
+
+
+async def test_when_the_grace_runs_out_a_plain_stream_is_aborted(
+    serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(HANG)
+    served = await serve(shutdown_grace_s=0.3)
+    response = await served.session.post(
+        f"{served.url}/api/chat/openrouter", data=orjson.dumps(chat_body())
+    )
+    assert await response.content.readany() == b"started"
+    shutdown = served.shut_down()
+    # Plain text cannot say "failed" in-band: the client's read fails instead.
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await asyncio.wait_for(response.content.read(), timeout=10)
+    await asyncio.wait_for(shutdown, timeout=10)
+
+
+async def test_a_post_on_a_kept_alive_connection_during_the_grace_gets_503(
+    serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(HANG)
+    served = await serve(shutdown_grace_s=10.0)
+    ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
+    await ws.send_str(chat_frame("a"))
+    assert (await frame(ws))["content"] == "started"
+    # One idle keep-alive connection to the server, opened before the shutdown.
+    async with served.session.get(f"{served.url}/healthz") as health:
+        assert health.status == 200
+    shutdown = served.shut_down()
+    await asyncio.sleep(0.05)
+    async with served.session.post(
+        f"{served.url}/api/chat/openrouter", data=orjson.dumps(chat_body())
+    ) as late:
+        assert late.status == 503
+        assert "restarting" in (await late.json())["message"]
+    await ws.close()
+    await asyncio.wait_for(shutdown, timeout=5)
+
+
+async def test_idle_sockets_close_at_once(serve: Serve) -> None:
+    served = await serve(shutdown_grace_s=10.0)
+    ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    shutdown = served.shut_down()
+    assert await close_code(ws) == 1001
+    await asyncio.wait_for(shutdown, timeout=10)
+    assert loop.time() - started < 5
+
+
+def test_the_default_grace_ends_before_the_platform_kill() -> None:
+    assert shutdown_budget_s(Settings().shutdown_grace_s) < 29
