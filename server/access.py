@@ -64,8 +64,10 @@ def is_cross_site(request: web.Request, settings: Settings) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return request.headers.get("Sec-Fetch-Site") == "cross-site"
-    own = normalize_origin(f"{request.scheme}://{request.host}")
-    return normalize_origin(origin) != own and not is_allowed_origin(origin, settings)
+    # https on our Host is ours too: only this host can serve it, and a TLS router in front
+    # (without BEHIND_PROXY) makes the page https while the request reaches us as http.
+    own = {normalize_origin(f"{s}://{request.host}") for s in (request.scheme, "https")}
+    return normalize_origin(origin) not in own and not is_allowed_origin(origin, settings)
 
 
 async def has_access(request: web.Request, settings: Settings) -> bool:

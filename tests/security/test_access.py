@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -222,6 +223,14 @@ async def test_own_origin_passes_in_any_spelling(client: Client) -> None:
             assert not ws.closed
 
 
+async def test_https_on_our_own_host_is_our_origin(client: Client) -> None:
+    # What a browser sends when a TLS router sits in front and BEHIND_PROXY is not set.
+    https_self = own_origin(client).replace("http://", "https://")
+    assert (await call(client, "POST", CHAT, chat_body(), headers={"Origin": https_self}))[0] == 200
+    other_port = https_self.rsplit(":", 1)[0] + ":1"
+    assert (await call(client, "POST", CHAT, chat_body(), headers={"Origin": other_port}))[0] == 403
+
+
 async def test_allowed_origin_passes_other_origins_do_not(make_client: MakeClient) -> None:
     client = await make_client(allowed_origins=frozenset({FRIEND, "http://localhost:3000"}))
     for origin in (FRIEND, "https://FRIEND.example:443", "http://localhost:3000"):
@@ -329,3 +338,21 @@ async def test_same_origin_and_foreign_answers_carry_no_cors_grant(client: Clien
     async with client.post(CHAT, data=orjson.dumps(chat_body()), headers={"Origin": EVIL}) as r:
         assert r.status == 403
         assert "Access-Control-Allow-Origin" not in r.headers
+
+
+@pytest.mark.parametrize(
+    "header", [b"Authorization: Bearer \xff\xfe", b"Origin: http://\xff.example"]
+)
+async def test_undecodable_header_bytes_are_refused_not_a_crash(
+    guarded: Client, header: bytes
+) -> None:
+    assert guarded.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", guarded.port)
+    writer.write(
+        b"PUT /api/profile HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        + header
+        + b"\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] in (b"400", b"401", b"403")
