@@ -1,0 +1,1 @@
+"""chatrelay's benchmark: fake OpenRouter, bare relay baseline, load generator and driver."""
