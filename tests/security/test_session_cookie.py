@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import os
-import sys
 from http.cookies import SimpleCookie
-from pathlib import Path
 
 import orjson
 import pytest
@@ -16,7 +12,6 @@ from cryptography.fernet import Fernet
 from tests.conftest import SESSION_SECRET, USER_KEY, Client, MakeClient
 from tests.security.conftest import TEST_SCHEME
 
-ROOT = Path(__file__).resolve().parents[2]
 COOKIE = "chatrelay_session"
 
 
@@ -83,27 +78,3 @@ async def test_a_cookie_made_with_another_secret_is_ignored(
     other.session.cookie_jar.update_cookies(cookie, other.make_url("/"))
     async with other.get("/api/profile") as response:
         assert (await response.json())["source"] == "server"
-
-
-@pytest.mark.subprocess
-@pytest.mark.parametrize(
-    "secret",
-    [
-        "not-a-fernet-key",
-        base64.urlsafe_b64encode(b"x" * 31).decode(),
-        base64.urlsafe_b64encode(b"x" * 33).decode(),
-        "é" * 44,
-    ],
-)
-async def test_malformed_session_secret_refuses_to_start(secret: str, unused_tcp_port: int) -> None:
-    env = {**os.environ, "SESSION_SECRET": secret, "PORT": str(unused_tcp_port)}
-    env.pop("OPENROUTER_API_KEY", None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
-    assert process.returncode != 0
-    lines = stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and "SESSION_SECRET" in lines[0]
-    assert secret not in lines[0]  # a secret, even a wrong one, is not echoed
