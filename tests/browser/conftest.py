@@ -10,7 +10,7 @@ import dataclasses
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -70,11 +70,14 @@ def open_page(browser: Browser, serve: Serve) -> OpenPage:
         *,
         viewport: ViewportSize = DESKTOP,
         bypass_csp: bool = False,
+        color_scheme: Literal["light", "dark"] = "light",
         connected: bool = True,
         **overrides: Any,
     ) -> Page:
         server = server or await serve(**overrides)
-        context = await browser.new_context(viewport=viewport, bypass_csp=bypass_csp)
+        context = await browser.new_context(
+            viewport=viewport, bypass_csp=bypass_csp, color_scheme=color_scheme
+        )
         page = await context.new_page()
         await page.goto(str(server.make_url("/")))
         if connected:

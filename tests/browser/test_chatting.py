@@ -20,6 +20,7 @@ from tests.fake_openrouter import (
     COMMENT,
     FakeOpenRouter,
     Reply,
+    Step,
     chunk,
     error_reply,
     event,
@@ -171,3 +172,51 @@ async def test_an_error_frame_is_shown_with_its_message(
     await expect(error).to_have_text("Rate limit exceeded (try again in 7 s)")
     await wait_until_answered(page)
     await screenshot(page, "error")
+
+
+async def scrolled_to_end(page: Page) -> bool:
+    gap: float = await page.locator("#messages").evaluate(
+        "el => el.scrollHeight - el.scrollTop - el.clientHeight"
+    )
+    return gap < 2
+
+
+async def test_scrolling_follows_the_stream_until_the_user_scrolls_up(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    first = [f"line {n}\n\n" for n in range(40)]
+    second = [f"more {n}\n\n" for n in range(40)]
+    pause_s = 2.0  # room for the test to scroll up between the two bursts
+    steps: list[Step] = [COMMENT, *(event(chunk(t)) for t in first), pause_s]
+    steps += [*(event(chunk(t)) for t in second), "hang"]
+    fake_openrouter.script(Reply(steps=steps))
+    page = await open_page(upstream_timeout_s=10.0)
+
+    await send_message(page, "long")
+    await expect(last_answer(page).get_by_text("line 39")).to_be_visible()
+    assert await scrolled_to_end(page)
+    await page.locator("#messages").evaluate("el => el.scrollTop = 0")
+    assert not await last_answer(page).get_by_text("more 0").count(), "scrolled too late"
+
+    await expect(last_answer(page).get_by_text("more 39")).to_be_attached()
+    assert await page.locator("#messages").evaluate("el => el.scrollTop") == 0
+    await page.locator("#messages").evaluate("el => el.scrollTop = el.scrollHeight")
+    await page.get_by_role("button", name="Stop", exact=True).click()
+    await wait_until_answered(page)
+    assert await scrolled_to_end(page)
+
+
+async def test_reasoning_is_shown_apart_from_the_answer(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    steps: list[Step] = [COMMENT, event(chunk(reasoning="Weighing it up.")), event(chunk("42"))]
+    fake_openrouter.script(Reply(steps=[*steps, *sse_reply([]).steps[1:]]))
+    page = await open_page()
+
+    await send_message(page, "meaning?")
+
+    await wait_until_answered(page)
+    await expect(last_answer(page)).to_have_text("42")
+    reasoning = answers(page).last.locator("details.reasoning")
+    await reasoning.get_by_text("Reasoning").click()
+    await expect(reasoning).to_contain_text("Weighing it up.")

@@ -25,7 +25,7 @@ async def horizontal_overflow_px(page: Page) -> int:
 async def test_the_page_works_at_375_px(
     open_page: OpenPage, fake_openrouter: FakeOpenRouter
 ) -> None:
-    page = await open_page(viewport=PHONE)
+    page = await open_page(viewport=PHONE, color_scheme="dark")
     await expect(prompt(page)).to_be_in_viewport()
     await expect(page.get_by_role("button", name="Send", exact=True)).to_be_in_viewport()
     long_word = "x" * 300
