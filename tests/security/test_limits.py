@@ -142,11 +142,15 @@ async def test_upstream_connections_are_capped_and_chats_queue(
     assert client.app is not None
     assert client.app[openrouter_key].session.connector is not None
     assert client.app[openrouter_key].session.connector.limit == 2
-    slow = Reply(steps=[COMMENT, 0.6])
+    slow = Reply(steps=[COMMENT, 1.5])
     fake_openrouter.script(slow, slow)
     body = orjson.dumps(chat_body("third"))
     posts = [asyncio.create_task(client.post(CHAT, data=body)) for _ in range(3)]
-    await asyncio.sleep(0.4)
+    for _ in range(250):
+        if len(fake_openrouter.requests) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
     assert len(fake_openrouter.requests) == 2  # the third waits for a free connection
     responses = await asyncio.wait_for(asyncio.gather(*posts), timeout=10)
     assert len(fake_openrouter.requests) == 3
