@@ -1,6 +1,6 @@
 // The server's small JSON routes: profile (the saved key), models list and login.
 
-export const ACCESS_REQUIRED = "Access token required";
+const ACCESS_REQUIRED = "Access token required";
 export const KEY_MISSING = "OpenRouter API Key not found. Please set it in your profile settings.";
 
 export class ApiError extends Error {

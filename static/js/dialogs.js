@@ -2,7 +2,7 @@
 
 import * as api from "./api.js";
 
-export function describeProfile(profile) {
+function describeProfile(profile) {
   if (profile.source === "session") return `A key ending in ${profile.hint} is saved for this browser.`;
   if (profile.source === "server") return "No key saved here: chats use the server's key.";
   return "No key is set: paste your OpenRouter key to chat.";

@@ -4,6 +4,7 @@ import * as api from "./api.js";
 import { ChatView } from "./chat-view.js";
 import { ChatRunner } from "./chats.js";
 import { KeyDialog, LoginDialog } from "./dialogs.js";
+import { SettingsPanel } from "./settings.js";
 import { Sidebar } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
 import { DEFAULT_TITLE, Store } from "./store.js";
@@ -86,6 +87,7 @@ const keyDialog = new KeyDialog($("key-dialog"), (saved) => {
 });
 
 const loginDialog = new LoginDialog($("login-dialog"), () => start());
+const settings = new SettingsPanel(store);
 
 function renderSidebar() {
   sidebar.show(store.conversations, store.activeId);
@@ -95,17 +97,17 @@ function showActive() {
   const conversation = store.active;
   renderSidebar();
   view.show(conversation);
-  $("model").value = conversation.model;
-  $("temperature").value = conversation.temperature;
-  $("temperature-value").value = conversation.temperature;
-  $("system-prompt").value = conversation.systemPrompt;
+  settings.show(conversation);
   updateComposer();
 }
 
 function updateComposer() {
   const busy = runner.isRunning(store.active);
+  // The button under the keyboard focus is about to hide: hand the focus to the message box.
+  const focusLost = document.activeElement === $(busy ? "send" : "stop");
   $("send").hidden = busy;
   $("stop").hidden = !busy;
+  if (focusLost) $("prompt").focus();
 }
 
 function showKeyHint() {
@@ -138,18 +140,6 @@ function setConnection(state, text) {
   $("connection").textContent = text;
 }
 
-async function loadModels() {
-  try {
-    const models = await api.listModels();
-    $("model-options").replaceChildren(
-      ...models.map((model) => new Option(model.name ?? model.id, model.id)),
-    );
-    $("models-status").textContent = `${models.length} models listed; any model id can be typed.`;
-  } catch (error) {
-    $("models-status").textContent = `The models list did not load (${error.message}); type a model id.`;
-  }
-}
-
 async function start() {
   try {
     profile = await api.getProfile();
@@ -162,7 +152,7 @@ async function start() {
   }
   showKeyHint();
   socket.connect();
-  loadModels();
+  settings.loadModels();
 }
 
 socket.addEventListener("connecting", () => setConnection("connecting", "Connecting…"));
@@ -199,35 +189,11 @@ $("prompt").addEventListener("keydown", (event) => {
 });
 $("stop").addEventListener("click", () => runner.stop(store.active));
 
-$("model").addEventListener("input", () => {
-  const model = $("model").value.trim();
-  if (!model) return;
-  store.active.model = model;
-  store.saveSoon();
-});
-$("model").addEventListener("change", () => {
-  $("model").value = store.active.model;
-});
-$("temperature").addEventListener("input", () => {
-  store.active.temperature = Number($("temperature").value);
-  $("temperature-value").value = store.active.temperature;
-  store.saveSoon();
-});
-$("system-prompt").addEventListener("input", () => {
-  store.active.systemPrompt = $("system-prompt").value;
-  store.saveSoon();
-});
-
 $("new-chat").addEventListener("click", () => {
   store.create();
   showActive();
   toggleSidebar(false);
   $("prompt").focus();
-});
-$("toggle-settings").addEventListener("click", () => {
-  const open = $("settings").hidden;
-  $("settings").hidden = !open;
-  $("toggle-settings").setAttribute("aria-expanded", String(open));
 });
 $("toggle-sidebar").addEventListener("click", () => {
   toggleSidebar(!document.body.classList.contains("sidebar-open"));

@@ -2,7 +2,7 @@
 
 const STORAGE_KEY = "chatrelay.conversations.v1";
 const SAVE_DELAY_MS = 300;
-export const DEFAULT_MODEL = "openai/gpt-4o-mini";
+const DEFAULT_MODEL = "openai/gpt-4o-mini";
 export const DEFAULT_TITLE = "New chat";
 
 // Works outside secure contexts too (crypto.randomUUID does not), e.g. on a LAN address.

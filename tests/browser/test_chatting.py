@@ -220,3 +220,23 @@ async def test_reasoning_is_shown_apart_from_the_answer(
     reasoning = answers(page).last.locator("details.reasoning")
     await reasoning.get_by_text("Reasoning").click()
     await expect(reasoning).to_contain_text("Weighing it up.")
+
+
+async def test_keyboard_alone_sends_and_stops(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(hanging_reply("Some", " words"))
+    page = await open_page()
+    await prompt(page).focus()
+
+    await page.keyboard.type("typed only")
+    await page.keyboard.press("Enter")
+    await expect(last_answer(page)).to_have_text("Some words")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Stop", exact=True)).to_be_focused()
+    await page.keyboard.press("Enter")
+
+    await expect(answers(page).last).to_have_attribute("data-status", "cancelled")
+    await expect(prompt(page)).to_be_focused()
+    await page.keyboard.press("Shift+Tab")
+    await expect(page.get_by_role("button", name="Regenerate")).to_be_focused()
