@@ -71,7 +71,8 @@ def _check_message(index: int, message: object) -> None:
     where = f"messages[{index}]"
     if not isinstance(message, dict):
         raise BadRequest(f"{where} must be an object")
-    if message.get("role") not in ROLES:
+    role = message.get("role")
+    if not isinstance(role, str) or role not in ROLES:
         raise BadRequest(f"{where}.role must be one of system, user, assistant, tool")
     content = message.get("content")
     if isinstance(content, str):
