@@ -24,9 +24,13 @@ async def serve() -> web.AppRunner:
 
 def bind_host(binds: Iterable[str]) -> str:
     """The first bound address that is not loopback, else the first one (host part only)."""
-    hosts = [bind.rpartition(":")[0].strip("[]") or bind for bind in binds]
+    # A unix socket is reachable from this machine only, like loopback.
+    hosts = [
+        "localhost" if bind.startswith("unix:") else bind.rpartition(":")[0].strip("[]") or bind
+        for bind in binds
+    ]
     for host in hosts:
-        if not host.startswith("unix") and not is_loopback(host):
+        if not is_loopback(host):
             return host
     return hosts[0] if hosts else "127.0.0.1"
 
