@@ -46,16 +46,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="command prefix for chatrelay, e.g. 'py-spy record -o prof.svg --' (numbers then "
         "include the wrapper; for profiling only)",
     )
+    parser.add_argument(
+        "--whatif",
+        default="",
+        help="options for bench.whatif, e.g. '--uvloop --read-bufsize 65536': measure a "
+        "suggested change to chatrelay without editing it",
+    )
+    parser.add_argument(
+        "--chatrelay-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for chatrelay, e.g. LOG_LEVEL=WARNING",
+    )
     return parser.parse_args(argv)
 
 
 class Lab:
     """The fake upstream (started once) and a fresh relay per run."""
 
-    def __init__(self, log_dir: Path, wrap: list[str]) -> None:
+    def __init__(
+        self, log_dir: Path, wrap: list[str], whatif: list[str], extra_env: list[str]
+    ) -> None:
         self.relay_cores, self.load_cores = procs.core_sets()
         os.sched_setaffinity(0, self.load_cores)
-        self.log_dir, self.wrap = log_dir, wrap
+        self.log_dir, self.wrap, self.whatif = log_dir, wrap, whatif
+        self.extra_env = dict(item.split("=", 1) for item in extra_env)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
         self.env["PYTHONPATH"] = str(ROOT)
         fake_port = procs.free_port()
@@ -85,7 +101,9 @@ class Lab:
             UPSTREAM_MAX_CONNECTIONS="0",
         )
         env.pop("ACCESS_TOKEN", None)
-        argv = [*self.wrap, sys.executable, "-m", "server", "--port", str(port)]
+        env.update(self.extra_env)
+        server = ["bench.whatif", *self.whatif, "--"] if self.whatif else ["server"]
+        argv = [*self.wrap, sys.executable, "-m", *server, "--port", str(port)]
         return procs.start("chatrelay", argv, port, self.relay_cores, env, self.log_dir, ROOT)
 
     def stop(self) -> None:
@@ -154,7 +172,9 @@ async def bench(args: argparse.Namespace) -> int:
     log_dir = args.logs or Path(tempfile.mkdtemp(prefix="chatrelay-bench-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     raise_fd_limit()
-    lab = Lab(log_dir, shlex.split(args.wrap_chatrelay))
+    lab = Lab(
+        log_dir, shlex.split(args.wrap_chatrelay), shlex.split(args.whatif), args.chatrelay_env
+    )
     results: dict[str, report.Rounds] = {s.name: {} for s in scenarios}
     failures: list[str] = []
     started = time.monotonic()
@@ -174,9 +194,13 @@ async def bench(args: argparse.Namespace) -> int:
                           file=sys.stderr, flush=True)  # fmt: skip
     finally:
         lab.stop()
-    lines = [f"Machine: {machine()}; relay on cores {sorted(lab.relay_cores)}, fake and client "
-             f"on {sorted(lab.load_cores)}; {rounds} round(s); "
-             f"{time.monotonic() - started:.0f} s.", "", "## Targets", ""]  # fmt: skip
+    setup = (
+        f"Machine: {machine()}; relay on cores {sorted(lab.relay_cores)}, fake and client "
+        f"on {sorted(lab.load_cores)}; {rounds} round(s); {time.monotonic() - started:.0f} s; "
+        f"chatrelay what-if: {args.whatif or 'none'}; "
+        f"extra env: {' '.join(args.chatrelay_env) or 'none'}."
+    )
+    lines = [setup, "", "## Targets", ""]
     lines += report.goals_table(scenarios, results)
     lines += ["## Scenarios", ""]
     for scenario in scenarios:

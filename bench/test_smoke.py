@@ -1,0 +1,41 @@
+"""The benchmark's smoke run: every scenario and transport, tiny, through real sockets.
+
+It asserts correctness only (every byte of text, every close recorded), never timings:
+the machine running the suite may be busy.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.subprocess
+def test_quick_bench_relays_exact_text_on_every_path(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out), "--logs", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads(out.read_text())["results"]
+    ran = {(scenario, target) for scenario, targets in results.items() for target in targets}
+    for target in ("direct", "bare", "http", "sse", "ws"):
+        assert ("c100", target) in ran
+    assert ("idle", "ws") in ran and ("slow", "ws") in ran and ("abort", "sse") in ran
+    for scenario, targets in results.items():
+        for target, rounds in targets.items():
+            for metrics in rounds:
+                assert metrics["errors"] == 0, (scenario, target, metrics)
+                if scenario == "abort":
+                    assert metrics["never_closed"] == 0, (target, metrics)
