@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,10 @@ except ConfigError as _error:
     print(f"chatrelay: {_error}", file=sys.stderr)
     sys.exit(2)
 
-worker_class = "aiohttp.GunicornWebWorker"
+# uvloop where installed (see server/runner.py's new_event_loop).
+worker_class = (
+    "aiohttp.GunicornUVLoopWebWorker" if find_spec("uvloop") else "aiohttp.GunicornWebWorker"
+)
 proc_name = "chatrelay"
 # The master kills workers still alive after this; it covers their whole shutdown and
 # stays under the platform's 30 s with the default SHUTDOWN_GRACE of 20 s.

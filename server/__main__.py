@@ -12,7 +12,7 @@ import sys
 from .app import create_app
 from .config import ConfigError, Settings
 from .logs import logging_config
-from .runner import serve_until_signalled
+from .runner import new_event_loop, serve_until_signalled
 
 
 def is_loopback(host: str) -> bool:
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
     # Not run_app: its AppRunner would drop WebSocket frames during the grace period.
-    asyncio.run(serve_until_signalled(create_app(settings), settings.host, settings.port))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(serve_until_signalled(create_app(settings), settings.host, settings.port))
     return 0
 
 

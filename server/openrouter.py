@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -15,14 +16,15 @@ from multidict import CIMultiDictProxy
 
 from .config import Settings
 from .errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from .sse import PayloadBatches, sse_payload_batches
+from .watchdog import SilenceWatchdog
 
 log = logging.getLogger(__name__)
 
-# One SSE line may hold a large tool call; aiohttp's readline cap is 2 x read_bufsize.
-READ_BUFSIZE_BYTES = 1024 * 1024
+# We split lines ourselves (sse.py), so this only bounds what aiohttp buffers per stream
+# while a client reads slowly; bigger buffers cost memory, not speed.
+READ_BUFSIZE_BYTES = 64 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024
-
-PayloadBatches = AsyncIterator[list[bytes]]
 
 
 class Upstream(Protocol):
@@ -31,39 +33,6 @@ class Upstream(Protocol):
     def open_chat(
         self, api_key: str, payload: dict[str, Any]
     ) -> AbstractAsyncContextManager[PayloadBatches]: ...
-
-
-async def sse_payload_batches(reads: AsyncIterable[bytes]) -> PayloadBatches:
-    """Yield, per network read, the `data:` payloads of the events it completed.
-
-    Lines are split on bytes, so a UTF-8 character cut between reads is joined before it
-    is decoded; comments such as `: OPENROUTER PROCESSING` and other fields are skipped;
-    CRLF and LF both end a line; several `data:` lines of one event are joined by `\\n`.
-    """
-    pending = b""
-    data: list[bytes] = []
-    async for read in reads:
-        lines = (pending + read).split(b"\n")
-        pending = lines.pop()
-        batch: list[bytes] = []
-        for raw_line in lines:
-            line = raw_line.removesuffix(b"\r")
-            if not line:
-                if data:
-                    batch.append(b"\n".join(data))
-                    data = []
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(b" ") else value)
-        if batch:
-            yield batch
-    # Servers that end the body without the blank line after their last event still meant it.
-    line = pending.removesuffix(b"\r")
-    if line.startswith(b"data:"):
-        value = line[5:]
-        data.append(value[1:] if value.startswith(b" ") else value)
-    if data:
-        yield [b"\n".join(data)]
 
 
 def parse_retry_after(value: str | None) -> int | None:
@@ -116,11 +85,9 @@ class OpenRouterClient:
     async def __aenter__(self) -> Self:
         settings = self._settings
         self._session = aiohttp.ClientSession(
-            # total=None: a long answer must not be cut; sock_read is the silence limit.
+            # total=None: a long answer must not be cut; SilenceWatchdog is the silence limit.
             timeout=aiohttp.ClientTimeout(
-                total=None,
-                sock_connect=settings.upstream_connect_timeout_s,
-                sock_read=settings.upstream_timeout_s,
+                total=None, sock_connect=settings.upstream_connect_timeout_s
             ),
             # Every running chat holds one connection (and up to 2 x read_bufsize of unread
             # answer while its client is slow): the cap bounds both. Over it, chats queue.
@@ -166,30 +133,47 @@ class OpenRouterClient:
         headers["Accept"] = "text/event-stream"
         headers["Content-Type"] = "application/json"
         url = f"{self._settings.openrouter_base_url}/chat/completions"
+        watchdog = SilenceWatchdog(self._settings.upstream_timeout_s)
         try:
-            response = await self.session.post(url, data=orjson.dumps(payload), headers=headers)
-        except aiohttp.ClientError as exc:
-            raise self._transport_error(exc, api_key) from None
-        except TimeoutError:
-            raise UpstreamTimeout(self._silence_message()) from None
-        try:
-            if response.status != 200:
-                body = await _read_capped(response)
-                raise error_from_response(response.status, body, response.headers, api_key)
-            yield sse_payload_batches(self._reads(response, api_key))
+            watchdog.start_wait()
+            try:
+                response = await self.session.post(url, data=orjson.dumps(payload), headers=headers)
+            except aiohttp.ClientError as exc:
+                raise self._transport_error(exc, api_key) from None
+            except asyncio.CancelledError:
+                if watchdog.took_over():
+                    raise UpstreamTimeout(self._silence_message()) from None
+                raise
+            try:
+                if response.status != 200:
+                    body = await _read_capped(response)
+                    raise error_from_response(response.status, body, response.headers, api_key)
+                yield sse_payload_batches(self._reads(response, api_key, watchdog))
+            finally:
+                # close(), not release(): an unfinished body must drop the connection at
+                # once so the provider stops generating, instead of being drained for the pool.
+                response.close()
         finally:
-            # close(), not release(): an unfinished body must drop the connection at once
-            # so the provider stops generating, instead of being drained for the pool.
-            response.close()
+            watchdog.close()
 
-    async def _reads(self, response: aiohttp.ClientResponse, api_key: str) -> AsyncIterator[bytes]:
-        try:
-            async for read in response.content.iter_any():
-                yield read
-        except aiohttp.ClientError as exc:
-            raise self._transport_error(exc, api_key) from None
-        except TimeoutError:
-            raise UpstreamTimeout(self._silence_message()) from None
+    async def _reads(
+        self, response: aiohttp.ClientResponse, api_key: str, watchdog: SilenceWatchdog
+    ) -> AsyncIterator[bytes]:
+        content = response.content
+        while True:
+            watchdog.start_wait()
+            try:
+                read = await content.readany()
+            except aiohttp.ClientError as exc:
+                raise self._transport_error(exc, api_key) from None
+            except asyncio.CancelledError:
+                if watchdog.took_over():
+                    raise UpstreamTimeout(self._silence_message()) from None
+                raise
+            watchdog.end_wait()
+            if not read:
+                return
+            yield read
 
     def _silence_message(self) -> str:
         return f"OpenRouter sent nothing for {self._settings.upstream_timeout_s:g} seconds"
@@ -209,7 +193,10 @@ class OpenRouterClient:
         """GET /models, reduced to the fields chatbot-ui uses: id, name, context_length."""
         url = f"{self._settings.openrouter_base_url}/models"
         try:
-            async with self.session.get(url, headers=self._headers(api_key)) as response:
+            timeout = aiohttp.ClientTimeout(total=self._settings.upstream_timeout_s)
+            async with self.session.get(
+                url, headers=self._headers(api_key), timeout=timeout
+            ) as response:
                 body = await _read_capped(response, limit=32 * 1024 * 1024)
                 if response.status != 200:
                     raise error_from_response(

@@ -12,7 +12,7 @@ import pytest
 
 from server.chat import ChatEvent, Delta, Done, Reasoning, parse_chat_request, stream_chat
 from server.errors import BadRequest, UpstreamError
-from server.openrouter import PayloadBatches
+from server.sse import PayloadBatches
 from tests.conftest import chat_body
 from tests.fake_openrouter import USAGE, chunk
 

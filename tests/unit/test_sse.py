@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from server.openrouter import sse_payload_batches
+from server.sse import sse_payload_batches
 
 
 async def reads_of(*parts: bytes) -> AsyncIterator[bytes]:
