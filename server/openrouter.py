@@ -16,7 +16,7 @@ from multidict import CIMultiDictProxy
 
 from .config import Settings
 from .errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from .sse import PayloadBatches, sse_payload_batches
+from .sse import PayloadBatches, SSEDecoder
 from .watchdog import SilenceWatchdog
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class OpenRouterClient:
                 if response.status != 200:
                     body = await _read_capped(response)
                     raise error_from_response(response.status, body, response.headers, api_key)
-                yield sse_payload_batches(self._reads(response, api_key, watchdog))
+                yield self._payload_batches(response, api_key, watchdog)
             finally:
                 # close(), not release(): an unfinished body must drop the connection at
                 # once so the provider stops generating, instead of being drained for the pool.
@@ -156,10 +156,12 @@ class OpenRouterClient:
         finally:
             watchdog.close()
 
-    async def _reads(
+    async def _payload_batches(
         self, response: aiohttp.ClientResponse, api_key: str, watchdog: SilenceWatchdog
-    ) -> AsyncIterator[bytes]:
+    ) -> PayloadBatches:
+        """The `data:` payloads of each read; a read that completes no event yields nothing."""
         content = response.content
+        decoder = SSEDecoder()
         while True:
             watchdog.start_wait()
             try:
@@ -172,8 +174,13 @@ class OpenRouterClient:
                 raise
             watchdog.end_wait()
             if not read:
-                return
-            yield read
+                break
+            payloads = decoder.feed(read)
+            if payloads:
+                yield payloads
+        payloads = decoder.close()
+        if payloads:
+            yield payloads
 
     def _silence_message(self) -> str:
         return f"OpenRouter sent nothing for {self._settings.upstream_timeout_s:g} seconds"

@@ -25,19 +25,13 @@ from .profile import Profile, check_api_key, get_server_profile
 log = logging.getLogger(__name__)
 
 MAX_ID_CHARS = 64
+WRITER_LIMIT_BYTES = 64 * 1024
 
 sockets_key: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 
 
-def event_frame(chat_id: str, event: ChatEvent) -> dict[str, Any]:
-    if isinstance(event, Done):
-        return {
-            "type": "done",
-            "id": chat_id,
-            "finish_reason": event.finish_reason,
-            "usage": event.usage,
-        }
-    return {"type": event.kind, "id": chat_id, "content": event.content}
+def done_frame(chat_id: str, done: Done) -> dict[str, Any]:
+    return {"type": "done", "id": chat_id, "finish_reason": done.finish_reason, "usage": done.usage}
 
 
 def error_frame(chat_id: str | None, error: ChatError) -> dict[str, Any]:
@@ -54,9 +48,12 @@ class ChatSocket:
         self.cancelled: set[str] = set()
 
     async def send(self, frame: dict[str, Any]) -> None:
+        await self.send_encoded(orjson.dumps(frame))
+
+    async def send_encoded(self, frame: bytes) -> None:
         if not self.ws.closed:
             # send_json_bytes would send a binary frame; SPEC wants text frames.
-            await self.ws.send_frame(orjson.dumps(frame), WSMsgType.TEXT)
+            await self.ws.send_frame(frame, WSMsgType.TEXT)
 
     async def receive_frames(self) -> None:
         async for message in self.ws:
@@ -109,9 +106,20 @@ class ChatSocket:
 
     async def relay(self, chat_id: str, events: AsyncGenerator[ChatEvent, None]) -> None:
         try:
+            # Text frames are the per-token path: their JSON head is encoded once per chat.
+            encoded_id = orjson.dumps(chat_id)
+            heads = {
+                kind: b'{"type":"' + kind.encode() + b'","id":' + encoded_id + b',"content":'
+                for kind in ("delta", "reasoning")
+            }
             async with running_chat(self.request.app), aclosing(events):
                 async for event in events:
-                    await self.send(event_frame(chat_id, event))
+                    if isinstance(event, Done):
+                        await self.send(done_frame(chat_id, event))
+                    else:
+                        await self.send_encoded(
+                            heads[event.kind] + orjson.dumps(event.content) + b"}"
+                        )
         except asyncio.CancelledError:
             if chat_id not in self.cancelled:
                 raise
@@ -152,7 +160,11 @@ async def chat_ws(request: web.Request) -> web.WebSocketResponse:
     # The session is read at the handshake: a key saved later needs a new socket.
     profile = await get_server_profile(request)
     ws = web.WebSocketResponse(
-        heartbeat=settings.ws_heartbeat_s, max_msg_size=settings.max_body_bytes, compress=False
+        heartbeat=settings.ws_heartbeat_s,
+        max_msg_size=settings.max_body_bytes,
+        compress=False,
+        # What a slow reader's socket may buffer before sends wait (aiohttp's default 256 KiB).
+        writer_limit=WRITER_LIMIT_BYTES,
     )
     with socket_slot(request):
         await ws.prepare(request)
