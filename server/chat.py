@@ -137,10 +137,12 @@ async def stream_chat(
                 if batch.finished:
                     finished = True
                     break
-        if not finished and finish_reason is None:
-            raise UpstreamError("OpenRouter closed the stream before it finished")
-        status, outcome = 200, "done"
-        yield Done(finish_reason, usage)
+            if not finished and finish_reason is None:
+                raise UpstreamError("OpenRouter closed the stream before it finished")
+            status, outcome = 200, "done"
+            # Inside the `async with`: the client hears "done" before upstream's connection
+            # is wound down for reuse.
+            yield Done(finish_reason, usage)
     except ChatError as error:
         error.message = redact(error.message, api_key)
         status, outcome = error.status, "error"

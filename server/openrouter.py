@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 # while a client reads slowly; bigger buffers cost memory, not speed.
 READ_BUFSIZE_BYTES = 64 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024
+BODY_END_WAIT_S = 1.0
 
 
 class Upstream(Protocol):
@@ -149,10 +150,12 @@ class OpenRouterClient:
                     body = await _read_capped(response)
                     raise error_from_response(response.status, body, response.headers, api_key)
                 yield self._payload_batches(response, api_key, watchdog)
-            finally:
+            except BaseException:
                 # close(), not release(): an unfinished body must drop the connection at
                 # once so the provider stops generating, instead of being drained for the pool.
                 response.close()
+                raise
+            await _release_or_close(response)
         finally:
             watchdog.close()
 
@@ -228,6 +231,19 @@ class OpenRouterClient:
             raise UpstreamError(
                 "OpenRouter sent a models list that is not JSON of the expected shape"
             ) from None
+
+
+async def _release_or_close(response: aiohttp.ClientResponse) -> None:
+    """After [DONE] the body's last chunk is due at once: wait briefly for it, so the
+    connection goes back to the pool and the next chat skips a TCP and TLS handshake."""
+    try:
+        async with asyncio.timeout(BODY_END_WAIT_S):
+            while await response.content.readany():
+                pass
+    except (TimeoutError, aiohttp.ClientError):
+        response.close()
+        return
+    response.release()
 
 
 async def _read_capped(

@@ -119,6 +119,7 @@ class Recorded:
 
     headers: dict[str, str]
     body: dict[str, Any]
+    peer: tuple[str, int]
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     ended_at: float | None = None
     disconnected: bool = False
@@ -154,7 +155,9 @@ class FakeOpenRouter:
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        recorded = Recorded(headers=dict(request.headers), body=body)
+        assert request.transport is not None
+        peer = request.transport.get_extra_info("peername")
+        recorded = Recorded(headers=dict(request.headers), body=body, peer=peer)
         self.requests.append(recorded)
         self.started.set()
         reply = self.replies.popleft() if self.replies else self.default_reply(body)

@@ -335,3 +335,25 @@ async def test_one_log_line_per_chat(
     assert len(lines) == 1
     assert "transport=http" in lines[0] and "status=200" in lines[0]
     assert "private words" not in caplog.text and SERVER_KEY not in caplog.text
+
+
+async def test_finished_chats_reuse_the_upstream_connection_and_cancelled_ones_do_not(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter
+) -> None:
+    # Reuse saves a TCP and TLS handshake to OpenRouter per chat; a connection whose answer
+    # was cut short must be dropped so the provider stops generating.
+    client = await make_client(first_byte_s=0.05)
+    for _ in range(2):
+        # The body's last chunk comes a moment after [DONE], as over a real network.
+        reply = sse_reply(["again"])
+        fake_openrouter.script(Reply(steps=[*reply.steps, 0.05]))
+        assert await (await post(client, chat_body())).text() == "again"
+    fake_openrouter.script(Reply(steps=[COMMENT, event(chunk("one")), "hang"]))
+    response = await post(client, chat_body())
+    assert await response.content.readany() == b"one"
+    response.close()
+    await asyncio.wait_for(fake_openrouter.requests[2].ended.wait(), timeout=1)
+    assert await (await post(client, chat_body("fresh"))).text() == "fresh"
+    first, second, cut, after = (r.peer for r in fake_openrouter.requests)
+    assert first == second == cut
+    assert after != cut
