@@ -7,11 +7,11 @@ import math
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import orjson
-
+from .chunks import read_batch
 from .errors import BadRequest, ChatError, UpstreamError
+from .events import ChatEvent, Done
 from .metrics import observe_chat
 from .openrouter import Upstream, redact
 
@@ -84,28 +84,6 @@ def _check_message(index: int, message: object) -> None:
             raise BadRequest(f"{where}.content[{part_index}] must be an object with a string type")
 
 
-@dataclass(frozen=True, slots=True)
-class Delta:
-    content: str
-    kind: Literal["delta"] = "delta"
-
-
-@dataclass(frozen=True, slots=True)
-class Reasoning:
-    content: str
-    kind: Literal["reasoning"] = "reasoning"
-
-
-@dataclass(frozen=True, slots=True)
-class Done:
-    finish_reason: str | None
-    usage: dict[str, Any] | None
-    kind: Literal["done"] = "done"
-
-
-ChatEvent = Delta | Reasoning | Done
-
-
 async def stream_chat(
     request: ChatRequest, api_key: str, upstream: Upstream, *, transport: str, chat_id: str
 ) -> AsyncGenerator[ChatEvent, None]:
@@ -124,7 +102,7 @@ async def stream_chat(
         async with upstream.open_chat(api_key, request.upstream_payload()) as batches:
             finished = False
             async for payloads in batches:
-                batch = _read_batch(payloads)
+                batch = read_batch(payloads)
                 finish_reason = batch.finish_reason or finish_reason
                 usage = batch.usage or usage
                 for event in batch.events:
@@ -168,82 +146,6 @@ async def stream_chat(
             fields, extra=fields,
         )  # fmt: skip
         observe_chat(transport, outcome, tokens, ttft_ms, duration_ms)
-
-
-@dataclass(slots=True)
-class _Batch:
-    """What one upstream read said: its merged events, and how the stream stands after it."""
-
-    events: list[ChatEvent]
-    finished: bool = False
-    finish_reason: str | None = None
-    usage: dict[str, Any] | None = None
-    error: ChatError | None = None
-
-
-def _read_batch(payloads: list[bytes]) -> _Batch:
-    """Merge one read's payloads into events; text before an error in it is kept."""
-    batch = _Batch(events=[])
-    run_kind: type[Delta] | type[Reasoning] | None = None
-    run: list[str] = []
-    for payload in payloads:
-        if payload == b"[DONE]":
-            batch.finished = True
-            break
-        try:
-            chunk = _decode_chunk(payload)
-        except UpstreamError as error:
-            batch.error = error
-            break
-        if isinstance(chunk.get("usage"), dict):
-            batch.usage = chunk["usage"]
-        choices = chunk.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            continue
-        choice = choices[0]
-        if isinstance(choice.get("finish_reason"), str):
-            batch.finish_reason = choice["finish_reason"]
-        delta = choice.get("delta")
-        if not isinstance(delta, dict):
-            continue
-        for kind, field in ((Reasoning, "reasoning"), (Delta, "content")):
-            text = delta.get(field)
-            if not isinstance(text, str) or not text:
-                continue
-            if kind is not run_kind and run:
-                batch.events.append(run_kind(content="".join(run)))  # type: ignore[misc]
-                run = []
-            run_kind = kind
-            run.append(text)
-    if run and run_kind is not None:
-        batch.events.append(run_kind(content="".join(run)))
-    return batch
-
-
-def _decode_chunk(payload: bytes) -> dict[str, Any]:
-    try:
-        chunk = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise UpstreamError("OpenRouter sent an event that is not valid JSON") from None
-    if not isinstance(chunk, dict):
-        raise UpstreamError("OpenRouter sent an event that is not a JSON object")
-    error = chunk.get("error")
-    if error is not None:
-        raise _stream_error(error)
-    return chunk
-
-
-def _stream_error(error: object) -> UpstreamError:
-    """An error chunk inside the stream: its `code` is the status when it is an HTTP code."""
-    if not isinstance(error, dict):
-        return UpstreamError(str(error) or "OpenRouter reported an error")
-    message = error.get("message")
-    code = error.get("code")
-    status = code if isinstance(code, int) and 400 <= code <= 599 else 502
-    if isinstance(code, str) and code.isdigit() and 400 <= int(code) <= 599:
-        status = int(code)
-    text = message if isinstance(message, str) and message else "OpenRouter reported an error"
-    return UpstreamError(text, status=status)
 
 
 def _loggable(text: str) -> str:

@@ -10,10 +10,11 @@ from contextlib import aclosing
 import orjson
 from aiohttp import web
 
-from .chat import ChatEvent, Delta, Done, parse_chat_request, stream_chat
+from .chat import parse_chat_request, stream_chat
 from .config import settings_key
 from .drain import running_chat
 from .errors import ChatError, InternalError
+from .events import ChatEvent, Delta, Done
 from .limits import check_chat_rate
 from .openrouter import openrouter_key
 from .profile import check_api_key, get_server_profile

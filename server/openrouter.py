@@ -134,20 +134,19 @@ class OpenRouterClient:
         headers["Accept"] = "text/event-stream"
         headers["Content-Type"] = "application/json"
         url = f"{self._settings.openrouter_base_url}/chat/completions"
-        watchdog = SilenceWatchdog(self._settings.upstream_timeout_s)
+        watchdog = SilenceWatchdog(self._settings.upstream_timeout_s, self._silence_message())
         try:
-            watchdog.start_wait()
             try:
-                response = await self.session.post(url, data=orjson.dumps(payload), headers=headers)
+                with watchdog:
+                    response = await self.session.post(
+                        url, data=orjson.dumps(payload), headers=headers
+                    )
             except aiohttp.ClientError as exc:
                 raise self._transport_error(exc, api_key) from None
-            except asyncio.CancelledError:
-                if watchdog.took_over():
-                    raise UpstreamTimeout(self._silence_message()) from None
-                raise
             try:
                 if response.status != 200:
-                    body = await _read_capped(response)
+                    with watchdog:
+                        body = await _read_capped(response)
                     raise error_from_response(response.status, body, response.headers, api_key)
                 yield self._payload_batches(response, api_key, watchdog)
             except BaseException:
@@ -166,16 +165,11 @@ class OpenRouterClient:
         content = response.content
         decoder = SSEDecoder()
         while True:
-            watchdog.start_wait()
             try:
-                read = await content.readany()
+                with watchdog:
+                    read = await content.readany()
             except aiohttp.ClientError as exc:
                 raise self._transport_error(exc, api_key) from None
-            except asyncio.CancelledError:
-                if watchdog.took_over():
-                    raise UpstreamTimeout(self._silence_message()) from None
-                raise
-            watchdog.end_wait()
             if not read:
                 break
             payloads = decoder.feed(read)

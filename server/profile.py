@@ -23,9 +23,7 @@ class Profile:
 
     def public_view(self) -> dict[str, Any]:
         """What the profile routes answer: never the key, only its last four characters."""
-        hint = None
-        if self.api_key:
-            hint = "…" + self.api_key[-4:] if len(self.api_key) >= 12 else "…"
+        hint = "…" + self.api_key[-4:] if self.api_key else None
         return {
             "openrouter_api_key_set": self.api_key is not None,
             "source": self.source,

@@ -9,45 +9,50 @@ because its own client reads slowly is not upstream's silence.
 from __future__ import annotations
 
 import asyncio
+from types import TracebackType
+
+from .errors import UpstreamTimeout
 
 
 class SilenceWatchdog:
-    """Cancels the waiting task once a wait (`waiting_since`) lasts `timeout_s`; see `fired`."""
+    """`with watchdog:` around each wait on upstream; one that lasts too long raises
+    UpstreamTimeout out of the `with`. A sync context manager: this is the per-token path."""
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, message: str) -> None:
         self._loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("SilenceWatchdog needs a running task")
         self._task = task
         self._timeout_s = timeout_s
-        self.waiting_since: float | None = None
-        self.fired = False
+        self._message = message
+        self._waiting_since: float | None = None
+        self._fired = False
         self._timer = self._loop.call_later(timeout_s, self._check)
 
-    def start_wait(self) -> None:
-        self.waiting_since = self._loop.time()
+    def __enter__(self) -> None:
+        self._waiting_since = self._loop.time()
 
-    def end_wait(self) -> None:
-        self.waiting_since = None
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._waiting_since = None
+        if self._fired and exc_type is asyncio.CancelledError:
+            self._task.uncancel()
+            raise UpstreamTimeout(self._message) from None
 
     def _check(self) -> None:
-        since = self.waiting_since
+        since = self._waiting_since
         now = self._loop.time()
         if since is not None and now - since >= self._timeout_s:
-            self.fired = True
+            self._fired = True
             self._task.cancel()
             return
-        self._timer = self._loop.call_at(
-            (now if since is None else since) + self._timeout_s, self._check
-        )
-
-    def took_over(self) -> bool:
-        """After a CancelledError: True (and the cancel undone) when it was this watchdog's."""
-        if not self.fired:
-            return False
-        self._task.uncancel()
-        return True
+        next_check = (now if since is None else since) + self._timeout_s
+        self._timer = self._loop.call_at(next_check, self._check)
 
     def close(self) -> None:
         self._timer.cancel()

@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from .chat import ChatEvent, Done, parse_chat_request, stream_chat
+from .chat import parse_chat_request, stream_chat
 from .config import settings_key
 from .drain import running_chat
 from .errors import BadRequest, ChatError, ChatIdInUse, InternalError, TooManyChats
+from .events import ChatEvent, Done
 from .limits import check_chat_rate, socket_slot
 from .metrics import metrics_key
 from .openrouter import openrouter_key

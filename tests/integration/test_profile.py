@@ -111,3 +111,8 @@ async def test_unknown_api_route_is_json_404(client: Client) -> None:
     response = await client.get("/api/nothing-here")
     assert response.status == 404
     assert "message" in await response.json()
+
+
+async def test_hint_is_the_last_four_characters_of_any_key(client: Client) -> None:
+    response = await client.put("/api/profile", json={"openrouter_api_key": "short-k1"})
+    assert (await response.json())["hint"] == "…t-k1"

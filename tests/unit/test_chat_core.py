@@ -10,8 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from server.chat import ChatEvent, Delta, Done, Reasoning, parse_chat_request, stream_chat
+from server.chat import parse_chat_request, stream_chat
 from server.errors import BadRequest, UpstreamError
+from server.events import ChatEvent, Delta, Done, Reasoning
 from server.sse import PayloadBatches
 from tests.conftest import chat_body
 from tests.fake_openrouter import USAGE, chunk
