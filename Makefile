@@ -28,7 +28,7 @@ browser-deps:
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy server tests
+	$(VENV)/bin/mypy server tests bench gunicorn.conf.py
 
 test: setup browser-deps
 	$(PY) -m pytest
