@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--whatif",
         default="",
-        help="options for bench.whatif, e.g. '--uvloop --read-bufsize 65536': measure a "
+        help="options for bench.whatif, e.g. '--read-bufsize 131072': measure a "
         "suggested change to chatrelay without editing it",
     )
     parser.add_argument(
