@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import orjson
@@ -15,8 +13,7 @@ import pytest
 
 from tests.conftest import SERVER_KEY, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, event
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.server_process import ROOT, start_server, stop_server
 
 pytestmark = pytest.mark.subprocess
 
@@ -30,25 +27,9 @@ async def server_url(fake_openrouter: FakeOpenRouter, unused_tcp_port: int) -> A
         "LOG_LEVEL": "WARNING",
     }
     env.pop("PORT", None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "--port", str(unused_tcp_port), cwd=ROOT, env=env
-    )
-    url = f"http://127.0.0.1:{unused_tcp_port}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(100):
-            try:
-                async with session.get(f"{url}/healthz") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.1)
-        else:
-            process.kill()
-            pytest.fail("python -m server did not answer /healthz within 10 s")
+    process, url = await start_server(env, unused_tcp_port)
     yield url
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+    assert await stop_server(process) == 0
 
 
 async def test_post_client_leaving_closes_upstream(

@@ -5,16 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import signal
 import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.security.conftest import ACCESS_TOKEN
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.server_process import ROOT, start_server, stop_server
 
 pytestmark = pytest.mark.subprocess
 
@@ -49,37 +46,14 @@ async def test_malformed_session_secret_refuses_to_start(secret: str, unused_tcp
     assert secret not in lines[0]  # a secret, even a wrong one, is not echoed
 
 
-async def started(env: dict[str, str], port: int) -> tuple[asyncio.subprocess.Process, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "--port", str(port), cwd=ROOT, env=env
-    )
-    url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(100):
-            try:
-                async with session.get(f"{url}/healthz") as response:
-                    if response.status == 200:
-                        return process, url
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.1)
-    process.kill()
-    await process.wait()
-    pytest.fail(f"python -m server did not start (exit {process.returncode})")
-
-
-async def stop(process: asyncio.subprocess.Process) -> None:
-    process.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(process.wait(), timeout=30)
-
-
 @pytest.mark.parametrize("guard", [{"ACCESS_TOKEN": ACCESS_TOKEN}, {"OPEN_ACCESS": "1"}])
 async def test_a_server_key_on_every_interface_starts_when_guarded_or_meant(
     guard: dict[str, str], unused_tcp_port: int
 ) -> None:
     env = server_env(OPENROUTER_API_KEY="sk-or-v1-k", HOST="0.0.0.0", **guard)
-    process, url = await started(env, unused_tcp_port)
+    process, url = await start_server(env, unused_tcp_port)
     try:
         async with aiohttp.ClientSession() as session, session.get(f"{url}/api/profile") as r:
             assert r.status == (401 if "ACCESS_TOKEN" in guard else 200)
     finally:
-        await stop(process)
+        await stop_server(process)

@@ -1,0 +1,39 @@
+"""`python -m server` as its own process, the way users run it, for the tests that need one."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def start_server(env: dict[str, str], port: int) -> tuple[asyncio.subprocess.Process, str]:
+    """Start it on 127.0.0.1:`port` and wait (10 s at most) until /healthz answers."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "--port", str(port), cwd=ROOT, env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            try:
+                async with session.get(f"{url}/healthz") as response:
+                    if response.status == 200:
+                        return process, url
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1)
+    process.kill()
+    await process.wait()
+    pytest.fail(f"python -m server did not answer /healthz within 10 s (exit {process.returncode})")
+
+
+async def stop_server(process: asyncio.subprocess.Process) -> int:
+    """SIGTERM, as a platform sends it; the exit code."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(process.wait(), timeout=30)
