@@ -92,8 +92,11 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
                 if data:
                     await start.start()
                     await response.write(data)
-        await start.start()
-        await response.write_eof()
+                if isinstance(event, Done):
+                    # The answer is complete: end the body now, while the core winds the
+                    # upstream connection down for reuse.
+                    await start.start()
+                    await response.write_eof()
         return response
     except ChatError as error:
         return await _fail(request, response, start, error, as_sse)

@@ -357,3 +357,15 @@ async def test_finished_chats_reuse_the_upstream_connection_and_cancelled_ones_d
     first, second, cut, after = (r.peer for r in fake_openrouter.requests)
     assert first == second == cut
     assert after != cut
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "text/event-stream"])
+async def test_the_body_ends_at_done_even_if_upstream_lingers(
+    client: Client, fake_openrouter: FakeOpenRouter, accept: str
+) -> None:
+    # Some servers keep their body open a while after [DONE]; the client must not wait.
+    reply = sse_reply(["quick"])
+    fake_openrouter.script(Reply(steps=[*reply.steps, 3.0]))
+    response = await post(client, chat_body(), headers={"Accept": accept})
+    body = await asyncio.wait_for(response.read(), timeout=0.8)
+    assert b"quick" in body
