@@ -85,6 +85,7 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
         chat, api_key, request.app[openrouter_key], transport="sse" if as_sse else "http",
         chat_id=secrets.token_hex(6),
     )  # fmt: skip
+    answered = False
     try:
         async with running_chat(request.app), aclosing(events):
             async for event in events:
@@ -97,11 +98,16 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
                     # upstream connection down for reuse.
                     await start.start()
                     await response.write_eof()
+                    answered = True
         return response
     except ChatError as error:
+        if answered:  # e.g. a shutdown while upstream's connection was being wound down
+            return response
         return await _fail(request, response, start, error, as_sse)
     except Exception:
         log.exception("chat failed")
+        if answered:
+            return response
         return await _fail(request, response, start, InternalError(), as_sse)
     finally:
         await start.close()
