@@ -46,7 +46,8 @@ class ChatSocket:
         self.request, self.ws, self.profile = request, ws, profile
         self.limit = request.app[settings_key].max_chats_per_socket
         self.running: dict[str, asyncio.Task[None]] = {}
-        self.cancelled: set[str] = set()
+        # The tasks a cancel frame stopped, as opposed to those a closing socket stopped.
+        self.cancelled: set[asyncio.Task[None]] = set()
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.send_encoded(orjson.dumps(frame))
@@ -106,6 +107,8 @@ class ChatSocket:
         )))  # fmt: skip
 
     async def relay(self, chat_id: str, events: AsyncGenerator[ChatEvent, None]) -> None:
+        task = asyncio.current_task()
+        answered = False
         try:
             # Text frames are the per-token path: their JSON head is encoded once per chat.
             encoded_id = orjson.dumps(chat_id)
@@ -117,25 +120,36 @@ class ChatSocket:
                 async for event in events:
                     if isinstance(event, Done):
                         await self.send(done_frame(chat_id, event))
+                        # Its one terminal frame is out: a cancel or a reused id no longer
+                        # concerns this task, which only winds upstream's connection down.
+                        answered = True
+                        self.forget(chat_id)
                     else:
                         await self.send_encoded(
                             heads[event.kind] + orjson.dumps(event.content) + b"}"
                         )
         except asyncio.CancelledError:
-            if chat_id not in self.cancelled:
+            if task not in self.cancelled:
                 raise
             # The upstream request is closed by now (aclosing); tell the page it stopped.
             await self.send(
                 {"type": "done", "id": chat_id, "finish_reason": "cancelled", "usage": None}
             )
         except ChatError as error:
-            await self.send(error_frame(chat_id, error))
+            if not answered:
+                await self.send(error_frame(chat_id, error))
         except Exception:
             log.exception("chat failed id=%s", chat_id)
-            await self.send(error_frame(chat_id, InternalError()))
+            if not answered:
+                await self.send(error_frame(chat_id, InternalError()))
         finally:
-            self.running.pop(chat_id, None)
-            self.cancelled.discard(chat_id)
+            self.forget(chat_id)
+            self.cancelled.discard(task)
+
+    def forget(self, chat_id: str) -> None:
+        """Take the current task off the running chats (not a newer chat reusing its id)."""
+        if self.running.get(chat_id) is asyncio.current_task():
+            del self.running[chat_id]
 
     async def cancel_chat(self, chat_id: str | None) -> None:
         if chat_id is None:
@@ -144,7 +158,7 @@ class ChatSocket:
         # A chat that already ended has sent its one done or error frame: nothing more to say.
         if task is None or task.done():
             return
-        self.cancelled.add(chat_id)
+        self.cancelled.add(task)
         task.cancel()
         await asyncio.wait([task])
 

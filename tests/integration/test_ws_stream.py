@@ -296,3 +296,20 @@ async def test_silent_upstream_is_504(
         frame = await receive(ws)
     assert frame == {"type": "error", "id": "s", "status": 504,
                      "message": "OpenRouter sent nothing for 0.3 seconds"}  # fmt: skip
+
+
+async def test_after_done_a_cancel_or_a_reused_id_is_not_a_second_ending(
+    client: Client, fake_openrouter: FakeOpenRouter
+) -> None:
+    # Upstream keeps its body open after [DONE] while chatrelay winds its connection down.
+    first = sse_reply(["first"])
+    fake_openrouter.script(Reply(steps=[*first.steps, 2.0]), sse_reply(["second"]))
+    async with client.ws_connect("/api/chat/ws") as ws:
+        await ws.send_str(chat_frame("a"))
+        assert (await until_end(ws, "a"))[-1]["type"] == "done"
+        await ws.send_str('{"type": "cancel", "id": "a"}')
+        await ws.send_str(chat_frame("a"))
+        frames = await until_end(ws, "a")
+    assert text_of(frames) == "second"
+    assert [f["type"] for f in frames] == ["delta", "done"]
+    assert frames[-1]["finish_reason"] == "stop"
