@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 # We split lines ourselves (sse.py), so this only bounds what aiohttp buffers per stream
 # while a client reads slowly; bigger buffers cost memory, not speed.
-READ_BUFSIZE_BYTES = 64 * 1024
+READ_BUFSIZE_BYTES = 32 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024
 BODY_END_WAIT_S = 1.0
 
