@@ -124,6 +124,11 @@ class Recorded:
     ended_at: float | None = None
     disconnected: bool = False
 
+    async def wait_dropped_by_relay(self, timeout_s: float = 1.0) -> None:
+        """Wait until the relay closed this request's connection before the answer ended."""
+        await asyncio.wait_for(self.ended.wait(), timeout=timeout_s)
+        assert self.disconnected, "upstream ran to its end: the relay never closed it"
+
 
 class FakeOpenRouter:
     def __init__(self) -> None:

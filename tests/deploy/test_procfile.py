@@ -277,8 +277,7 @@ async def test_sigterm_lets_chats_finish_then_ends_the_rest_and_exits_0(
     assert time.monotonic() - signalled_at < 30
     assert any("web.1 stopped (rc=0)" in line for line in honcho.lines)
     for upstream in fake_openrouter.requests[1:]:
-        await asyncio.wait_for(upstream.ended.wait(), timeout=5)
-        assert upstream.disconnected
+        await upstream.wait_dropped_by_relay(5)
 
 
 async def test_several_workers_without_session_secret_refuse_to_start(

@@ -132,8 +132,7 @@ async def test_when_the_grace_runs_out_ws_chats_get_503_then_close_1001(
     assert await close_code(ws) == 1001
     await asyncio.wait_for(shutdown, timeout=10)
     upstream = fake_openrouter.requests[0]
-    await asyncio.wait_for(upstream.ended.wait(), timeout=2)
-    assert upstream.disconnected
+    await upstream.wait_dropped_by_relay(2)
 
 
 async def test_when_the_grace_runs_out_sse_gets_an_error_event(
@@ -156,8 +155,7 @@ async def test_when_the_grace_runs_out_sse_gets_an_error_event(
     assert orjson.loads(data.removeprefix(b"data: "))["status"] == 503
     await asyncio.wait_for(shutdown, timeout=10)
     upstream = fake_openrouter.requests[0]
-    await asyncio.wait_for(upstream.ended.wait(), timeout=2)
-    assert upstream.disconnected
+    await upstream.wait_dropped_by_relay(2)
 
 
 async def test_when_the_grace_runs_out_a_plain_stream_is_aborted(

@@ -124,8 +124,7 @@ async def test_cancel_closes_upstream_and_ends_with_done_cancelled(
         frame = await receive(ws)
         assert frame == {"type": "done", "id": "c", "finish_reason": "cancelled", "usage": None}
         seen = fake_openrouter.requests[0]
-        await asyncio.wait_for(seen.ended.wait(), timeout=1)
-        assert seen.disconnected
+        await seen.wait_dropped_by_relay(1)
         # Exactly one terminal frame: nothing more comes for "c", and the socket still works.
         await ws.send_str(chat_frame("after", "still here"))
         frames = await until_end(ws, "after")
@@ -154,8 +153,7 @@ async def test_closing_the_socket_closes_every_upstream(
     assert {(await receive(ws))["id"], (await receive(ws))["id"]} == {"a", "b"}
     await ws.close()
     for seen in fake_openrouter.requests:
-        await asyncio.wait_for(seen.ended.wait(), timeout=1)
-        assert seen.disconnected
+        await seen.wait_dropped_by_relay(1)
 
 
 async def test_a_fifth_running_chat_is_refused_with_429(
