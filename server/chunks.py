@@ -16,6 +16,8 @@ class Batch:
     """What one upstream read said: its merged events, and how the stream stands after it."""
 
     events: list[ChatEvent]
+    # The read's `data:` payloads as upstream sent them, for clients that want its chunks.
+    payloads: list[bytes]
     finished: bool = False
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
@@ -27,7 +29,7 @@ def read_batch(payloads: list[bytes]) -> Batch:
 
     On the per-token path: plain lookups, and one event per run of the same kind.
     """
-    batch = Batch(events=[])
+    batch = Batch(events=[], payloads=payloads)
     runs: list[tuple[type[Delta] | type[Reasoning], list[str]]] = []
     for payload in payloads:
         if payload == b"[DONE]":
@@ -81,18 +83,5 @@ def _decode_chunk(payload: bytes) -> dict[str, Any]:
         raise UpstreamError("OpenRouter sent an event that is not a JSON object")
     error = chunk.get("error")
     if error is not None:
-        raise _stream_error(error)
+        raise UpstreamError.from_body(error)
     return chunk
-
-
-def _stream_error(error: object) -> UpstreamError:
-    """An error chunk inside the stream: its `code` is the status when it is an HTTP code."""
-    if not isinstance(error, dict):
-        return UpstreamError(str(error) or "OpenRouter reported an error")
-    message = error.get("message")
-    code = error.get("code")
-    status = code if isinstance(code, int) and 400 <= code <= 599 else 502
-    if isinstance(code, str) and code.isdigit() and 400 <= int(code) <= 599:
-        status = int(code)
-    text = message if isinstance(message, str) and message else "OpenRouter reported an error"
-    return UpstreamError(text, status=status)

@@ -8,18 +8,8 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from .errors import ChatError
+from .errors import ServerShuttingDown
 from .metrics import current_metrics, metrics_key
-
-
-class ServerShuttingDown(ChatError):
-    """A chat started during shutdown, or still running when the grace period ran out."""
-
-    http_status = 503
-    code = "shutting_down"
-
-    def __init__(self) -> None:
-        super().__init__("The server is restarting; please try again in a moment")
 
 
 class Drain:

@@ -13,13 +13,20 @@ class ChatError(Exception):
     http_status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status or self.http_status
+        # Seconds after which trying again may work: `Retry-After` on HTTP, a frame field on WS.
+        self.retry_after = retry_after
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "message": self.message}
+        body: dict[str, Any] = {"status": self.status, "message": self.message}
+        if self.retry_after is not None:
+            body["retry_after"] = self.retry_after
+        return body
 
 
 class InternalError(ChatError):
@@ -61,14 +68,11 @@ class AccessDenied(ChatError):
 
 
 class TooManyChats(ChatError):
-    """A client started more chats than its limits allow."""
+    """A client went over a limit (sockets, chats at once, chats per minute); `retry_after`
+    says in how many seconds to try again, when that is known."""
 
     http_status = 429
     code = "too_many_chats"
-
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class ChatIdInUse(ChatError):
@@ -78,23 +82,48 @@ class ChatIdInUse(ChatError):
     code = "chat_id_in_use"
 
 
+class ServerShuttingDown(ChatError):
+    """A chat started during shutdown, or still running when the grace period ran out."""
+
+    http_status = 503
+    code = "shutting_down"
+
+    def __init__(self) -> None:
+        super().__init__("The server is restarting; please try again in a moment")
+
+
 class UpstreamError(ChatError):
     """OpenRouter answered with an error, before or inside its stream, or broke its protocol."""
 
     http_status = 502
     code = "upstream_error"
 
-    def __init__(
-        self, message: str, *, status: int | None = None, retry_after: int | None = None
-    ) -> None:
-        super().__init__(message, status=status)
-        self.retry_after = retry_after
+    @classmethod
+    def from_body(
+        cls,
+        error: object,
+        *,
+        status: int | None = None,
+        retry_after: int | None = None,
+        default_message: str = "OpenRouter reported an error",
+    ) -> UpstreamError:
+        """The one reading of OpenRouter's `error` object, from an error answer or a chunk.
 
-    def to_dict(self) -> dict[str, Any]:
-        body = super().to_dict()
-        if self.retry_after is not None:
-            body["retry_after"] = self.retry_after
-        return body
+        `status` is the answer's HTTP status; inside a stream (None) the error's `code` is
+        the status when it is an HTTP error code, else 502.
+        """
+        message: object = None
+        code: object = None
+        if isinstance(error, dict):
+            message, code = error.get("message"), error.get("code")
+        elif error is not None:
+            message = str(error)
+        if status is None:
+            if isinstance(code, str) and code.isdigit():
+                code = int(code)
+            status = code if isinstance(code, int) and 400 <= code <= 599 else 502
+        text = message if isinstance(message, str) and message else default_message
+        return cls(text, status=status, retry_after=retry_after)
 
 
 class UpstreamUnreachable(UpstreamError):

@@ -10,14 +10,15 @@ from contextlib import aclosing
 import orjson
 from aiohttp import web
 
-from .chat import parse_chat_request, stream_chat
+from .chat import stream_chat
 from .config import settings_key
 from .drain import running_chat
 from .errors import ChatError, InternalError
 from .events import ChatEvent, Delta, Done
 from .limits import check_chat_rate
 from .openrouter import openrouter_key
-from .profile import check_api_key, get_server_profile
+from .profile import check_api_key, request_profile
+from .request import parse_chat_request
 from .web_json import error_response, read_json
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def text_bytes(event: ChatEvent) -> bytes:
 
 async def chat_openrouter(request: web.Request) -> web.StreamResponse:
     chat = parse_chat_request(await read_json(request))
-    profile = await get_server_profile(request)
+    profile = await request_profile(request)
     api_key = check_api_key(profile)
     check_chat_rate(request, profile)
     as_sse = "text/event-stream" in request.headers.get("Accept", "")
@@ -82,9 +83,12 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
     settings = request.app[settings_key]
     start = LazyStart(request, response, settings.first_byte_s)
     events = stream_chat(
-        chat, api_key, request.app[openrouter_key], transport="sse" if as_sse else "http",
+        chat,
+        api_key,
+        request.app[openrouter_key],
+        transport="sse" if as_sse else "http",
         chat_id=secrets.token_hex(6),
-    )  # fmt: skip
+    )
     answered = False
     try:
         async with running_chat(request.app), aclosing(events):

@@ -7,7 +7,6 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
 
 from aiohttp import web
 
@@ -18,16 +17,6 @@ from .profile import Profile
 # Past this many tracked clients, idle entries are dropped: rotating addresses cost no memory.
 MAX_TRACKED_CLIENTS = 10_000
 SOCKET_RETRY_AFTER_S = 10
-
-
-class RateLimited(TooManyChats):
-    """A client went over a limit; `retry_after` says in how many seconds to try again."""
-
-    def to_dict(self) -> dict[str, Any]:
-        body = super().to_dict()
-        if self.retry_after is not None:
-            body["retry_after"] = self.retry_after
-        return body
 
 
 class ChatRate:
@@ -73,10 +62,10 @@ class SocketCount:
 
     @contextmanager
     def hold(self, client: str) -> Iterator[None]:
-        """Count a socket for `client` while inside; RateLimited (429) when over the cap."""
+        """Count a socket for `client` while inside; TooManyChats (429) when over the cap."""
         count = self.open.get(client, 0)
         if 0 < self.per_client <= count:
-            raise RateLimited(
+            raise TooManyChats(
                 f"At most {self.per_client} WebSocket connections per client address",
                 retry_after=SOCKET_RETRY_AFTER_S,
             )
@@ -113,18 +102,18 @@ def rate_client(request: web.Request, profile: Profile) -> str:
 
 
 def check_chat_rate(request: web.Request, profile: Profile) -> None:
-    """Count one chat start; RateLimited (429, retry_after) past CHATS_PER_MINUTE."""
+    """Count one chat start; TooManyChats (429, retry_after) past CHATS_PER_MINUTE."""
     retry_after = request.app[limits_key].chat_rate.take(rate_client(request, profile))
     if retry_after is not None:
         per_minute = request.app[settings_key].chats_per_minute
-        raise RateLimited(
+        raise TooManyChats(
             f"At most {per_minute} chats per minute may be started; try again in {retry_after} s",
             retry_after=retry_after,
         )
 
 
 def socket_slot(request: web.Request) -> AbstractContextManager[None]:
-    """Hold one of the client address's WebSocket slots; RateLimited (429) when none is free."""
+    """Hold one of the client address's WebSocket slots; TooManyChats (429) when none is free."""
     return request.app[limits_key].sockets.hold(client_address(request))
 
 

@@ -1,4 +1,7 @@
-"""The upstream client: one ClientSession, OpenRouter's SSE read into batches of payloads."""
+"""The upstream client: one ClientSession; OpenRouter's SSE decoded into batches of events.
+
+It owns the wire: SSE, chunk JSON, OpenRouter's error shapes and key redaction, once.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +17,10 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+from .chunks import Batch, read_batch
 from .config import Settings
-from .errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from .sse import PayloadBatches, SSEDecoder
+from .errors import ChatError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from .sse import SSEDecoder
 from .watchdog import SilenceWatchdog
 
 log = logging.getLogger(__name__)
@@ -28,12 +32,15 @@ MAX_ERROR_BODY_BYTES = 64 * 1024
 BODY_END_WAIT_S = 1.0
 
 
+Batches = AsyncIterator[Batch]
+
+
 class Upstream(Protocol):
     """What the chat core needs from OpenRouter; tests may pass a scripted fake."""
 
     def open_chat(
         self, api_key: str, payload: dict[str, Any]
-    ) -> AbstractAsyncContextManager[PayloadBatches]: ...
+    ) -> AbstractAsyncContextManager[Batches]: ...
 
 
 def parse_retry_after(value: str | None) -> int | None:
@@ -46,28 +53,25 @@ def parse_retry_after(value: str | None) -> int | None:
         return None
 
 
-def error_from_response(
-    status: int, body: bytes, headers: CIMultiDictProxy[str], api_key: str
-) -> UpstreamError:
+def error_from_response(status: int, body: bytes, headers: CIMultiDictProxy[str]) -> UpstreamError:
     """Turn OpenRouter's `{"error": {"message", "code"}}` answer into an UpstreamError."""
-    message = f"OpenRouter answered with status {status}"
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         parsed = None
+    error: object = None
     if isinstance(parsed, dict):
         error = parsed.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            message = error["message"]
-        elif isinstance(error, str):
-            message = error
-        elif isinstance(parsed.get("message"), str):
-            message = parsed["message"]
-    error_status = status if 400 <= status <= 599 else 502
-    return UpstreamError(
-        redact(message, api_key),
-        status=error_status,
+        readable = isinstance(error, str) or (
+            isinstance(error, dict) and isinstance(error.get("message"), str)
+        )
+        if not readable:
+            error = parsed.get("message") if isinstance(parsed.get("message"), str) else None
+    return UpstreamError.from_body(
+        error,
+        status=status if 400 <= status <= 599 else 502,
         retry_after=parse_retry_after(headers.get("Retry-After")),
+        default_message=f"OpenRouter answered with status {status}",
     )
 
 
@@ -97,8 +101,6 @@ class OpenRouterClient:
                 limit_per_host=settings.upstream_max_connections,
             ),
             read_bufsize=READ_BUFSIZE_BYTES,
-            json_serialize=lambda obj: orjson.dumps(obj).decode(),
-            raise_for_status=False,
         )
         return self
 
@@ -126,10 +128,12 @@ class OpenRouterClient:
         return headers
 
     @asynccontextmanager
-    async def open_chat(
-        self, api_key: str, payload: dict[str, Any]
-    ) -> AsyncIterator[PayloadBatches]:
-        """POST chat/completions and yield its SSE payload batches; closes the request on exit."""
+    async def open_chat(self, api_key: str, payload: dict[str, Any]) -> AsyncIterator[Batches]:
+        """POST chat/completions and yield its batches of events; closes the request on exit.
+
+        Every ChatError raised inside, by upstream or by the caller, leaves with the key
+        redacted from its message.
+        """
         headers = self._headers(api_key)
         headers["Accept"] = "text/event-stream"
         headers["Content-Type"] = "application/json"
@@ -142,26 +146,29 @@ class OpenRouterClient:
                         url, data=orjson.dumps(payload), headers=headers
                     )
             except aiohttp.ClientError as exc:
-                raise self._transport_error(exc, api_key) from None
+                raise self._transport_error(exc) from None
             try:
                 if response.status != 200:
                     with watchdog:
                         body = await _read_capped(response)
-                    raise error_from_response(response.status, body, response.headers, api_key)
-                yield self._payload_batches(response, api_key, watchdog)
+                    raise error_from_response(response.status, body, response.headers)
+                yield self._batches(response, watchdog)
             except BaseException:
                 # close(), not release(): an unfinished body must drop the connection at
                 # once so the provider stops generating, instead of being drained for the pool.
                 response.close()
                 raise
             await _release_or_close(response)
+        except ChatError as error:
+            error.message = redact(error.message, api_key)
+            raise
         finally:
             watchdog.close()
 
-    async def _payload_batches(
-        self, response: aiohttp.ClientResponse, api_key: str, watchdog: SilenceWatchdog
-    ) -> PayloadBatches:
-        """The `data:` payloads of each read; a read that completes no event yields nothing."""
+    async def _batches(
+        self, response: aiohttp.ClientResponse, watchdog: SilenceWatchdog
+    ) -> Batches:
+        """The events of each read; a read that completes no SSE event yields nothing."""
         content = response.content
         decoder = SSEDecoder()
         while True:
@@ -169,20 +176,20 @@ class OpenRouterClient:
                 with watchdog:
                     read = await content.readany()
             except aiohttp.ClientError as exc:
-                raise self._transport_error(exc, api_key) from None
+                raise self._transport_error(exc) from None
             if not read:
                 break
             payloads = decoder.feed(read)
             if payloads:
-                yield payloads
+                yield read_batch(payloads)
         payloads = decoder.close()
         if payloads:
-            yield payloads
+            yield read_batch(payloads)
 
     def _silence_message(self) -> str:
         return f"OpenRouter sent nothing for {self._settings.upstream_timeout_s:g} seconds"
 
-    def _transport_error(self, exc: aiohttp.ClientError, api_key: str) -> UpstreamError:
+    def _transport_error(self, exc: aiohttp.ClientError) -> UpstreamError:
         if isinstance(exc, aiohttp.ServerTimeoutError):
             return UpstreamTimeout(self._silence_message())
         if isinstance(exc, aiohttp.ClientPayloadError):
@@ -191,7 +198,7 @@ class OpenRouterClient:
             reason = exc.os_error.strerror or str(exc.os_error)
         else:
             reason = str(exc) or type(exc).__name__
-        return UpstreamUnreachable(redact(f"Could not reach OpenRouter: {reason}", api_key))
+        return UpstreamUnreachable(f"Could not reach OpenRouter: {reason}")
 
     async def list_models(self, api_key: str | None) -> list[dict[str, Any]]:
         """GET /models, reduced to the fields chatbot-ui uses: id, name, context_length."""
@@ -203,13 +210,14 @@ class OpenRouterClient:
             ) as response:
                 body = await _read_capped(response, limit=32 * 1024 * 1024)
                 if response.status != 200:
-                    raise error_from_response(
-                        response.status, body, response.headers, api_key or ""
-                    )
+                    raise error_from_response(response.status, body, response.headers)
         except aiohttp.ClientError as exc:
-            raise self._transport_error(exc, api_key or "") from None
+            raise self._transport_error(exc) from None
         except TimeoutError:
             raise UpstreamTimeout(self._silence_message()) from None
+        except ChatError as error:
+            error.message = redact(error.message, api_key or "")
+            raise
         try:
             models = orjson.loads(body)["data"]
             return [

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from .errors import UpstreamError
 
 # One SSE line may hold a large tool call; past this it is a broken upstream, not a reply.
 MAX_LINE_BYTES = 8 * 1024 * 1024
-
-PayloadBatches = AsyncIterator[list[bytes]]
 
 
 class SSEDecoder:
@@ -40,8 +36,7 @@ class SSEDecoder:
                     payloads.append(b"\n".join(data))
                     data.clear()
             elif line.startswith(b"data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(b" ") else value)
+                data.append(_field_value(line))
         return payloads
 
     def close(self) -> list[bytes]:
@@ -49,8 +44,13 @@ class SSEDecoder:
         line = self._pending.removesuffix(b"\r")
         self._pending = b""
         if line.startswith(b"data:"):
-            value = line[5:]
-            self._data.append(value[1:] if value.startswith(b" ") else value)
+            self._data.append(_field_value(line))
         payloads = [b"\n".join(self._data)] if self._data else []
         self._data = []
         return payloads
+
+
+def _field_value(line: bytes) -> bytes:
+    """What follows `data:`, less the one space the standard allows after the colon."""
+    value = line[5:]
+    return value[1:] if value.startswith(b" ") else value

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .config import settings_key
-from .errors import (
-    BadRequest,
-    ChatError,
-    InternalError,
-    PayloadTooLarge,
-    TooManyChats,
-    UpstreamError,
-)
+from .errors import BadRequest, ChatError, InternalError, PayloadTooLarge
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def read_json(request: web.Request) -> object:
@@ -42,9 +33,8 @@ def json_response(data: object, status: int = 200) -> web.Response:
 
 def error_response(error: ChatError) -> web.Response:
     response = json_response({"message": error.message}, status=error.status)
-    retry_after = getattr(error, "retry_after", None)
-    if isinstance(error, UpstreamError | TooManyChats) and retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

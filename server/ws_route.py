@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from .chat import parse_chat_request, stream_chat
+from .chat import stream_chat
 from .config import settings_key
 from .drain import running_chat
 from .errors import BadRequest, ChatError, ChatIdInUse, InternalError, TooManyChats
@@ -21,7 +21,8 @@ from .events import ChatEvent, Done
 from .limits import check_chat_rate, socket_slot
 from .metrics import metrics_key
 from .openrouter import openrouter_key
-from .profile import Profile, check_api_key, get_server_profile
+from .profile import Profile, check_api_key, request_profile
+from .request import parse_chat_request
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,10 @@ class ChatSocket:
         chat = parse_chat_request(frame)
         api_key = check_api_key(self.profile)
         check_chat_rate(self.request, self.profile)
-        self.running[chat_id] = asyncio.create_task(self.relay(chat_id, stream_chat(
-            chat, api_key, self.request.app[openrouter_key], transport="ws", chat_id=chat_id,
-        )))  # fmt: skip
+        events = stream_chat(
+            chat, api_key, self.request.app[openrouter_key], transport="ws", chat_id=chat_id
+        )
+        self.running[chat_id] = asyncio.create_task(self.relay(chat_id, events))
 
     async def relay(self, chat_id: str, events: AsyncGenerator[ChatEvent, None]) -> None:
         task = asyncio.current_task()
@@ -173,7 +175,7 @@ class ChatSocket:
 async def chat_ws(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[settings_key]
     # The session is read at the handshake: a key saved later needs a new socket.
-    profile = await get_server_profile(request)
+    profile = await request_profile(request)
     ws = web.WebSocketResponse(
         heartbeat=settings.ws_heartbeat_s,
         max_msg_size=settings.max_body_bytes,

@@ -10,10 +10,12 @@ from typing import Any
 import orjson
 import pytest
 
-from server.chat import parse_chat_request, stream_chat
+from server.chat import stream_chat
+from server.chunks import read_batch
 from server.errors import BadRequest, UpstreamError
 from server.events import ChatEvent, Delta, Done, Reasoning
-from server.sse import PayloadBatches
+from server.openrouter import Batches
+from server.request import parse_chat_request
 from tests.conftest import chat_body
 from tests.fake_openrouter import USAGE, chunk
 
@@ -21,7 +23,8 @@ KEY = "sk-or-v1-core-test-key-5555"
 
 
 class ScriptedUpstream:
-    """Replays batches of payloads as if each were one network read."""
+    """Replays batches of payloads as if each were one network read, decoded as the real
+    upstream client decodes them."""
 
     def __init__(self, *batches: list[bytes]) -> None:
         self.batches = batches
@@ -30,20 +33,20 @@ class ScriptedUpstream:
 
     def open_chat(
         self, api_key: str, payload: dict[str, Any]
-    ) -> AbstractAsyncContextManager[PayloadBatches]:
+    ) -> AbstractAsyncContextManager[Batches]:
         self.payloads.append(payload)
         return self._open()
 
     @asynccontextmanager
-    async def _open(self) -> AsyncIterator[PayloadBatches]:
+    async def _open(self) -> AsyncIterator[Batches]:
         try:
             yield self._batches()
         finally:
             self.closed = True
 
-    async def _batches(self) -> PayloadBatches:
-        for batch in self.batches:
-            yield batch
+    async def _batches(self) -> Batches:
+        for payloads in self.batches:
+            yield read_batch(payloads)
 
 
 def data(**kwargs: Any) -> bytes:
@@ -125,13 +128,6 @@ async def test_malformed_event_is_a_502(payload: bytes) -> None:
         await events_of(ScriptedUpstream([payload]))
     assert caught.value.status == 502
     assert "OpenRouter sent an event" in caught.value.message
-
-
-async def test_key_echoed_in_an_error_is_redacted() -> None:
-    upstream = ScriptedUpstream([data(error={"code": 401, "message": f"bad key {KEY}"})])
-    with pytest.raises(UpstreamError) as caught:
-        await events_of(upstream)
-    assert KEY not in caught.value.message
 
 
 async def test_closing_the_stream_early_closes_upstream() -> None:

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
+from server.chunks import Batch
 from server.config import Settings
 from server.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from server.openrouter import OpenRouterClient
@@ -40,7 +41,7 @@ def mocked() -> Iterator[aioresponses]:
         yield mock
 
 
-async def open_and_read(upstream: OpenRouterClient) -> list[list[bytes]]:
+async def open_and_read(upstream: OpenRouterClient) -> list[Batch]:
     async with upstream.open_chat(KEY, {"model": "m"}) as batches:
         return [batch async for batch in batches]
 
@@ -117,7 +118,23 @@ async def test_success_body_is_parsed(upstream: OpenRouterClient, mocked: aiores
         body=': OPENROUTER PROCESSING\n\ndata: {"x":1}\n\ndata: [DONE]\n\n',
         response_class=ResponseWithWriter,
     )
-    assert await open_and_read(upstream) == [[b'{"x":1}', b"[DONE]"]]
+    (batch,) = await open_and_read(upstream)
+    assert batch.payloads == [b'{"x":1}', b"[DONE]"]
+    assert batch.finished and batch.events == []
+
+
+async def test_key_echoed_in_an_error_inside_the_stream_is_redacted(
+    upstream: OpenRouterClient, mocked: aioresponses
+) -> None:
+    error = f'{{"error": {{"code": 401, "message": "bad key {KEY}"}}}}'
+    mocked.post(CHAT_URL, status=200, body=f"data: {error}\n\n", response_class=ResponseWithWriter)
+    with pytest.raises(UpstreamError) as caught:
+        async with upstream.open_chat(KEY, {"model": "m"}) as batches:
+            async for batch in batches:
+                if batch.error is not None:
+                    raise batch.error
+    assert caught.value.status == 401
+    assert KEY not in caught.value.message and "[redacted]" in caught.value.message
 
 
 async def test_models_list_is_reduced(upstream: OpenRouterClient, mocked: aioresponses) -> None:
