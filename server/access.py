@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiohttp_session import get_session, new_session
 
-from .config import Settings, settings_key
+from .config import Settings, normalize_origin, settings_key
 from .errors import AccessDenied, BadRequest
 from .profile import SESSION_KEY_FIELD
-from .web_json import Handler, read_json
+from .web_json import read_json
 
 ACCESS_FIELD = "access"
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
@@ -24,7 +23,6 @@ CORS_PATHS = frozenset({"/api/chat/openrouter"})
 CORS_METHODS = "POST, OPTIONS"
 CORS_HEADERS = "Content-Type, Authorization, Accept"
 CORS_MAX_AGE_S = 600
-DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 def token_digest(token: str) -> str:
@@ -32,29 +30,8 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(b"chatrelay-access:" + token.encode()).hexdigest()
 
 
-def normalize_origin(origin: str) -> str:
-    """`scheme://host[:port]` in lower case, default port dropped: equal origins compare equal."""
-    text = origin.strip().rstrip("/").lower()
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError:
-        return text
-    if not parts.scheme or not parts.hostname:
-        return text
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    if port is None or port == DEFAULT_PORTS.get(parts.scheme):
-        return f"{parts.scheme}://{host}"
-    return f"{parts.scheme}://{host}:{port}"
-
-
-@functools.lru_cache(maxsize=16)
-def _normalized(origins: frozenset[str]) -> frozenset[str]:
-    return frozenset(normalize_origin(o) for o in origins)
-
-
 def is_allowed_origin(origin: str, settings: Settings) -> bool:
-    return normalize_origin(origin) in _normalized(settings.allowed_origins)
+    return normalize_origin(origin) in settings.allowed_origins
 
 
 def is_cross_site(request: web.Request, settings: Settings) -> bool:

@@ -1,77 +1,176 @@
-"""Settings read once from the environment; every handler reads them from the app."""
+"""Settings read once from the environment: each default, its variable and its check, once.
+
+Every start path (python -m server, gunicorn's master and workers) reads `Settings.from_env`
+and asks `startup_problem()` whether it may start.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+import dataclasses
+import ipaddress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 class ConfigError(Exception):
     """A variable of the environment is malformed; the message names it."""
 
 
+Parse = Callable[[str, str], Any]
+
+
+def env(name: str, parse: Parse, default: Any) -> Any:
+    """A settings field read from the variable `name` with `parse(name, value)`.
+
+    An unset or empty variable leaves the default.
+    """
+    return field(default=default, metadata={"env": name, "parse": parse})
+
+
+def _text(name: str, value: str) -> str:
+    return value
+
+
+def _whole(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+
+
+def _count(name: str, value: str) -> int:
+    number = _whole(name, value)
+    if number < 0:
+        raise ConfigError(f"{name} must be 0 (no limit) or more, got {number}")
+    return number
+
+
+def _seconds(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    return number
+
+
+def _is_one(name: str, value: str) -> bool:
+    return value == "1"
+
+
+def _yes(name: str, value: str) -> bool:
+    return value.lower() in ("1", "true", "yes")
+
+
+def _origins(name: str, value: str) -> frozenset[str]:
+    return frozenset(o for o in value.split(",") if o.strip())
+
+
+def _fernet_key(name: str, value: str) -> str:
+    check_fernet_key(value)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    openrouter_api_key: str | None = None
-    openrouter_base_url: str = DEFAULT_BASE_URL
-    session_secret: str | None = None
-    access_token: str | None = None
-    allowed_origins: frozenset[str] = field(default_factory=frozenset)
-    app_url: str | None = None
-    app_title: str = "chatrelay"
-    upstream_timeout_s: float = 120.0
+    host: str = env("HOST", _text, "127.0.0.1")
+    port: int = env("PORT", _whole, 8080)
+    openrouter_api_key: str | None = env("OPENROUTER_API_KEY", _text, None)
+    openrouter_base_url: str = env("OPENROUTER_BASE_URL", _text, DEFAULT_BASE_URL)
+    session_secret: str | None = env("SESSION_SECRET", _fernet_key, None)
+    access_token: str | None = env("ACCESS_TOKEN", _text, None)
+    allowed_origins: frozenset[str] = env("ALLOWED_ORIGINS", _origins, frozenset())
+    app_url: str | None = env("APP_URL", _text, None)
+    app_title: str = env("APP_TITLE", _text, "chatrelay")
+    upstream_timeout_s: float = env("UPSTREAM_TIMEOUT", _seconds, 120.0)
+    log_level: str = env("LOG_LEVEL", _text, "INFO")
+    log_format: str = env("LOG_FORMAT", _text, "text")
+    open_access: bool = env("OPEN_ACCESS", _is_one, False)
+    shutdown_grace_s: float = env("SHUTDOWN_GRACE", _seconds, 20.0)
+    behind_proxy: bool = env("BEHIND_PROXY", _yes, False)
+    # Limits per client (see server/limits.py); 0 turns one off.
+    max_sockets_per_client: int = env("MAX_SOCKETS_PER_CLIENT", _count, 32)
+    chats_per_minute: int = env("CHATS_PER_MINUTE", _count, 300)
+    upstream_max_connections: int = env("UPSTREAM_MAX_CONNECTIONS", _count, 256)
+    # Not read from the environment: tests and the benchmark set them.
     upstream_connect_timeout_s: float = 10.0
     first_byte_s: float = 10.0
     max_chats_per_socket: int = 4
     ws_heartbeat_s: float = 20.0
     models_cache_s: float = 300.0
     max_body_bytes: int = 1024 * 1024
-    log_level: str = "INFO"
-    log_format: str = "text"
-    open_access: bool = False
-    shutdown_grace_s: float = 20.0
-    behind_proxy: bool = False
-    # Limits per client (see server/limits.py); 0 turns one off.
-    max_sockets_per_client: int = 32
-    chats_per_minute: int = 300
-    upstream_max_connections: int = 256
+
+    def __post_init__(self) -> None:
+        # Normalized here, once, so every comparison elsewhere is a plain lookup.
+        normal = {
+            "openrouter_base_url": self.openrouter_base_url.rstrip("/"),
+            "allowed_origins": frozenset(normalize_origin(o) for o in self.allowed_origins),
+            "log_level": self.log_level.upper(),
+            "log_format": self.log_format.lower(),
+        }
+        for name, value in normal.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
-        secret = env.get("SESSION_SECRET") or None
-        if secret is not None:
-            check_fernet_key(secret)
-        origins = frozenset(
-            o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()
-        )
-        return cls(
-            host=env.get("HOST") or "127.0.0.1",
-            port=_int(env, "PORT", 8080),
-            openrouter_api_key=env.get("OPENROUTER_API_KEY") or None,
-            openrouter_base_url=(env.get("OPENROUTER_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
-            session_secret=secret,
-            access_token=env.get("ACCESS_TOKEN") or None,
-            allowed_origins=origins,
-            app_url=env.get("APP_URL") or None,
-            app_title=env.get("APP_TITLE") or "chatrelay",
-            upstream_timeout_s=_float(env, "UPSTREAM_TIMEOUT", 120.0),
-            log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
-            log_format=(env.get("LOG_FORMAT") or "text").lower(),
-            open_access=env.get("OPEN_ACCESS") == "1",
-            shutdown_grace_s=_float(env, "SHUTDOWN_GRACE", 20.0),
-            behind_proxy=env.get("BEHIND_PROXY", "").lower() in ("1", "true", "yes"),
-            max_sockets_per_client=_count(env, "MAX_SOCKETS_PER_CLIENT", 32),
-            chats_per_minute=_count(env, "CHATS_PER_MINUTE", 300),
-            upstream_max_connections=_count(env, "UPSTREAM_MAX_CONNECTIONS", 256),
-        )
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        values = {
+            spec.name: spec.metadata["parse"](spec.metadata["env"], raw)
+            for spec in dataclasses.fields(cls)
+            if "env" in spec.metadata and (raw := environ.get(spec.metadata["env"]))
+        }
+        return cls(**values)
+
+    def startup_problem(self, workers: int = 1) -> str | None:
+        """Why these settings must not serve with `workers` processes, in one line, or None."""
+        if workers > 1 and self.session_secret is None:
+            return (
+                f"refusing to start {workers} workers without SESSION_SECRET: each would make "
+                "its own, and a key saved through one worker would be lost on the next "
+                "(set SESSION_SECRET, or WEB_CONCURRENCY=1)"
+            )
+        guarded = self.access_token is not None or self.open_access
+        if self.openrouter_api_key and not guarded and not is_loopback(self.host):
+            # An open relay spends its owner's credits for anyone who finds the port.
+            return (
+                f"refusing to start: OPENROUTER_API_KEY is set, {self.host} is not loopback "
+                "and ACCESS_TOKEN is unset (set ACCESS_TOKEN, or OPEN_ACCESS=1 if you mean it)"
+            )
+        return None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_origin(origin: str) -> str:
+    """`scheme://host[:port]` in lower case, default port dropped: equal origins compare equal."""
+    text = origin.strip().rstrip("/").lower()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return text
+    if not parts.scheme or not parts.hostname:
+        return text
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is None or port == DEFAULT_PORTS.get(parts.scheme):
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
 
 
 def check_fernet_key(secret: str) -> None:
@@ -86,36 +185,6 @@ def check_fernet_key(secret: str) -> None:
             'make one with: python -c "from cryptography.fernet import Fernet; '
             'print(Fernet.generate_key().decode())"'
         )
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    value = env.get(name)
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
-
-
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
-    number = _int(env, name, default)
-    if number < 0:
-        raise ConfigError(f"{name} must be 0 (no limit) or more, got {number}")
-    return number
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    value = env.get(name)
-    if not value:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if number <= 0:
-        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
-    return number
 
 
 settings_key = web.AppKey("settings", Settings)

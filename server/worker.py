@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping
 
 from aiohttp import web
 
-from .__main__ import is_loopback, open_relay_reason
 from .app import create_app
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, is_loopback
+from .logs import quiet_known_warnings
 from .runner import make_runner
 
 # gunicorn's worker notices SIGTERM on its next one-second tick.
@@ -19,6 +19,7 @@ WORKER_TICK_S = 1.0
 
 async def serve() -> web.AppRunner:
     """The gunicorn app factory: an AppRunner, so handler_cancellation can be switched on."""
+    quiet_known_warnings()
     return make_runner(create_app(Settings.from_env(os.environ)))
 
 
@@ -36,15 +37,9 @@ def bind_host(binds: Iterable[str]) -> str:
 
 
 def startup_problem(env: Mapping[str, str], host: str, workers: int) -> str | None:
-    """Why gunicorn must not start these workers, in one line, or None."""
+    """Why gunicorn must not start these workers on `host`, in one line, or None."""
     try:
         settings = Settings.from_env(env)
     except ConfigError as error:
         return str(error)
-    if workers > 1 and settings.session_secret is None:
-        return (
-            f"refusing to start {workers} workers without SESSION_SECRET: each would make its "
-            "own, and a key saved through one worker would be lost on the next "
-            "(set SESSION_SECRET, or WEB_CONCURRENCY=1)"
-        )
-    return open_relay_reason(dataclasses.replace(settings, host=host))
+    return dataclasses.replace(settings, host=host).startup_problem(workers)

@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 import pytest
 
-from server.access import normalize_origin
+from server.config import normalize_origin
 from tests.conftest import SESSION_SECRET, Client, MakeClient, chat_body
 from tests.fake_openrouter import FakeOpenRouter
 from tests.security.conftest import ACCESS_TOKEN

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from server.__main__ import open_relay_reason
 from server.config import ConfigError, Settings
 
 GOOD_SECRET = "Xq0Y0s8cT3o3ZgfN0f7d4Yb1WkqJ8mZr2VvH5nD6eLs="
@@ -64,7 +63,7 @@ def test_malformed_variables_are_named(env: dict[str, str], named: str) -> None:
     ],
 )
 def test_open_relay_is_refused(env: dict[str, str], refused: bool) -> None:
-    reason = open_relay_reason(Settings.from_env(env))
+    reason = Settings.from_env(env).startup_problem()
     assert (reason is not None) == refused
     if reason:
         assert "ACCESS_TOKEN" in reason and "\n" not in reason
