@@ -3,7 +3,7 @@
 `python -m bench.whatif [--read-bufsize BYTES] -- [python -m server's options]`. Nothing
 under server/ is edited: module constants are patched before `python -m server` runs. Add
 an option here for the next idea to measure; the ones that paid off (uvloop, a lazy silence
-watchdog instead of aiohttp's sock_read, a 64 KiB read buffer) are in chatrelay now.
+watchdog instead of aiohttp's sock_read, a 32 KiB read buffer) are in chatrelay now.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -25,9 +24,6 @@ from .web_json import error_middleware
 from .ws_route import setup_ws_route
 
 log = logging.getLogger(__name__)
-
-# aiohttp-session 2.12 stores the session under a plain string key; nothing for us to fix.
-warnings.filterwarnings("ignore", "It is recommended to use web.RequestKey", web.NotAppKeyWarning)
 
 SESSION_MAX_AGE_S = 30 * 24 * 3600
 

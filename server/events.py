@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 
 @dataclass(frozen=True, slots=True)
 class Delta:
     content: str
-    kind: Literal["delta"] = "delta"
+    kind: ClassVar[Literal["delta"]] = "delta"
 
 
 @dataclass(frozen=True, slots=True)
 class Reasoning:
     content: str
-    kind: Literal["reasoning"] = "reasoning"
+    kind: ClassVar[Literal["reasoning"]] = "reasoning"
 
 
 @dataclass(frozen=True, slots=True)
 class Done:
     finish_reason: str | None
     usage: dict[str, Any] | None
-    kind: Literal["done"] = "done"
+    kind: ClassVar[Literal["done"]] = "done"
 
 
 ChatEvent = Delta | Reasoning | Done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,15 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .proxy import client_address_key
+
+
+def quiet_known_warnings() -> None:
+    """Called by each start path: aiohttp-session 2.12 keys the session by a plain string,
+    which aiohttp warns about on every request; that is the library's own business."""
+    warnings.filterwarnings(
+        "ignore", "It is recommended to use web.RequestKey", web.NotAppKeyWarning
+    )
+
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 

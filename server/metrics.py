@@ -32,31 +32,43 @@ class ChatMetrics:
         self.registry = CollectorRegistry()
         registry = self.registry
         self.chats_running = Gauge(
-            "chatrelay_chats_running", "Chats streaming now, both transports",
-            registry=registry, multiprocess_mode="livesum",
-        )  # fmt: skip
+            "chatrelay_chats_running",
+            "Chats streaming now, both transports",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self.sockets_open = Gauge(
-            "chatrelay_websockets_open", "WebSockets open now",
-            registry=registry, multiprocess_mode="livesum",
-        )  # fmt: skip
+            "chatrelay_websockets_open",
+            "WebSockets open now",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self.chats = Counter(
-            "chatrelay_chats", "Chats ended, by transport and outcome",
-            ["transport", "outcome"], registry=registry,
-        )  # fmt: skip
+            "chatrelay_chats",
+            "Chats ended, by transport and outcome",
+            ["transport", "outcome"],
+            registry=registry,
+        )
         self.tokens = Counter(
             "chatrelay_tokens_relayed",
             "Completion tokens relayed (upstream's usage, else text pieces sent)",
-            ["transport"], registry=registry,
-        )  # fmt: skip
+            ["transport"],
+            registry=registry,
+        )
         self.first_token = Histogram(
             "chatrelay_upstream_first_token_seconds",
             "Time from the chat's start to upstream's first text",
-            ["transport"], buckets=FIRST_TOKEN_BUCKETS_S, registry=registry,
-        )  # fmt: skip
+            ["transport"],
+            buckets=FIRST_TOKEN_BUCKETS_S,
+            registry=registry,
+        )
         self.duration = Histogram(
-            "chatrelay_chat_duration_seconds", "Time from a chat's start to its end",
-            ["transport"], buckets=DURATION_BUCKETS_S, registry=registry,
-        )  # fmt: skip
+            "chatrelay_chat_duration_seconds",
+            "Time from a chat's start to its end",
+            ["transport"],
+            buckets=DURATION_BUCKETS_S,
+            registry=registry,
+        )
         # Every series exists from the start, at 0, so rates work from the first scrape.
         for transport in TRANSPORTS:
             self.tokens.labels(transport)

@@ -31,7 +31,7 @@ class Profile:
         }
 
 
-async def get_server_profile(request: web.Request) -> Profile:
+async def request_profile(request: web.Request) -> Profile:
     """The key saved in the user's encrypted session, else the server-wide key."""
     session = await get_session(request)
     saved = session.get(SESSION_KEY_FIELD)

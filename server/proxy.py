@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipaddress
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .config import settings_key
-from .web_json import Handler
 
 SCHEMES = frozenset({"http", "https"})
 

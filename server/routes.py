@@ -11,7 +11,7 @@ from aiohttp_session import get_session
 from .config import settings_key
 from .errors import BadRequest
 from .openrouter import openrouter_key
-from .profile import SESSION_KEY_FIELD, get_server_profile
+from .profile import SESSION_KEY_FIELD, request_profile
 from .web_json import json_response, read_json
 
 MAX_KEY_CHARS = 512
@@ -22,7 +22,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def get_profile(request: web.Request) -> web.Response:
-    return json_response((await get_server_profile(request)).public_view())
+    return json_response((await request_profile(request)).public_view())
 
 
 async def put_profile(request: web.Request) -> web.Response:
@@ -77,7 +77,7 @@ async def get_models(request: web.Request) -> web.Response:
     cache = request.app[models_cache_key]
     models = cache.fresh()
     if models is None:
-        profile = await get_server_profile(request)
+        profile = await request_profile(request)
         models = await request.app[openrouter_key].list_models(profile.api_key)
         cache.store(models)
     return json_response({"data": models})

@@ -72,6 +72,8 @@ def setup_shutdown(app: web.Application) -> None:
     if shutdown_budget_s(grace_s) >= PLATFORM_KILL_S:
         log.warning(
             "SHUTDOWN_GRACE=%s: a shutdown may take %.0f s, past a platform's %.0f s kill",
-            grace_s, shutdown_budget_s(grace_s), PLATFORM_KILL_S,
-        )  # fmt: skip
+            grace_s,
+            shutdown_budget_s(grace_s),
+            PLATFORM_KILL_S,
+        )
     app.on_shutdown.append(finish_chats)

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from server.app import create_app
 from server.config import Settings
-from server.web_json import Handler
 from tests.conftest import Client, MakeClient
 
 ACCESS_TOKEN = "access-token-7f3c9a1e5d2b4c6a8e0f"
