@@ -72,7 +72,16 @@ def main() -> None:
     app.router.add_post("/relay", relay)
     app.router.add_get("/ws", ws_route)
     # Without it a client that leaves would not stop upstream until the next write fails.
-    web.run_app(app, host="127.0.0.1", port=args.port, handler_cancellation=True, print=None)
+    # backlog as chatrelay's (server/runner.py): the burst scenario measures relays, not
+    # the kernel dropping SYNs past aiohttp's default of 128.
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        handler_cancellation=True,
+        backlog=4096,
+        print=None,
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ from .shutdown import HANDLER_WAIT_S, finish_chats
 # Longer than the router's 90 s keep-alive, so the router is the one that closes idle
 # connections and never sends a request down one we are closing.
 KEEPALIVE_S = 95.0
+# aiohttp's default listen backlog is 128: a burst of chats overflows it, and each dropped
+# SYN costs its client a 1 s retransmit (bench `burst`: TcpExtListenOverflows). The kernel
+# caps it at net.core.somaxconn; gunicorn's own default is 2048.
+LISTEN_BACKLOG = 4096
 
 
 class GracefulRunner(web.AppRunner):
@@ -62,7 +66,7 @@ async def serve_until_signalled(app: web.Application, host: str, port: int) -> N
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
         await stop.wait()
     finally:
         await runner.cleanup()
