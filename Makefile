@@ -3,7 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup run test lint browser-deps
+REDIS_SERVER ?= redis-server
+
+.PHONY: setup run test lint browser-deps redis-deps
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,10 +27,18 @@ browser-deps:
 	  else echo "Chromium is missing: install Debian's chromium package (or set CHROMIUM=path)"; exit 1; fi; \
 	fi
 
+# The Redis tests start Debian's redis-server (TLS included) on free loopback ports.
+redis-deps:
+	@if ! command -v $(REDIS_SERVER) >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  else echo "redis-server is missing: install Debian's redis-server package"; exit 1; fi; \
+	fi
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy server tests bench gunicorn.conf.py
 
-test: setup browser-deps
+test: setup browser-deps redis-deps
 	$(PY) -m pytest

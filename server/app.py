@@ -17,6 +17,7 @@ from .metrics import setup_metrics
 from .openrouter import OpenRouterClient, openrouter_key
 from .page import setup_page
 from .proxy import proxy_middleware
+from .redis_conn import setup_redis
 from .routes import setup_routes
 from .session import SessionCookieStorage
 from .shutdown import setup_shutdown
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> web.Application:
         ],
     )
     app[settings_key] = settings
+    setup_redis(app)
     app.cleanup_ctx.append(openrouter_client)
     setup_shutdown(app)
     setup_metrics(app)

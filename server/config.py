@@ -76,6 +76,18 @@ def _origins(name: str, value: str) -> frozenset[str]:
     return frozenset(o for o in value.split(",") if o.strip())
 
 
+def _redis_url(name: str, value: str) -> str:
+    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL")
+    return value
+
+
+def _cert_reqs(name: str, value: str) -> str:
+    if value.lower() not in ("none", "optional", "required"):
+        raise ConfigError(f"{name} must be none, optional or required, got {value!r}")
+    return value.lower()
+
+
 def _fernet_key(name: str, value: str) -> str:
     check_fernet_key(value)
     return value
@@ -98,6 +110,11 @@ class Settings:
     open_access: bool = env("OPEN_ACCESS", _is_one, False)
     shutdown_grace_s: float = env("SHUTDOWN_GRACE", _seconds, 20.0)
     behind_proxy: bool = env("BEHIND_PROXY", _yes, False)
+    # None: no Redis, every process keeps its chats and limits in memory (server/redis_conn.py).
+    redis_url: str | None = env("REDIS_URL", _redis_url, None)
+    # For a rediss:// URL without its own ssl_cert_reqs: platforms' add-ons manage REDIS_URL
+    # and serve a self-signed certificate, so the URL cannot carry `?ssl_cert_reqs=none`.
+    redis_ssl_cert_reqs: str = env("REDIS_SSL_CERT_REQS", _cert_reqs, "required")
     # Limits per client (see server/limits.py); 0 turns one off.
     max_sockets_per_client: int = env("MAX_SOCKETS_PER_CLIENT", _count, 32)
     chats_per_minute: int = env("CHATS_PER_MINUTE", _count, 300)

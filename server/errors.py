@@ -92,6 +92,16 @@ class ServerShuttingDown(ChatError):
         super().__init__("The server is restarting; please try again in a moment")
 
 
+class ChatStoreUnavailable(ChatError):
+    """REDIS_URL is set and Redis cannot be reached: new chats cannot be recorded or counted."""
+
+    http_status = 503
+    code = "chat_store_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("Chat store unavailable")
+
+
 class UpstreamError(ChatError):
     """OpenRouter answered with an error, before or inside its stream, or broke its protocol."""
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from server.app import create_app
 from server.config import Settings
 from tests.fake_openrouter import FakeOpenRouter
+from tests.redis_server import RedisServer
 
 # A fixed Fernet key so cookies made by one app instance open in another.
 SESSION_SECRET = "Xq0Y0s8cT3o3ZgfN0f7d4Yb1WkqJ8mZr2VvH5nD6eLs="
@@ -28,6 +30,35 @@ async def fake_openrouter(aiohttp_server: Any) -> FakeOpenRouter:
     server: TestServer = await aiohttp_server(fake.app())
     fake.url = str(server.make_url("/api/v1"))
     return fake
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One plain redis-server for the session; tests that stop Redis use make_redis_server."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    redis_server.flush()
+    return redis_server.url
+
+
+@pytest.fixture
+def make_redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Own redis-servers (`tls=True` for rediss://) that the test may stop and restart."""
+    servers: list[RedisServer] = []
+
+    def make(*, tls: bool = False) -> RedisServer:
+        server = RedisServer(tmp_path / f"redis{len(servers)}", tls=tls).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,109 @@
+"""The app's one Redis client (REDIS_URL), and what Redis being down means to a user: a 503.
+
+The client connects lazily and reconnects by itself, so Redis being down at start-up or
+going away later never stops the process: each command that cannot reach it raises, and
+`store_errors()` turns that into 503 `Chat store unavailable` for the one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .config import Settings, settings_key
+from .errors import ChatStoreUnavailable
+
+log = logging.getLogger(__name__)
+
+# A Redis that does not answer fails a chat within seconds instead of hanging it; a URL's own
+# `socket_timeout` / `socket_connect_timeout` parameters win over these.
+REDIS_CONNECT_TIMEOUT_S = 2.0
+# Blocking reads (XREAD BLOCK, BLPOP) must block for less than this, or they time out.
+REDIS_SOCKET_TIMEOUT_S = 10.0
+# One quick retry: after a Redis restart the pooled connections are dead, and the retry on a
+# fresh one is what makes the first command after it work. More would only delay the 503.
+REDIS_RETRY = Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1)
+
+redis_key: web.AppKey[Redis | None] = web.AppKey("redis")
+
+
+# What a command raises when Redis cannot be reached or does not answer in time (redis-py
+# wraps most socket errors; a few, and TLS handshake failures, come through as OSError).
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def make_redis(settings: Settings) -> Redis | None:
+    """A client for REDIS_URL (no connection is made yet), or None without one.
+
+    For rediss:// the certificate is checked unless the URL's `ssl_cert_reqs` parameter (or
+    REDIS_SSL_CERT_REQS) says `none`: platforms' Redis add-ons serve a self-signed one.
+    """
+    if settings.redis_url is None:
+        return None
+    options: dict[str, Any] = {
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+        "retry": REDIS_RETRY,
+        "health_check_interval": 30,
+    }
+    parts = urlsplit(settings.redis_url)
+    if parts.scheme == "rediss" and "ssl_cert_reqs" not in parse_qs(parts.query):
+        options["ssl_cert_reqs"] = settings.redis_ssl_cert_reqs
+    # The URL's query parameters override these options (redis-py's from_url).
+    client: Redis = Redis.from_url(settings.redis_url, **options)
+    return client
+
+
+def redis_address(client: Redis) -> str:
+    """host:port (or the socket path) for log lines: never the URL, which holds the password."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return str(kwargs["path"])
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn 'Redis cannot be reached' inside into ChatStoreUnavailable (503)."""
+    try:
+        yield
+    except REDIS_DOWN as error:
+        log.warning("Redis unavailable: %s", type(error).__name__)
+        raise ChatStoreUnavailable() from error
+
+
+async def redis_client(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the client for the app's lifetime; a Redis that is down only gets a warning."""
+    client = make_redis(app[settings_key])
+    app[redis_key] = client
+    if client is None:
+        yield
+        return
+    try:
+        await asyncio.wait_for(client.ping(), REDIS_CONNECT_TIMEOUT_S * 2)
+        log.info("Redis at %s answers", redis_address(client))
+    except REDIS_DOWN as error:  # wait_for's TimeoutError is an OSError too
+        log.warning(
+            "Redis at %s does not answer (%s): new chats get 503 until it does",
+            redis_address(client),
+            type(error).__name__,
+        )
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+def setup_redis(app: web.Application) -> None:
+    app.cleanup_ctx.append(redis_client)

@@ -1,0 +1,98 @@
+"""The app's Redis client: plain and TLS (self-signed, as platforms serve it), down at start."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from server.config import ConfigError, Settings
+from server.errors import ChatStoreUnavailable
+from server.redis_conn import redis_key, store_errors
+from tests.conftest import Client, MakeClient
+from tests.redis_server import RedisServer
+
+MakeRedis = Callable[..., RedisServer]
+
+
+def app_redis(client: Client) -> Redis:
+    assert client.app is not None
+    redis: Redis | None = client.app[redis_key]
+    assert redis is not None
+    return redis
+
+
+async def round_trip(redis: Redis) -> None:
+    await redis.set("chatrelay:test", b"value", ex=60)
+    assert await redis.get("chatrelay:test") == b"value"
+
+
+async def test_no_redis_url_means_no_client(client: Client) -> None:
+    assert client.app is not None and client.app[redis_key] is None
+
+
+async def test_the_app_talks_to_a_plain_redis(make_client: MakeClient, redis_url: str) -> None:
+    await round_trip(app_redis(await make_client(redis_url=redis_url)))
+
+
+async def test_rediss_with_a_self_signed_certificate_and_ssl_cert_reqs_none(
+    make_client: MakeClient, make_redis_server: MakeRedis
+) -> None:
+    server = make_redis_server(tls=True)
+    assert server.url.startswith("rediss://") and "ssl_cert_reqs=none" in server.url
+    await round_trip(app_redis(await make_client(redis_url=server.url)))
+
+
+async def test_rediss_checks_the_certificate_unless_told_not_to(
+    make_client: MakeClient, make_redis_server: MakeRedis
+) -> None:
+    server = make_redis_server(tls=True)
+    checked = f"rediss://127.0.0.1:{server.port}/0"
+    redis = app_redis(await make_client(redis_url=checked))
+    with pytest.raises(ChatStoreUnavailable), store_errors():
+        await redis.ping()
+    # A managed REDIS_URL cannot carry the parameter: REDIS_SSL_CERT_REQS says it instead.
+    loose = await make_client(redis_url=checked, redis_ssl_cert_reqs="none")
+    await round_trip(app_redis(loose))
+    # And a certificate the client is given is checked, host name included.
+    assert server.tls is not None
+    trusting = f"{checked}?ssl_cert_reqs=required&ssl_ca_certs={server.tls.cert}"
+    await round_trip(app_redis(await make_client(redis_url=trusting)))
+
+
+async def test_redis_down_at_start_breaks_nothing_and_comes_back(
+    make_client: MakeClient, make_redis_server: MakeRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_redis_server()
+    server.stop()
+    with caplog.at_level(logging.WARNING, logger="server.redis_conn"):
+        await make_client(redis_url=f"redis://:hunter2-secret@127.0.0.1:{server.port}/0")
+        client = await make_client(redis_url=server.url)
+    assert "does not answer" in caplog.text and f"127.0.0.1:{server.port}" in caplog.text
+    assert "hunter2" not in caplog.text  # the URL's password is never logged
+    response = await client.get("/healthz")
+    assert response.status == 200
+    redis = app_redis(client)
+    with pytest.raises(ChatStoreUnavailable), store_errors():
+        await redis.ping()
+    server.start()
+    await round_trip(redis)
+    # Gone again mid-run (its connections drop), then back: the same client recovers.
+    server.stop()
+    with pytest.raises(ChatStoreUnavailable), store_errors():
+        await redis.ping()
+    server.start()
+    await round_trip(redis)
+
+
+def test_redis_settings_are_read_and_checked() -> None:
+    settings = Settings.from_env({"REDIS_URL": "rediss://:pw@redis.example:6380"})
+    assert settings.redis_url == "rediss://:pw@redis.example:6380"
+    assert settings.redis_ssl_cert_reqs == "required"
+    assert Settings.from_env({}).redis_url is None
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        Settings.from_env({"REDIS_URL": "http://redis.example"})
+    with pytest.raises(ConfigError, match="REDIS_SSL_CERT_REQS"):
+        Settings.from_env({"REDIS_SSL_CERT_REQS": "maybe"})
