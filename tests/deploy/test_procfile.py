@@ -22,6 +22,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.clients import text_of, ws_chat
 from tests.conftest import SESSION_SECRET, USER_KEY, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, event, sse_reply
 
@@ -157,18 +158,6 @@ def fresh_connection_session() -> aiohttp.ClientSession:
     )
 
 
-async def ws_chat(session: aiohttp.ClientSession, url: str, chat_id: str, text: str) -> str:
-    async with session.ws_connect(f"{url}/api/chat/ws") as ws:
-        await ws.send_str(orjson.dumps({"id": chat_id, **chat_body(text)}).decode())
-        content = ""
-        while True:
-            frame = orjson.loads((await ws.receive(timeout=10)).data)
-            assert frame["type"] in {"delta", "done"}, frame
-            if frame["type"] == "done":
-                return content
-            content += frame["content"]
-
-
 def chat_counts(text: str) -> dict[tuple[str, str], float]:
     counts = {}
     for family in text_string_to_metric_families(text):
@@ -204,7 +193,10 @@ async def test_two_workers_share_the_session_and_serve_every_transport(
             ) as sse:
                 body = await sse.text()
                 assert body.endswith("\n\n") and "event: done" in body
-            assert await ws_chat(session, url, f"w{round_}", f"ws {round_}") == f"ws {round_}"
+            async with session.ws_connect(f"{url}/api/chat/ws") as ws:
+                frames = await ws_chat(ws, f"w{round_}", f"ws {round_}", timeout_s=10)
+            assert frames[-1]["type"] == "done", frames
+            assert text_of(frames) == f"ws {round_}"
         metrics_text = await (await session.get(f"{url}/metrics")).text()
 
     # Whichever worker served them, every chat used the key saved through the profile.

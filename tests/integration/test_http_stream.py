@@ -13,6 +13,7 @@ import pytest
 
 from server.errors import KEY_NOT_FOUND_MESSAGE
 from server.openrouter import OpenRouterClient
+from tests.clients import parse_sse
 from tests.conftest import SERVER_KEY, Client, MakeClient, chat_body
 from tests.fake_openrouter import (
     COMMENT,
@@ -31,14 +32,6 @@ ROUTE = "/api/chat/openrouter"
 async def post(client: Client, body: object, **kwargs: Any) -> aiohttp.ClientResponse:
     data = body if isinstance(body, bytes) else orjson.dumps(body)
     return await client.post(ROUTE, data=data, **kwargs)
-
-
-def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((fields["event"], orjson.loads(fields["data"])))
-    return events
 
 
 async def test_plain_text_stream_is_the_concatenated_deltas(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
+from tests.clients import chat_frame, until_end
 from tests.conftest import SERVER_KEY, USER_KEY, Client, MakeClient, chat_body
 from tests.fake_openrouter import MODELS, FakeOpenRouter
-from tests.integration.test_ws_stream import chat_frame, until_end
 
 
 async def test_health(client: Client, fake_openrouter: FakeOpenRouter) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import orjson
 
+from tests.clients import chat_frame, parse_sse, until_end
 from tests.conftest import Client, chat_body
 from tests.fake_openrouter import FakeOpenRouter, chunk, event, sse_reply
-from tests.integration.test_http_stream import parse_sse
-from tests.integration.test_ws_stream import chat_frame, until_end
 
 
 def scripted() -> list[object]:

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from server.errors import KEY_NOT_FOUND_MESSAGE
-from tests.conftest import Client, MakeClient, chat_body
+from tests.clients import chat_frame, receive, text_of, until_end
+from tests.conftest import Client, MakeClient
 from tests.fake_openrouter import (
     COMMENT,
     FakeOpenRouter,
@@ -22,40 +23,9 @@ from tests.fake_openrouter import (
     stream_error_reply,
 )
 
-WS = aiohttp.ClientWebSocketResponse
 NOT_JSON = "OpenRouter sent an event that is not valid JSON"
 CUT_SHORT = "OpenRouter closed the stream before it finished"
 HANG = Reply(steps=[COMMENT, event(chunk("started")), "hang"])
-
-
-def chat_frame(chat_id: str | None = None, text: str = "Hello", **settings: Any) -> str:
-    frame: dict[str, Any] = {"type": "chat", **chat_body(text, **settings)}
-    if chat_id is not None:
-        frame["id"] = chat_id
-    return orjson.dumps(frame).decode()
-
-
-async def receive(ws: WS) -> dict[str, Any]:
-    message = await asyncio.wait_for(ws.receive(), timeout=3)
-    assert message.type is aiohttp.WSMsgType.TEXT, message
-    frame: dict[str, Any] = orjson.loads(message.data)
-    return frame
-
-
-async def until_end(ws: WS, chat_id: str) -> list[dict[str, Any]]:
-    """Frames of one chat up to its terminal frame; frames of other chats are dropped."""
-    frames = []
-    while True:
-        frame = await receive(ws)
-        if frame["id"] != chat_id:
-            continue
-        frames.append(frame)
-        if frame["type"] in ("done", "error"):
-            return frames
-
-
-def text_of(frames: list[dict[str, Any]]) -> str:
-    return "".join(f["content"] for f in frames if f["type"] == "delta")
 
 
 async def test_chat_streams_deltas_then_one_done(

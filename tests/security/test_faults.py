@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 
+from tests.clients import parse_sse, ws_chat
 from tests.conftest import Client, MakeClient, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, error_reply, event
 
@@ -34,26 +33,10 @@ async def quick_client(make_client: MakeClient) -> Client:
     return await make_client(upstream_timeout_s=0.5)
 
 
-def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((fields["event"], orjson.loads(fields["data"])))
-    return events
-
-
 async def sse_chat(client: Client, text: str = "Hello") -> tuple[int, str]:
     headers = {"Accept": "text/event-stream"}
     async with client.post(CHAT, data=orjson.dumps(chat_body(text)), headers=headers) as r:
         return r.status, await r.text()
-
-
-async def ws_chat(ws: aiohttp.ClientWebSocketResponse, chat_id: str) -> list[dict[str, Any]]:
-    await ws.send_str(orjson.dumps({"id": chat_id, **chat_body("still here")}).decode())
-    frames: list[dict[str, Any]] = []
-    while not frames or frames[-1]["type"] not in ("done", "error"):
-        frames.append(orjson.loads((await ws.receive(timeout=5)).data))
-    return frames
 
 
 @pytest.mark.parametrize(("name", "reply", "status", "words", "text_first"), FAULTS, ids=IDS)
@@ -70,7 +53,7 @@ async def test_http_fault_ends_the_chat_and_the_server_serves_on(
     got, body = await sse_chat(quick_client)
     if text_first:
         assert got == 200
-        events = sse_events(body)
+        events = parse_sse(body)
         assert events[0] == ("delta", {"content": "Hi"})
         kind, data = events[-1]
         assert (kind, data["status"]) == ("error", status)
@@ -80,7 +63,7 @@ async def test_http_fault_ends_the_chat_and_the_server_serves_on(
         message = orjson.loads(body)["message"]
     assert words in message and "Traceback" not in message
     got, body = await sse_chat(quick_client, "next one")
-    assert got == 200 and sse_events(body)[-1][0] == "done"
+    assert got == 200 and parse_sse(body)[-1][0] == "done"
 
 
 @pytest.mark.parametrize(("name", "reply", "status", "words", "text_first"), FAULTS, ids=IDS)
@@ -95,11 +78,11 @@ async def test_websocket_fault_ends_the_chat_and_the_socket_serves_on(
 ) -> None:
     fake_openrouter.script(reply)
     async with quick_client.ws_connect("/api/chat/ws") as ws:
-        frames = await ws_chat(ws, "bad")
+        frames = await ws_chat(ws, "bad", "still here")
         assert [f["type"] for f in frames] == (["delta", "error"] if text_first else ["error"])
         assert (frames[-1]["id"], frames[-1]["status"]) == ("bad", status)
         assert words in frames[-1]["message"]
-        frames = await ws_chat(ws, "good")
+        frames = await ws_chat(ws, "good", "still here")
         assert frames[-1]["type"] == "done"
         assert "".join(f["content"] for f in frames[:-1]) == "still here"
 
@@ -115,7 +98,7 @@ async def test_refused_connection_is_502_and_the_server_serves_on(
     assert got == 502 and orjson.loads(body)["message"].startswith("Could not reach OpenRouter: ")
     async with client.ws_connect("/api/chat/ws") as ws:
         for n in range(2):  # the socket stays open for the next try
-            frames = await ws_chat(ws, f"c{n}")
+            frames = await ws_chat(ws, f"c{n}", "still here")
             assert [(f["type"], f["status"]) for f in frames] == [("error", 502)]
             assert frames[0]["message"].startswith("Could not reach OpenRouter: ")
     async with client.get("/healthz") as r:

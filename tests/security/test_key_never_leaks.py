@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
+from tests.clients import ws_chat
 from tests.conftest import SERVER_KEY, USER_KEY, Client, MakeClient, chat_body
 from tests.fake_openrouter import (
     FakeOpenRouter,
@@ -41,18 +41,6 @@ class Transcript:
         return body
 
 
-async def ws_chat(
-    ws: aiohttp.ClientWebSocketResponse, chat_id: str, t: Transcript
-) -> dict[str, Any]:
-    await ws.send_str(orjson.dumps({"id": chat_id, **chat_body("tell me")}).decode())
-    while True:
-        message = await ws.receive(timeout=5)
-        t.parts.append(str(message.data))
-        frame: dict[str, Any] = orjson.loads(message.data)
-        if frame["id"] == chat_id and frame["type"] in ("done", "error"):
-            return frame
-
-
 def echoing(key: str) -> list[Reply]:
     """Upstream failures whose messages carry the key they were sent, as some providers do."""
     return [
@@ -74,7 +62,8 @@ async def run_session(client: Client, fake: FakeOpenRouter, t: Transcript, key: 
     fake.script(sse_reply(["fine"]), *echoing(key))
     async with client.ws_connect("/api/chat/ws") as ws:
         t.parts += [f"{k}: {v}" for k, v in ws._response.headers.items()]
-        statuses = [(await ws_chat(ws, f"c{n}", t)).get("status") for n in range(6)]
+        chats = [await ws_chat(ws, f"c{n}", "tell me", seen=t.parts) for n in range(6)]
+        statuses = [frames[-1].get("status") for frames in chats]
     assert statuses == [None, 401, 403, 500, 502, 502]
     async with client.get("/api/models") as r:
         await t.http(r)
