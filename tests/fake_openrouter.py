@@ -120,6 +120,7 @@ class Recorded:
     headers: dict[str, str]
     body: dict[str, Any]
     peer: tuple[str, int]
+    arrived_at: float = field(default_factory=time.monotonic)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     ended_at: float | None = None
     disconnected: bool = False

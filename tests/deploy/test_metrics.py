@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import orjson
@@ -11,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Client, MakeClient, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, error_reply, event
+from tests.waiting import wait_until
 
 TOKEN = "metrics-access-token"
 HANG = Reply(steps=[COMMENT, event(chunk("started")), "hang"])
@@ -59,8 +59,11 @@ async def test_metrics_count_chats_by_transport_and_outcome(
     await ws.send_str(orjson.dumps({"type": "cancel", "id": "w"}).decode())
     assert orjson.loads((await ws.receive(timeout=5)).data)["finish_reason"] == "cancelled"
     await ws.close()
-    await asyncio.sleep(0.05)
 
+    async def socket_handler_ended() -> bool:
+        return (await scrape(client))[("chatrelay_websockets_open", ())] == 0
+
+    await wait_until(socket_handler_ended, "the closed socket is off the open sockets gauge")
     after = await scrape(client)
     assert chats(after, "http", "done") == 1
     assert chats(after, "sse", "done") == 1

@@ -16,8 +16,10 @@ from server.app import create_app
 from server.config import Settings
 from server.runner import GracefulRunner, make_runner
 from server.shutdown import shutdown_budget_s
+from tests.clients import chat_frame, receive
 from tests.conftest import chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, event, sse_reply
+from tests.waiting import wait_until
 
 HANG = Reply(steps=[COMMENT, event(chunk("started")), "hang"])
 WS = aiohttp.ClientWebSocketResponse
@@ -34,6 +36,17 @@ class Served:
         """What SIGTERM starts: the runner's cleanup, running while the test goes on."""
         self.shutdown = asyncio.ensure_future(self.runner.cleanup())
         return self.shutdown
+
+    async def refuses_connections(self) -> bool:
+        """Whether listening stopped, as a new client sees it; the drain starts with it."""
+        host, port = self.url.removeprefix("http://").split(":")
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+        except ConnectionError:  # refused, or reset while queued on the closed listener
+            return True
+        writer.close()
+        await writer.wait_closed()
+        return False
 
 
 Serve = Callable[..., Awaitable[Served]]
@@ -57,17 +70,6 @@ async def serve(settings: Settings, unused_tcp_port_factory: Any) -> AsyncIterat
         await asyncio.wait_for(one.shutdown or one.shut_down(), timeout=30)
 
 
-def chat_frame(chat_id: str) -> str:
-    return orjson.dumps({"type": "chat", "id": chat_id, **chat_body()}).decode()
-
-
-async def frame(ws: WS) -> dict[str, Any]:
-    message = await asyncio.wait_for(ws.receive(), timeout=10)
-    assert message.type is aiohttp.WSMsgType.TEXT, message
-    data: dict[str, Any] = orjson.loads(message.data)
-    return data
-
-
 async def close_code(ws: WS) -> int:
     """The code in the server's close frame, which is what a browser's onclose reports."""
     message = await asyncio.wait_for(ws.receive(), timeout=10)
@@ -83,14 +85,14 @@ async def test_a_running_chat_finishes_within_the_grace_then_the_socket_closes_1
     served = await serve(shutdown_grace_s=10.0)
     ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
     await ws.send_str(chat_frame("a"))
-    assert (await frame(ws))["content"] == "one"
+    assert (await receive(ws))["content"] == "one"
     shutdown = served.shut_down()
-    await asyncio.sleep(0.05)
+    await wait_until(served.refuses_connections, "the server stopped listening")
     # The socket is still read during the grace: a new chat is refused, not ignored.
     await ws.send_str(chat_frame("late"))
-    frames = [await frame(ws)]
+    frames = [await receive(ws)]
     while frames[-1]["type"] != "done":
-        frames.append(await frame(ws))
+        frames.append(await receive(ws))
     [refused] = [f for f in frames if f["id"] == "late"]
     assert refused["type"] == "error" and refused["status"] == 503
     text = "".join(f["content"] for f in frames if f["type"] == "delta")
@@ -108,11 +110,11 @@ async def test_cancel_still_works_during_the_grace(
     served = await serve(shutdown_grace_s=10.0)
     ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
     await ws.send_str(chat_frame("a"))
-    assert (await frame(ws))["content"] == "started"
+    assert (await receive(ws))["content"] == "started"
     shutdown = served.shut_down()
-    await asyncio.sleep(0.05)
+    await wait_until(served.refuses_connections, "the server stopped listening")
     await ws.send_str(orjson.dumps({"type": "cancel", "id": "a"}).decode())
-    assert (await frame(ws))["finish_reason"] == "cancelled"
+    assert (await receive(ws))["finish_reason"] == "cancelled"
     # The last chat ended, so the shutdown goes on without waiting out the 10 s.
     assert await close_code(ws) == 1001
     await asyncio.wait_for(shutdown, timeout=5)
@@ -125,9 +127,9 @@ async def test_when_the_grace_runs_out_ws_chats_get_503_then_close_1001(
     served = await serve(shutdown_grace_s=0.3)
     ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
     await ws.send_str(chat_frame("a"))
-    assert (await frame(ws))["content"] == "started"
+    assert (await receive(ws))["content"] == "started"
     shutdown = served.shut_down()
-    ended = await frame(ws)
+    ended = await receive(ws)
     assert ended["type"] == "error" and ended["id"] == "a" and ended["status"] == 503
     assert await close_code(ws) == 1001
     await asyncio.wait_for(shutdown, timeout=10)
@@ -181,12 +183,12 @@ async def test_a_post_on_a_kept_alive_connection_during_the_grace_gets_503(
     served = await serve(shutdown_grace_s=10.0)
     ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
     await ws.send_str(chat_frame("a"))
-    assert (await frame(ws))["content"] == "started"
+    assert (await receive(ws))["content"] == "started"
     # One idle keep-alive connection to the server, opened before the shutdown.
     async with served.session.get(f"{served.url}/healthz") as health:
         assert health.status == 200
     shutdown = served.shut_down()
-    await asyncio.sleep(0.05)
+    await wait_until(served.refuses_connections, "the server stopped listening")
     async with served.session.post(
         f"{served.url}/api/chat/openrouter", data=orjson.dumps(chat_body())
     ) as late:

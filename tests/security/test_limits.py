@@ -15,6 +15,7 @@ from server.openrouter import openrouter_key
 from tests.conftest import USER_KEY, MakeClient, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply
 from tests.security.conftest import TEST_REMOTE
+from tests.waiting import wait_until
 
 CHAT = "/api/chat/openrouter"
 WS = "/api/chat/ws"
@@ -123,15 +124,17 @@ async def test_sockets_per_address_are_capped_and_given_back(make_peer_client: M
     assert refused.value.headers is not None and int(refused.value.headers["Retry-After"]) >= 1
     other = await client.ws_connect(WS, headers={TEST_REMOTE: "203.0.113.9"})
     await first.close()
-    for _ in range(50):  # the server notices the close a moment later
+    opened: list[aiohttp.ClientWebSocketResponse] = []
+
+    async def a_slot_is_free() -> bool:  # the server notices the close a moment later
         try:
-            third = await client.ws_connect(WS)
-            break
+            opened.append(await client.ws_connect(WS))
         except aiohttp.WSServerHandshakeError:
-            await asyncio.sleep(0.02)
-    else:
-        pytest.fail("the closed socket's slot was not given back")
-    for ws in (second, third, other):
+            return False
+        return True
+
+    await wait_until(a_slot_is_free, "the closed socket's slot is given back")
+    for ws in (second, *opened, other):
         await ws.close()
 
 
@@ -142,18 +145,15 @@ async def test_upstream_connections_are_capped_and_chats_queue(
     assert client.app is not None
     assert client.app[openrouter_key].session.connector is not None
     assert client.app[openrouter_key].session.connector.limit == 2
-    slow = Reply(steps=[COMMENT, 1.5])
+    slow = Reply(steps=[COMMENT, 0.3])
     fake_openrouter.script(slow, slow)
     body = orjson.dumps(chat_body("third"))
     posts = [asyncio.create_task(client.post(CHAT, data=body)) for _ in range(3)]
-    for _ in range(250):
-        if len(fake_openrouter.requests) >= 2:
-            break
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.3)
-    assert len(fake_openrouter.requests) == 2  # the third waits for a free connection
     responses = await asyncio.wait_for(asyncio.gather(*posts), timeout=10)
-    assert len(fake_openrouter.requests) == 3
+    first, second, third = fake_openrouter.requests
+    # The third waited for a free connection: it reached upstream only once one had ended.
+    assert first.ended_at is not None and second.ended_at is not None
+    assert third.arrived_at >= min(first.ended_at, second.ended_at)
     assert sorted(r.status for r in responses) == [200, 502, 502]
     for response in responses:
         response.release()
