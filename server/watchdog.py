@@ -9,17 +9,31 @@ because its own client reads slowly is not upstream's silence.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from types import TracebackType
+from typing import Protocol
 
 from .errors import UpstreamTimeout
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """The two things the watchdog takes from the event loop; tests pass a fake clock."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Timer: ...
 
 
 class SilenceWatchdog:
     """`with watchdog:` around each wait on upstream; one that lasts too long raises
     UpstreamTimeout out of the `with`. A sync context manager: this is the per-token path."""
 
-    def __init__(self, timeout_s: float, message: str) -> None:
-        self._loop = asyncio.get_running_loop()
+    def __init__(self, timeout_s: float, message: str, clock: Clock | None = None) -> None:
+        self._clock: Clock = clock or asyncio.get_running_loop()
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("SilenceWatchdog needs a running task")
@@ -28,10 +42,10 @@ class SilenceWatchdog:
         self._message = message
         self._waiting_since: float | None = None
         self._fired = False
-        self._timer = self._loop.call_later(timeout_s, self._check)
+        self._timer = self._clock.call_at(self._clock.time() + timeout_s, self._check)
 
     def __enter__(self) -> None:
-        self._waiting_since = self._loop.time()
+        self._waiting_since = self._clock.time()
 
     def __exit__(
         self,
@@ -46,13 +60,13 @@ class SilenceWatchdog:
 
     def _check(self) -> None:
         since = self._waiting_since
-        now = self._loop.time()
+        now = self._clock.time()
         if since is not None and now - since >= self._timeout_s:
             self._fired = True
             self._task.cancel()
             return
         next_check = (now if since is None else since) + self._timeout_s
-        self._timer = self._loop.call_at(next_check, self._check)
+        self._timer = self._clock.call_at(next_check, self._check)
 
     def close(self) -> None:
         self._timer.cancel()
