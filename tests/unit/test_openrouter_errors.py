@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 from unittest.mock import Mock
 
@@ -35,10 +36,25 @@ async def upstream() -> AsyncIterator[OpenRouterClient]:
         yield client
 
 
+@dataclass(frozen=True, slots=True)
+class Mocked:
+    """aioresponses' routes, each answered with a response aiohttp 3.14 can read."""
+
+    mock: aioresponses
+
+    def post(self, url: str, **kwargs: Any) -> None:
+        self.mock.post(url, response_class=ResponseWithWriter, **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> None:
+        self.mock.get(url, response_class=ResponseWithWriter, **kwargs)
+
+
 @pytest.fixture
-def mocked() -> Iterator[aioresponses]:
+def mocked() -> Iterator[Mocked]:
+    # aioresponses 0.7.9, the newest, builds ClientResponse without the `stream_writer`
+    # aiohttp 3.14 requires (aioresponses#289): every response is built with one here.
     with aioresponses() as mock:
-        yield mock
+        yield Mocked(mock)
 
 
 async def open_and_read(upstream: OpenRouterClient) -> list[Batch]:
@@ -47,22 +63,21 @@ async def open_and_read(upstream: OpenRouterClient) -> list[Batch]:
 
 
 async def test_error_body_gives_status_and_message(
-    upstream: OpenRouterClient, mocked: aioresponses
+    upstream: OpenRouterClient, mocked: Mocked
 ) -> None:
     body = {"error": {"code": 402, "message": "Insufficient credits"}}
-    mocked.post(CHAT_URL, status=402, payload=body, response_class=ResponseWithWriter)
+    mocked.post(CHAT_URL, status=402, payload=body)
     with pytest.raises(UpstreamError) as caught:
         await open_and_read(upstream)
     assert (caught.value.status, caught.value.message) == (402, "Insufficient credits")
 
 
-async def test_429_keeps_retry_after(upstream: OpenRouterClient, mocked: aioresponses) -> None:
+async def test_429_keeps_retry_after(upstream: OpenRouterClient, mocked: Mocked) -> None:
     mocked.post(
         CHAT_URL,
         status=429,
         payload={"error": {"code": 429, "message": "Rate limit exceeded"}},
         headers={"Retry-After": "17"},
-        response_class=ResponseWithWriter,
     )
     with pytest.raises(UpstreamError) as caught:
         await open_and_read(upstream)
@@ -72,9 +87,9 @@ async def test_429_keeps_retry_after(upstream: OpenRouterClient, mocked: aioresp
 
 
 async def test_non_json_error_body_still_says_the_status(
-    upstream: OpenRouterClient, mocked: aioresponses
+    upstream: OpenRouterClient, mocked: Mocked
 ) -> None:
-    mocked.post(CHAT_URL, status=503, body="<html>oops</html>", response_class=ResponseWithWriter)
+    mocked.post(CHAT_URL, status=503, body="<html>oops</html>")
     with pytest.raises(UpstreamError) as caught:
         await open_and_read(upstream)
     assert (caught.value.status, caught.value.message) == (
@@ -83,16 +98,16 @@ async def test_non_json_error_body_still_says_the_status(
     )
 
 
-async def test_echoed_key_is_redacted(upstream: OpenRouterClient, mocked: aioresponses) -> None:
+async def test_echoed_key_is_redacted(upstream: OpenRouterClient, mocked: Mocked) -> None:
     body = {"error": {"code": 401, "message": f"Incorrect API key provided: {KEY}"}}
-    mocked.post(CHAT_URL, status=401, payload=body, response_class=ResponseWithWriter)
+    mocked.post(CHAT_URL, status=401, payload=body)
     with pytest.raises(UpstreamError) as caught:
         await open_and_read(upstream)
     assert caught.value.status == 401
     assert KEY not in caught.value.message and "[redacted]" in caught.value.message
 
 
-async def test_connection_refused_is_502(upstream: OpenRouterClient, mocked: aioresponses) -> None:
+async def test_connection_refused_is_502(upstream: OpenRouterClient, mocked: Mocked) -> None:
     refused = aiohttp.ClientConnectorError(
         Mock(host="x", port=1, ssl=None), OSError(111, "Refused")
     )
@@ -103,7 +118,7 @@ async def test_connection_refused_is_502(upstream: OpenRouterClient, mocked: aio
     assert caught.value.message == "Could not reach OpenRouter: Refused"
 
 
-async def test_silence_is_504(upstream: OpenRouterClient, mocked: aioresponses) -> None:
+async def test_silence_is_504(upstream: OpenRouterClient, mocked: Mocked) -> None:
     mocked.post(CHAT_URL, exception=aiohttp.SocketTimeoutError("Timeout on reading data"))
     with pytest.raises(UpstreamTimeout) as caught:
         await open_and_read(upstream)
@@ -111,12 +126,11 @@ async def test_silence_is_504(upstream: OpenRouterClient, mocked: aioresponses) 
     assert re.fullmatch(r"OpenRouter sent nothing for \d+ seconds", caught.value.message)
 
 
-async def test_success_body_is_parsed(upstream: OpenRouterClient, mocked: aioresponses) -> None:
+async def test_success_body_is_parsed(upstream: OpenRouterClient, mocked: Mocked) -> None:
     mocked.post(
         CHAT_URL,
         status=200,
         body=': OPENROUTER PROCESSING\n\ndata: {"x":1}\n\ndata: [DONE]\n\n',
-        response_class=ResponseWithWriter,
     )
     (batch,) = await open_and_read(upstream)
     assert batch.payloads == [b'{"x":1}', b"[DONE]"]
@@ -124,10 +138,10 @@ async def test_success_body_is_parsed(upstream: OpenRouterClient, mocked: aiores
 
 
 async def test_key_echoed_in_an_error_inside_the_stream_is_redacted(
-    upstream: OpenRouterClient, mocked: aioresponses
+    upstream: OpenRouterClient, mocked: Mocked
 ) -> None:
     error = f'{{"error": {{"code": 401, "message": "bad key {KEY}"}}}}'
-    mocked.post(CHAT_URL, status=200, body=f"data: {error}\n\n", response_class=ResponseWithWriter)
+    mocked.post(CHAT_URL, status=200, body=f"data: {error}\n\n")
     with pytest.raises(UpstreamError) as caught:
         async with upstream.open_chat(KEY, {"model": "m"}) as batches:
             async for batch in batches:
@@ -137,16 +151,16 @@ async def test_key_echoed_in_an_error_inside_the_stream_is_redacted(
     assert KEY not in caught.value.message and "[redacted]" in caught.value.message
 
 
-async def test_models_list_is_reduced(upstream: OpenRouterClient, mocked: aioresponses) -> None:
+async def test_models_list_is_reduced(upstream: OpenRouterClient, mocked: Mocked) -> None:
     models = [{"id": "a/b", "name": "A B", "context_length": 8, "pricing": {}}, {"bad": 1}]
-    mocked.get(f"{BASE}/models", payload={"data": models}, response_class=ResponseWithWriter)
+    mocked.get(f"{BASE}/models", payload={"data": models})
     assert await upstream.list_models(None) == [{"id": "a/b", "name": "A B", "context_length": 8}]
 
 
 async def test_models_list_of_wrong_shape_is_502(
-    upstream: OpenRouterClient, mocked: aioresponses
+    upstream: OpenRouterClient, mocked: Mocked
 ) -> None:
-    mocked.get(f"{BASE}/models", payload={"models": []}, response_class=ResponseWithWriter)
+    mocked.get(f"{BASE}/models", payload={"models": []})
     with pytest.raises(UpstreamError) as caught:
         await upstream.list_models(None)
     assert caught.value.status == 502
