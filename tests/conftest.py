@@ -22,6 +22,7 @@ USER_KEY = "sk-or-v1-user-key-111111111111abcd"
 
 Client = TestClient[Any, Any]
 MakeClient = Callable[..., Awaitable[Client]]
+Serve = Callable[..., Awaitable[TestServer]]
 
 
 @pytest.fixture
@@ -88,6 +89,18 @@ def make_client(aiohttp_client: Any, settings: Settings) -> MakeClient:
 @pytest.fixture
 async def client(make_client: MakeClient) -> Client:
     return await make_client()
+
+
+@pytest.fixture
+def serve(aiohttp_server: Any, settings: Settings) -> Serve:
+    """chatrelay on a real loopback port (a given one, to restart it), any Settings overridden."""
+
+    async def serve(port: int | None = None, **overrides: Any) -> TestServer:
+        app = create_app(dataclasses.replace(settings, **overrides))
+        server: TestServer = await aiohttp_server(app, port=port)
+        return server
+
+    return serve
 
 
 def chat_body(

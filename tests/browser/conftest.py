@@ -6,7 +6,6 @@ browser is launched here, inside each test's own event loop.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,8 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
-from server.app import create_app
-from server.config import Settings
+from tests.conftest import Serve
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -27,7 +25,6 @@ PHONE: ViewportSize = {"width": 375, "height": 740}
 # Only locator waits below: they stay within the page's strict CSP.
 expect.set_options(timeout=10_000)
 
-Serve = Callable[..., Awaitable[TestServer]]
 OpenPage = Callable[..., Awaitable[Page]]
 
 
@@ -47,18 +44,6 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
         browser = await playwright.chromium.launch(executable_path=chromium)
         yield browser
         await browser.close()
-
-
-@pytest.fixture
-def serve(aiohttp_server: Any, settings: Settings) -> Serve:
-    """chatrelay on a real loopback port with any Settings field overridden."""
-
-    async def serve(port: int | None = None, **overrides: Any) -> TestServer:
-        app = create_app(dataclasses.replace(settings, **overrides))
-        server: TestServer = await aiohttp_server(app, port=port)
-        return server
-
-    return serve
 
 
 @pytest.fixture

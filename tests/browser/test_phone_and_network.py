@@ -9,7 +9,8 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Page, expect
 
 from tests.browser.chat_page import answers, last_answer, prompt, send_message
-from tests.browser.conftest import PHONE, OpenPage, Serve, screenshot
+from tests.browser.conftest import PHONE, OpenPage, screenshot
+from tests.conftest import Serve
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, event
 
 pytestmark = pytest.mark.browser

@@ -49,11 +49,14 @@ class Served:
         return False
 
 
-Serve = Callable[..., Awaitable[Served]]
+ServeGraceful = Callable[..., Awaitable[Served]]
 
 
 @pytest.fixture
-async def serve(settings: Settings, unused_tcp_port_factory: Any) -> AsyncIterator[Serve]:
+async def serve_graceful(
+    settings: Settings, unused_tcp_port_factory: Any
+) -> AsyncIterator[ServeGraceful]:
+    """chatrelay through the runner both start paths use; each one is shut down at the end."""
     served: list[Served] = []
     async with aiohttp.ClientSession() as session:
 
@@ -79,10 +82,10 @@ async def close_code(ws: WS) -> int:
 
 
 async def test_a_running_chat_finishes_within_the_grace_then_the_socket_closes_1001(
-    serve: Serve, fake_openrouter: FakeOpenRouter
+    serve_graceful: ServeGraceful, fake_openrouter: FakeOpenRouter
 ) -> None:
     fake_openrouter.script(sse_reply(["one", " two", " three"], delay_s=0.3))
-    served = await serve(shutdown_grace_s=10.0)
+    served = await serve_graceful(shutdown_grace_s=10.0)
     ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
     await ws.send_str(chat_frame("a"))
     assert (await receive(ws))["content"] == "one"
@@ -104,10 +107,10 @@ async def test_a_running_chat_finishes_within_the_grace_then_the_socket_closes_1
 
 
 async def test_cancel_still_works_during_the_grace(
-    serve: Serve, fake_openrouter: FakeOpenRouter
+    serve_graceful: ServeGraceful, fake_openrouter: FakeOpenRouter
 ) -> None:
     fake_openrouter.script(HANG)
-    served = await serve(shutdown_grace_s=10.0)
+    served = await serve_graceful(shutdown_grace_s=10.0)
     ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
     await ws.send_str(chat_frame("a"))
     assert (await receive(ws))["content"] == "started"
@@ -121,10 +124,10 @@ async def test_cancel_still_works_during_the_grace(
 
 
 async def test_when_the_grace_runs_out_ws_chats_get_503_then_close_1001(
-    serve: Serve, fake_openrouter: FakeOpenRouter
+    serve_graceful: ServeGraceful, fake_openrouter: FakeOpenRouter
 ) -> None:
     fake_openrouter.script(HANG)
-    served = await serve(shutdown_grace_s=0.3)
+    served = await serve_graceful(shutdown_grace_s=0.3)
     ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
     await ws.send_str(chat_frame("a"))
     assert (await receive(ws))["content"] == "started"
@@ -138,10 +141,10 @@ async def test_when_the_grace_runs_out_ws_chats_get_503_then_close_1001(
 
 
 async def test_when_the_grace_runs_out_sse_gets_an_error_event(
-    serve: Serve, fake_openrouter: FakeOpenRouter
+    serve_graceful: ServeGraceful, fake_openrouter: FakeOpenRouter
 ) -> None:
     fake_openrouter.script(HANG)
-    served = await serve(shutdown_grace_s=0.3)
+    served = await serve_graceful(shutdown_grace_s=0.3)
     response = await served.session.post(
         f"{served.url}/api/chat/openrouter",
         data=orjson.dumps(chat_body()),
@@ -161,10 +164,10 @@ async def test_when_the_grace_runs_out_sse_gets_an_error_event(
 
 
 async def test_when_the_grace_runs_out_a_plain_stream_is_aborted(
-    serve: Serve, fake_openrouter: FakeOpenRouter
+    serve_graceful: ServeGraceful, fake_openrouter: FakeOpenRouter
 ) -> None:
     fake_openrouter.script(HANG)
-    served = await serve(shutdown_grace_s=0.3)
+    served = await serve_graceful(shutdown_grace_s=0.3)
     response = await served.session.post(
         f"{served.url}/api/chat/openrouter", data=orjson.dumps(chat_body())
     )
@@ -177,10 +180,10 @@ async def test_when_the_grace_runs_out_a_plain_stream_is_aborted(
 
 
 async def test_a_post_on_a_kept_alive_connection_during_the_grace_gets_503(
-    serve: Serve, fake_openrouter: FakeOpenRouter
+    serve_graceful: ServeGraceful, fake_openrouter: FakeOpenRouter
 ) -> None:
     fake_openrouter.script(HANG)
-    served = await serve(shutdown_grace_s=10.0)
+    served = await serve_graceful(shutdown_grace_s=10.0)
     ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
     await ws.send_str(chat_frame("a"))
     assert (await receive(ws))["content"] == "started"
@@ -198,8 +201,8 @@ async def test_a_post_on_a_kept_alive_connection_during_the_grace_gets_503(
     await asyncio.wait_for(shutdown, timeout=5)
 
 
-async def test_idle_sockets_close_at_once(serve: Serve) -> None:
-    served = await serve(shutdown_grace_s=10.0)
+async def test_idle_sockets_close_at_once(serve_graceful: ServeGraceful) -> None:
+    served = await serve_graceful(shutdown_grace_s=10.0)
     ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
     loop = asyncio.get_running_loop()
     started = loop.time()
