@@ -11,6 +11,7 @@ from aiohttp_session import get_session, new_session
 
 from .config import Settings, normalize_origin, settings_key
 from .errors import AccessDenied, BadRequest
+from .limits import check_login_rate
 from .profile import SESSION_KEY_FIELD
 from .web_json import read_json
 
@@ -118,6 +119,8 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
 
 async def login(request: web.Request) -> web.Response:
     settings = request.app[settings_key]
+    if settings.access_token is not None:
+        await check_login_rate(request)  # before the body: a refused guess costs nothing
     try:
         data = await read_json(request)
     except BadRequest:

@@ -117,7 +117,9 @@ class Settings:
     redis_ssl_cert_reqs: str = env("REDIS_SSL_CERT_REQS", _cert_reqs, "required")
     # Limits per client (see server/limits.py); 0 turns one off.
     max_sockets_per_client: int = env("MAX_SOCKETS_PER_CLIENT", _count, 32)
+    max_chats_per_client: int = env("MAX_CHATS_PER_CLIENT", _count, 16)
     chats_per_minute: int = env("CHATS_PER_MINUTE", _count, 300)
+    login_attempts_per_minute: int = env("LOGIN_ATTEMPTS_PER_MINUTE", _count, 30)
     upstream_max_connections: int = env("UPSTREAM_MAX_CONNECTIONS", _count, 256)
     # Not read from the environment: tests and the benchmark set them.
     upstream_connect_timeout_s: float = 10.0

@@ -15,7 +15,7 @@ from .config import settings_key
 from .drain import running_chat
 from .errors import ChatError, InternalError
 from .events import ChatEvent, Delta, Done
-from .limits import check_chat_rate
+from .limits import admit_chat
 from .openrouter import openrouter_key
 from .profile import check_api_key, request_profile
 from .request import parse_chat_request
@@ -69,7 +69,7 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
     chat = parse_chat_request(await read_json(request))
     profile = await request_profile(request)
     api_key = check_api_key(profile)
-    check_chat_rate(request, profile)
+    lease = await admit_chat(request, profile)
     as_sse = "text/event-stream" in request.headers.get("Accept", "")
     response = web.StreamResponse(
         headers={
@@ -91,7 +91,7 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
     )
     answered = False
     try:
-        async with running_chat(request.app), aclosing(events):
+        async with lease, running_chat(request.app), aclosing(events):
             async for event in events:
                 data = encode(event)
                 if data:

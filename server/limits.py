@@ -1,89 +1,64 @@
-"""Limits that keep one client from hurting others: sockets per address, chats per minute."""
+"""Limits that keep one client from hurting others: chats at once and per minute, sockets, logins.
+
+A chat counts against its client address and, when it runs on the user's own key, against
+that key too: a fresh fake key buys no new chats, and one key cannot spread its chats over
+many addresses. Counts live in Redis with REDIS_URL (every process shares them), else in
+this process's memory (`server/limit_store.py`).
+"""
 
 from __future__ import annotations
 
 import hashlib
-import math
-import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
 
 from aiohttp import web
 
 from .config import Settings, settings_key
-from .errors import TooManyChats
+from .errors import ChatStoreUnavailable, TooManyChats
+from .limit_store import Lease, LimitStore, MemoryLimitStore
 from .profile import Profile
+from .redis_conn import redis_key
+from .redis_limits import RedisLimitStore
 
-# Past this many tracked clients, idle entries are dropped: rotating addresses cost no memory.
-MAX_TRACKED_CLIENTS = 10_000
-SOCKET_RETRY_AFTER_S = 10
+log = logging.getLogger(__name__)
 
-
-class ChatRate:
-    """A token bucket per client: `per_minute` chats at once, refilled evenly over a minute."""
-
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self.clock = clock
-        self.buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
-
-    def take(self, client: str) -> int | None:
-        """Spend one chat of `client`'s budget; None when allowed, else seconds to wait."""
-        if self.per_minute <= 0:
-            return None
-        now = self.clock()
-        tokens = self._tokens(client, now)
-        if tokens < 1:
-            return max(1, math.ceil((1 - tokens) * 60 / self.per_minute))
-        if client not in self.buckets and len(self.buckets) >= MAX_TRACKED_CLIENTS:
-            self._forget_idle(now)
-        self.buckets[client] = (tokens - 1, now)
-        return None
-
-    def _tokens(self, client: str, now: float) -> float:
-        tokens, at = self.buckets.get(client, (float(self.per_minute), now))
-        return min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60)
-
-    def _forget_idle(self, now: float) -> None:
-        for client in [c for c in self.buckets if self._tokens(c, now) >= self.per_minute]:
-            del self.buckets[client]
-        if len(self.buckets) >= MAX_TRACKED_CLIENTS:
-            # Forgetting the first-seen half only makes the limit more lenient for them.
-            for client in list(self.buckets)[: len(self.buckets) // 2]:
-                del self.buckets[client]
+SLOT_RETRY_AFTER_S = 10
 
 
-class SocketCount:
-    """Open WebSockets per client address."""
+class ChatLease:
+    """A running chat's slot under its address and key: held for the chat's whole life,
+    detached or not, and given back once by `release()` (or leaving `async with`)."""
 
-    def __init__(self, per_client: int) -> None:
-        self.per_client = per_client
-        self.open: dict[str, int] = {}
+    def __init__(self, lease: Lease | None) -> None:
+        self._lease = lease
 
-    @contextmanager
-    def hold(self, client: str) -> Iterator[None]:
-        """Count a socket for `client` while inside; TooManyChats (429) when over the cap."""
-        count = self.open.get(client, 0)
-        if 0 < self.per_client <= count:
-            raise TooManyChats(
-                f"At most {self.per_client} WebSocket connections per client address",
-                retry_after=SOCKET_RETRY_AFTER_S,
-            )
-        self.open[client] = count + 1
-        try:
-            yield
-        finally:
-            left = self.open.get(client, 1) - 1
-            if left > 0:
-                self.open[client] = left
-            else:
-                self.open.pop(client, None)
+    async def release(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            await lease.release()
+
+    async def __aenter__(self) -> ChatLease:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        await self.release()
 
 
+@dataclass(frozen=True, slots=True)
 class Limits:
-    def __init__(self, settings: Settings) -> None:
-        self.chat_rate = ChatRate(settings.chats_per_minute)
-        self.sockets = SocketCount(settings.max_sockets_per_client)
+    settings: Settings
+    store: LimitStore
+    # Logins and, while Redis is away, sockets are counted here: neither may depend on Redis.
+    local: MemoryLimitStore
 
 
 limits_key = web.AppKey("limits", Limits)
@@ -94,28 +69,102 @@ def client_address(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def rate_client(request: web.Request, profile: Profile) -> str:
-    """Chats on a user's own key count per key (its sessions); on the server's, per address."""
+def chat_clients(request: web.Request, profile: Profile) -> list[str]:
+    """Who a chat counts against: its address, and the user's own key (hashed) if it uses one."""
+    clients = ["addr:" + client_address(request)]
     if profile.source == "session" and profile.api_key:
-        return "key:" + hashlib.sha256(profile.api_key.encode()).hexdigest()[:32]
-    return "addr:" + client_address(request)
+        clients.append("key:" + hashlib.sha256(profile.api_key.encode()).hexdigest()[:32])
+    return clients
 
 
-def check_chat_rate(request: web.Request, profile: Profile) -> None:
-    """Count one chat start; TooManyChats (429, retry_after) past CHATS_PER_MINUTE."""
-    retry_after = request.app[limits_key].chat_rate.take(rate_client(request, profile))
-    if retry_after is not None:
-        per_minute = request.app[settings_key].chats_per_minute
-        raise TooManyChats(
-            f"At most {per_minute} chats per minute may be started; try again in {retry_after} s",
-            retry_after=retry_after,
+async def admit_chat(request: web.Request, profile: Profile) -> ChatLease:
+    """Let one chat start: a slot of MAX_CHATS_PER_CLIENT, then one of CHATS_PER_MINUTE.
+
+    TooManyChats (429, retry_after) past either; ChatStoreUnavailable (503) when Redis is
+    away. A chat refused for running too many spends none of the per-minute budget.
+    """
+    limits = request.app[limits_key]
+    settings = limits.settings
+    clients = chat_clients(request, profile)
+    lease: Lease | None = None
+    if settings.max_chats_per_client > 0:
+        lease = await limits.store.take_slots(
+            ["chats:" + c for c in clients], settings.max_chats_per_client
         )
+        if lease is None:
+            raise TooManyChats(
+                f"At most {settings.max_chats_per_client} chats may run at once per client",
+                retry_after=SLOT_RETRY_AFTER_S,
+            )
+    chat = ChatLease(lease)
+    try:
+        if settings.chats_per_minute > 0:
+            wait = await limits.store.take_rate(
+                ["rate:" + c for c in clients], settings.chats_per_minute
+            )
+            if wait is not None:
+                raise TooManyChats(
+                    f"At most {settings.chats_per_minute} chats per minute may be started; "
+                    f"try again in {wait} s",
+                    retry_after=wait,
+                )
+    except BaseException:
+        await chat.release()
+        raise
+    return chat
 
 
-def socket_slot(request: web.Request) -> AbstractContextManager[None]:
-    """Hold one of the client address's WebSocket slots; TooManyChats (429) when none is free."""
-    return request.app[limits_key].sockets.hold(client_address(request))
+@asynccontextmanager
+async def socket_slot(request: web.Request) -> AsyncIterator[None]:
+    """Hold one of the address's MAX_SOCKETS_PER_CLIENT WebSocket slots while inside.
+
+    TooManyChats (429) when none is free. Redis being away must not take the page's
+    socket (resumes and errors travel on it) down with it: the count falls back to this
+    process's own.
+    """
+    limits = request.app[limits_key]
+    cap = limits.settings.max_sockets_per_client
+    if cap <= 0:
+        yield
+        return
+    keys = ["sockets:addr:" + client_address(request)]
+    try:
+        lease = await limits.store.take_slots(keys, cap)
+    except ChatStoreUnavailable:
+        lease = await limits.local.take_slots(keys, cap)
+    if lease is None:
+        raise TooManyChats(
+            f"At most {cap} WebSocket connections per client address",
+            retry_after=SLOT_RETRY_AFTER_S,
+        )
+    try:
+        yield
+    finally:
+        await lease.release()
+
+
+async def check_login_rate(request: web.Request) -> None:
+    """Count one login attempt of the address: guessing ACCESS_TOKEN is slowed to a crawl."""
+    limits = request.app[limits_key]
+    per_minute = limits.settings.login_attempts_per_minute
+    if per_minute <= 0:
+        return
+    wait = await limits.local.take_rate(["login:" + client_address(request)], per_minute)
+    if wait is not None:
+        raise TooManyChats(f"Too many login attempts; try again in {wait} s", retry_after=wait)
+
+
+async def limits_store(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx (after the Redis client's): the counts for the app's lifetime."""
+    redis = app[redis_key]
+    store: LimitStore = MemoryLimitStore() if redis is None else RedisLimitStore(redis)
+    local = store if isinstance(store, MemoryLimitStore) else MemoryLimitStore()
+    app[limits_key] = Limits(app[settings_key], store, local)
+    try:
+        yield
+    finally:
+        await store.aclose()
 
 
 def setup_limits(app: web.Application) -> None:
-    app[limits_key] = Limits(app[settings_key])
+    app.cleanup_ctx.append(limits_store)

@@ -18,7 +18,7 @@ from .config import settings_key
 from .drain import running_chat
 from .errors import BadRequest, ChatError, ChatIdInUse, InternalError, TooManyChats
 from .events import ChatEvent, Done
-from .limits import check_chat_rate, socket_slot
+from .limits import admit_chat, socket_slot
 from .metrics import metrics_key
 from .openrouter import openrouter_key
 from .profile import Profile, check_api_key, request_profile
@@ -102,7 +102,6 @@ class ChatSocket:
             raise TooManyChats(f"At most {self.limit} chats may run at once on one socket")
         chat = parse_chat_request(frame)
         api_key = check_api_key(self.profile)
-        check_chat_rate(self.request, self.profile)
         events = stream_chat(
             chat, api_key, self.request.app[openrouter_key], transport="ws", chat_id=chat_id
         )
@@ -118,7 +117,9 @@ class ChatSocket:
                 kind: b'{"type":"' + kind.encode() + b'","id":' + encoded_id + b',"content":'
                 for kind in ("delta", "reasoning")
             }
-            async with running_chat(self.request.app), aclosing(events):
+            # Admitted inside the task: a task cancelled before it ran has taken no slot.
+            lease = await admit_chat(self.request, self.profile)
+            async with lease, running_chat(self.request.app), aclosing(events):
                 async for event in events:
                     if isinstance(event, Done):
                         await self.send(done_frame(chat_id, event))
@@ -183,7 +184,7 @@ async def chat_ws(request: web.Request) -> web.WebSocketResponse:
         # What a slow reader's socket may buffer before sends wait (aiohttp's default 256 KiB).
         writer_limit=WRITER_LIMIT_BYTES,
     )
-    with socket_slot(request):
+    async with socket_slot(request):
         await ws.prepare(request)
         request.app[sockets_key].add(ws)
         sockets_open = request.app[metrics_key].sockets_open

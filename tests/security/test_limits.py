@@ -8,11 +8,11 @@ import aiohttp
 import orjson
 import pytest
 
-from server import limits
+from server import limit_store
 from server.config import ConfigError, Settings
-from server.limits import ChatRate
+from server.limit_store import MemoryLimitStore
 from server.openrouter import openrouter_key
-from tests.conftest import USER_KEY, MakeClient, chat_body
+from tests.conftest import MakeClient, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply
 from tests.security.conftest import TEST_REMOTE
 from tests.waiting import wait_until
@@ -29,40 +29,25 @@ class Clock:
         return self.now
 
 
-def test_chat_rate_refills_evenly_over_a_minute() -> None:
+async def test_tracked_clients_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limit_store, "MAX_TRACKED_KEYS", 100)
     clock = Clock()
-    rate = ChatRate(2, clock)
-    assert rate.take("a") is None
-    assert rate.take("a") is None
-    assert rate.take("a") == 30  # one chat comes back every 30 s
-    assert rate.take("b") is None  # another client has its own budget
-    clock.now += 29.5
-    assert rate.take("a") == 1
-    clock.now += 0.5
-    assert rate.take("a") is None
-    assert rate.take("a") == 30
-
-
-def test_chat_rate_zero_is_no_limit() -> None:
-    rate = ChatRate(0)
-    assert all(rate.take("a") is None for _ in range(1000))
-
-
-def test_tracked_clients_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(limits, "MAX_TRACKED_CLIENTS", 100)
-    clock = Clock()
-    rate = ChatRate(60, clock)
+    store = MemoryLimitStore(clock)
     for n in range(1000):
         clock.now += 0.001
-        assert rate.take(f"10.0.{n // 256}.{n % 256}") is None
-    assert len(rate.buckets) <= 100
+        assert await store.take_rate([f"addr:10.0.{n // 256}.{n % 256}"], 60) is None
+    assert len(store.buckets) <= 100
 
 
 def test_limits_are_read_from_the_environment() -> None:
     env = {"MAX_SOCKETS_PER_CLIENT": "3", "CHATS_PER_MINUTE": "0", "UPSTREAM_MAX_CONNECTIONS": "7"}
+    env |= {"MAX_CHATS_PER_CLIENT": "5", "LOGIN_ATTEMPTS_PER_MINUTE": "9"}
     settings = Settings.from_env(env)
     assert (settings.max_sockets_per_client, settings.chats_per_minute) == (3, 0)
     assert settings.upstream_max_connections == 7
+    assert (settings.max_chats_per_client, settings.login_attempts_per_minute) == (5, 9)
+    defaults = Settings()
+    assert (defaults.max_chats_per_client, defaults.chats_per_minute) == (16, 300)
     with pytest.raises(ConfigError, match="CHATS_PER_MINUTE"):
         Settings.from_env({"CHATS_PER_MINUTE": "-1"})
 
@@ -80,11 +65,8 @@ async def test_http_chats_over_the_rate_get_429_with_retry_after(
         assert int(response.headers["Retry-After"]) >= 1
         assert "per minute" in (await response.json())["message"]
     assert len(fake_openrouter.requests) == 2  # the refused chat cost nothing upstream
-    # Another address, and a user with their own key, each have their own budget.
+    # Another address has its own budget.
     async with client.post(CHAT, data=body, headers={TEST_REMOTE: "203.0.113.9"}) as response:
-        assert response.status == 200
-    await client.put("/api/profile", data=orjson.dumps({"openrouter_api_key": USER_KEY}))
-    async with client.post(CHAT, data=body) as response:
         assert response.status == 200
 
 
