@@ -98,6 +98,7 @@ class Lab:
             # and the upstream pool cap would queue streams past 256. 0 turns each off.
             MAX_SOCKETS_PER_CLIENT="0",
             CHATS_PER_MINUTE="0",
+            MAX_CHATS_PER_CLIENT="0",
             UPSTREAM_MAX_CONNECTIONS="0",
         )
         env.pop("ACCESS_TOKEN", None)
