@@ -6,8 +6,6 @@ and asks `startup_problem()` whether it may start.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import ipaddress
 from collections.abc import Callable, Mapping
@@ -16,6 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+
+from .session import fernet_key_for
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -88,9 +88,11 @@ def _cert_reqs(name: str, value: str) -> str:
     return value.lower()
 
 
-def _fernet_key(name: str, value: str) -> str:
-    check_fernet_key(value)
-    return value
+def _session_secret(name: str, value: str) -> str:
+    try:
+        return fernet_key_for(value)
+    except ValueError as error:
+        raise ConfigError(f"{name} {error}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,7 @@ class Settings:
     port: int = env("PORT", _whole, 8080)
     openrouter_api_key: str | None = env("OPENROUTER_API_KEY", _text, None)
     openrouter_base_url: str = env("OPENROUTER_BASE_URL", _text, DEFAULT_BASE_URL)
-    session_secret: str | None = env("SESSION_SECRET", _fernet_key, None)
+    session_secret: str | None = env("SESSION_SECRET", _session_secret, None)
     access_token: str | None = env("ACCESS_TOKEN", _text, None)
     allowed_origins: frozenset[str] = env("ALLOWED_ORIGINS", _origins, frozenset())
     app_url: str | None = env("APP_URL", _text, None)
@@ -190,20 +192,6 @@ def normalize_origin(origin: str) -> str:
     if port is None or port == DEFAULT_PORTS.get(parts.scheme):
         return f"{parts.scheme}://{host}"
     return f"{parts.scheme}://{host}:{port}"
-
-
-def check_fernet_key(secret: str) -> None:
-    """Raise ConfigError unless `secret` is 32 url-safe base64 bytes, as Fernet wants."""
-    try:
-        raw = base64.urlsafe_b64decode(secret.encode("ascii"))
-    except (binascii.Error, UnicodeEncodeError, ValueError):
-        raw = b""
-    if len(raw) != 32:
-        raise ConfigError(
-            "SESSION_SECRET is not a valid Fernet key (32 url-safe base64 bytes); "
-            'make one with: python -c "from cryptography.fernet import Fernet; '
-            'print(Fernet.generate_key().decode())"'
-        )
 
 
 settings_key = web.AppKey("settings", Settings)

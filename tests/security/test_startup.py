@@ -28,9 +28,9 @@ def server_env(**values: str) -> dict[str, str]:
     "secret",
     [
         "not-a-fernet-key",
-        base64.urlsafe_b64encode(b"x" * 31).decode(),
-        base64.urlsafe_b64encode(b"x" * 33).decode(),
-        "é" * 44,
+        "x" * 31,
+        base64.urlsafe_b64encode(b"x" * 16).decode(),  # base64, but of 16 bytes
+        "é" * 31,
     ],
 )
 async def test_malformed_session_secret_refuses_to_start(secret: str, unused_tcp_port: int) -> None:

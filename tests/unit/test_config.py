@@ -43,7 +43,7 @@ def test_environment_is_read() -> None:
         ({"PORT": "http"}, "PORT"),
         ({"UPSTREAM_TIMEOUT": "0"}, "UPSTREAM_TIMEOUT"),
         ({"SESSION_SECRET": "too-short"}, "SESSION_SECRET"),
-        ({"SESSION_SECRET": GOOD_SECRET[:-4] + "!!!="}, "SESSION_SECRET"),
+        ({"SESSION_SECRET": GOOD_SECRET[:31]}, "SESSION_SECRET"),
     ],
 )
 def test_malformed_variables_are_named(env: dict[str, str], named: str) -> None:

@@ -1,0 +1,47 @@
+"""app.json, the one-click deploy: what it offers is what the server reads, and it starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+from typing import Any
+
+import orjson
+
+from server.config import Settings
+from server.worker import startup_problem
+from tests.server_process import ROOT
+
+# Read by gunicorn.conf.py, not by Settings.
+NOT_SETTINGS = {"WEB_CONCURRENCY"}
+
+
+def app_json() -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads((ROOT / "app.json").read_bytes())
+    return data
+
+
+def test_every_variable_offered_is_one_the_server_reads_and_its_value_parses() -> None:
+    env: dict[str, dict[str, Any]] = app_json()["env"]
+    read = {f.metadata["env"] for f in dataclasses.fields(Settings) if "env" in f.metadata}
+    assert set(env) - NOT_SETTINGS <= read
+    values = {name: spec["value"] for name, spec in env.items() if "value" in spec}
+    Settings.from_env({k: v for k, v in values.items() if k not in NOT_SETTINGS})
+
+
+def test_the_generated_session_secret_starts_several_workers() -> None:
+    spec = app_json()["env"]["SESSION_SECRET"]
+    assert spec["generator"] == "secret" and spec["required"] is True
+    generated = secrets.token_hex(32)  # the platform's generator: 64 hex characters
+    assert re.fullmatch(r"[0-9a-f]{64}", generated)
+    assert startup_problem({"SESSION_SECRET": generated}, "0.0.0.0", 2) is None
+
+
+def test_the_redis_add_on_is_offered_and_its_certificate_accepted() -> None:
+    data = app_json()
+    assert any(addon["plan"].startswith("heroku-redis") for addon in data["addons"])
+    # The add-on sets a rediss:// REDIS_URL of its own, with a self-signed certificate.
+    values = {"REDIS_URL": "rediss://:pw@ec2.example:12345"}
+    values["REDIS_SSL_CERT_REQS"] = data["env"]["REDIS_SSL_CERT_REQS"]["value"]
+    assert Settings.from_env(values).redis_ssl_cert_reqs == "none"

@@ -1,0 +1,73 @@
+"""SESSION_SECRET: a Fernet key as is, a platform's generated secret stretched with HKDF,
+the same on every process; a short one refused at start-up."""
+
+from __future__ import annotations
+
+import secrets
+
+import aiohttp
+import orjson
+import pytest
+from cryptography.fernet import Fernet
+
+from server.config import ConfigError, Settings
+from tests.conftest import SESSION_SECRET, USER_KEY, MakeClient
+from tests.security.test_startup import server_env
+from tests.server_process import start_server, stop_server
+
+PLATFORM_SECRET = secrets.token_hex(32)  # what Heroku's `generator: secret` makes
+
+
+def secret_of(value: str) -> str:
+    secret = Settings.from_env({"SESSION_SECRET": value}).session_secret
+    assert secret is not None
+    return secret
+
+
+def test_a_fernet_key_is_used_as_is() -> None:
+    assert secret_of(SESSION_SECRET) == SESSION_SECRET
+
+
+def test_a_long_secret_is_stretched_into_a_fernet_key_the_same_everywhere() -> None:
+    key = secret_of(PLATFORM_SECRET)
+    assert key != PLATFORM_SECRET
+    Fernet(key.encode())  # a valid key: this would raise otherwise
+    assert secret_of(PLATFORM_SECRET) == key  # every process derives the same one
+    assert secret_of(secrets.token_hex(32)) != key
+    assert len(secret_of("p" * 32)) == 44  # 32 characters is enough
+
+
+@pytest.mark.parametrize("value", ["p" * 31, "short", "0123456789abcdef"])
+def test_a_short_secret_is_refused_naming_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="SESSION_SECRET") as refused:
+        Settings.from_env({"SESSION_SECRET": value})
+    assert value not in str(refused.value) and "\n" not in str(refused.value)
+
+
+async def test_processes_with_the_same_platform_secret_share_sessions(
+    make_client: MakeClient,
+) -> None:
+    one = await make_client(session_secret=secret_of(PLATFORM_SECRET))
+    two = await make_client(session_secret=secret_of(PLATFORM_SECRET))
+    await one.put("/api/profile", data=orjson.dumps({"openrouter_api_key": USER_KEY}))
+    cookies = {c.key: c.value for c in one.session.cookie_jar}
+    two.session.cookie_jar.update_cookies(cookies, two.make_url("/"))
+    async with two.get("/api/profile") as response:
+        assert (await response.json())["source"] == "session"
+
+
+@pytest.mark.subprocess
+async def test_the_server_starts_with_a_platform_secret(unused_tcp_port: int) -> None:
+    env = server_env(SESSION_SECRET=PLATFORM_SECRET)
+    process, url = await start_server(env, unused_tcp_port)
+    try:
+        # unsafe: the jar keeps cookies of an IP address such as 127.0.0.1.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            async with session.put(
+                f"{url}/api/profile", data=orjson.dumps({"openrouter_api_key": USER_KEY})
+            ) as response:
+                assert response.status == 200
+            async with session.get(f"{url}/api/profile") as response:
+                assert (await response.json())["source"] == "session"
+    finally:
+        assert await stop_server(process) == 0
