@@ -65,7 +65,8 @@ async def has_access(request: web.Request, settings: Settings) -> bool:
 
 
 def needs_check(request: web.Request) -> bool:
-    return request.path.startswith("/api/") or request.path == "/metrics"
+    path = request.path
+    return path.startswith(("/api/", "/v1/")) or path == "/metrics"
 
 
 def preflight(request: web.Request, settings: Settings) -> web.Response:

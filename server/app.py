@@ -14,6 +14,8 @@ from .config import Settings, settings_key
 from .http_route import setup_http_route
 from .limits import setup_limits
 from .metrics import setup_metrics
+from .openai_api import setup_openai_api
+from .openai_errors import openai_error_middleware
 from .openrouter import OpenRouterClient, openrouter_key
 from .page import setup_page
 from .proxy import proxy_middleware
@@ -56,6 +58,8 @@ def create_app(settings: Settings) -> web.Application:
             # First: every later middleware and handler sees the forwarded scheme and client.
             proxy_middleware,
             error_middleware,
+            # Inside error_middleware: /v1 errors, access ones included, in OpenAI's shape.
+            openai_error_middleware,
             session_middleware(session_storage(settings)),
             access_middleware,
         ],
@@ -70,5 +74,6 @@ def create_app(settings: Settings) -> web.Application:
     setup_limits(app)
     setup_http_route(app)
     setup_ws_route(app)
+    setup_openai_api(app)
     setup_page(app)
     return app

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Literal, Protocol, overload
 
+from .chunks import Batch, read_batch
 from .errors import ChatError, UpstreamError
-from .events import ChatEvent, Done
+from .events import ChatEvent, Chunks, Done
 from .metrics import observe_chat
 from .openrouter import Upstream
-from .request import MAX_MODEL_CHARS, ChatRequest
+from .request import MAX_MODEL_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,53 @@ CHAT_END_LINE = (
 )
 
 
+class UpstreamRequest(Protocol):
+    """A checked request: chatbot-ui's (request.py) or OpenAI's (openai_request.py)."""
+
+    @property
+    def model(self) -> str: ...
+
+    def upstream_payload(self) -> dict[str, Any]: ...
+
+
+@overload
+def stream_chat(
+    request: UpstreamRequest,
+    api_key: str,
+    upstream: Upstream,
+    *,
+    transport: str,
+    chat_id: str,
+    relay_chunks: Literal[False] = False,
+) -> AsyncGenerator[ChatEvent, None]: ...
+
+
+@overload
+def stream_chat(
+    request: UpstreamRequest,
+    api_key: str,
+    upstream: Upstream,
+    *,
+    transport: str,
+    chat_id: str,
+    relay_chunks: Literal[True],
+) -> AsyncGenerator[Chunks | Done, None]: ...
+
+
 async def stream_chat(
-    request: ChatRequest, api_key: str, upstream: Upstream, *, transport: str, chat_id: str
-) -> AsyncGenerator[ChatEvent, None]:
+    request: UpstreamRequest,
+    api_key: str,
+    upstream: Upstream,
+    *,
+    transport: str,
+    chat_id: str,
+    relay_chunks: bool = False,
+) -> AsyncGenerator[ChatEvent | Chunks, None]:
     """Yield the chat's text as Delta/Reasoning events and end with Done, or raise ChatError.
 
-    Text that arrived in one upstream read is merged into one event. Close the iterator
+    Text that arrived in one upstream read is merged into one event. With `relay_chunks`
+    each read is one Chunks event of upstream's own payloads instead (for /v1); the core
+    still reads them for usage, errors and the end. Close the iterator
     (`contextlib.aclosing`) to cancel: the upstream request is closed at once.
     """
     started = time.monotonic()
@@ -42,10 +84,11 @@ async def stream_chat(
             async for batch in batches:
                 finish_reason = batch.finish_reason or finish_reason
                 usage = batch.usage or usage
-                for event in batch.events:
+                if batch.events:
                     if first_text_at is None:
                         first_text_at = time.monotonic()
-                    pieces += 1
+                    pieces += len(batch.events)
+                for event in _as_chunks(batch) if relay_chunks else batch.events:
                     yield event
                 if batch.error is not None:
                     raise batch.error
@@ -83,6 +126,19 @@ async def stream_chat(
         }
         log.info(CHAT_END_LINE, fields, extra=fields)
         observe_chat(transport, outcome, tokens, ttft_ms, duration_ms)
+
+
+def _as_chunks(batch: Batch) -> list[Chunks]:
+    """The read's payloads before `[DONE]` or an error chunk, which end the stream in the
+    client's own framing (Done, ChatError). Only a chat's last read is looked at twice."""
+    payloads = batch.payloads
+    if batch.finished or batch.error is not None:
+        for index, payload in enumerate(payloads):
+            alone = read_batch([payload])
+            if alone.finished or alone.error is not None:
+                payloads = payloads[:index]
+                break
+    return [Chunks(payloads, has_usage=batch.usage is not None)] if payloads else []
 
 
 def _loggable(text: str) -> str:

@@ -1,4 +1,4 @@
-"""The events of a chat, as the core yields them and both transports write them."""
+"""The events of a chat, as the core yields them and the transports write them."""
 
 from __future__ import annotations
 
@@ -26,3 +26,15 @@ class Done:
 
 
 ChatEvent = Delta | Reasoning | Done
+
+
+@dataclass(frozen=True, slots=True)
+class Chunks:
+    """Upstream's own `data:` payloads of one read, for /v1: neither `[DONE]` nor an error
+    chunk, which the core reports as Done and ChatError. Not a ChatEvent: only
+    `stream_chat(..., relay_chunks=True)` yields it, instead of Delta and Reasoning."""
+
+    payloads: list[bytes]
+    # Whether one of them carried usage: the client may not have asked for it.
+    has_usage: bool
+    kind: ClassVar[Literal["chunks"]] = "chunks"

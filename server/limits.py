@@ -72,7 +72,7 @@ def client_address(request: web.Request) -> str:
 def chat_clients(request: web.Request, profile: Profile) -> list[str]:
     """Who a chat counts against: its address, and the user's own key (hashed) if it uses one."""
     clients = ["addr:" + client_address(request)]
-    if profile.source == "session" and profile.api_key:
+    if profile.source in ("session", "bearer") and profile.api_key:
         clients.append("key:" + hashlib.sha256(profile.api_key.encode()).hexdigest()[:32])
     return clients
 

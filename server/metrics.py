@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.multiprocess import MultiProcessCollector
 
-TRANSPORTS = ("http", "sse", "ws")
+TRANSPORTS = ("http", "sse", "ws", "v1")
 OUTCOMES = ("done", "error", "cancelled")
 # Models think for a while: first tokens take from a fraction of a second to minutes.
 FIRST_TOKEN_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120)
@@ -33,7 +33,7 @@ class ChatMetrics:
         registry = self.registry
         self.chats_running = Gauge(
             "chatrelay_chats_running",
-            "Chats streaming now, both transports",
+            "Chats streaming now, every transport",
             registry=registry,
             multiprocess_mode="livesum",
         )

@@ -13,7 +13,8 @@ from .errors import KeyNotFound
 
 SESSION_KEY_FIELD = "openrouter_api_key"
 
-KeySource = Literal["session", "server"]
+# "bearer": a /v1 caller's own key, sent as its Authorization (server/openai_api.py).
+KeySource = Literal["session", "server", "bearer"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,14 +73,19 @@ class ModelsCache:
 models_cache_key = web.AppKey("models_cache", ModelsCache)
 
 
-async def get_models(request: web.Request) -> web.Response:
+async def cached_models(request: web.Request, api_key: str | None) -> list[dict[str, Any]]:
+    """Upstream's models list from the cache, fetched with `api_key` when it is stale."""
     cache = request.app[models_cache_key]
     models = cache.fresh()
     if models is None:
-        profile = await request_profile(request)
-        models = await request.app[openrouter_key].list_models(profile.api_key)
+        models = await request.app[openrouter_key].list_models(api_key)
         cache.store(models)
-    return json_response({"data": models})
+    return models
+
+
+async def get_models(request: web.Request) -> web.Response:
+    profile = await request_profile(request)
+    return json_response({"data": await cached_models(request, profile.api_key)})
 
 
 def setup_routes(app: web.Application) -> None:

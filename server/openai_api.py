@@ -1,0 +1,218 @@
+"""/v1: OpenAI's chat completions and models routes over the same core, for the OpenAI SDKs.
+
+`stream: true` relays upstream's chunks as upstream sent them; `stream: false` answers one
+chat.completion assembled from the same stream, so one upstream client and the core read
+every chat for usage and errors, and a client leaving closes upstream at once either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+
+import orjson
+from aiohttp import web
+
+from .chat import stream_chat
+from .config import settings_key
+from .drain import running_chat
+from .errors import ChatError, InternalError
+from .events import Chunks, Done
+from .http_route import LazyStart
+from .limits import ChatLease, admit_chat
+from .openai_completion import CompletionBuilder
+from .openai_errors import openai_error_response, sse_error
+from .openai_request import CompletionRequest, parse_completion_request
+from .openrouter import openrouter_key
+from .profile import Profile, check_api_key, request_profile
+from .routes import cached_models
+from .web_json import json_response, read_json
+
+log = logging.getLogger(__name__)
+
+DONE_LINE = b"data: [DONE]\n\n"
+MAX_KEY_CHARS = 512
+
+ChunkStream = AsyncGenerator[Chunks | Done, None]
+
+
+async def caller_profile(request: web.Request) -> Profile:
+    """The profile's key (session, else server), else the caller's own Bearer key.
+
+    The access check ran first: with ACCESS_TOKEN set, a Bearer that is the token is not a
+    key; without it, the SDKs' `api_key` is how a caller brings their own.
+    """
+    profile = await request_profile(request)
+    if profile.api_key:
+        return profile
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    key = presented.strip()
+    if (
+        scheme.lower() == "bearer"
+        and key
+        and key != request.app[settings_key].access_token
+        # It goes into upstream's Authorization header: only visible ASCII travels there.
+        and len(key) <= MAX_KEY_CHARS
+        and all("!" <= c <= "~" for c in key)
+    ):
+        return Profile(key, "bearer")
+    return profile
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    completion = parse_completion_request(await read_json(request))
+    profile = await caller_profile(request)
+    api_key = check_api_key(profile)
+    lease = await admit_chat(request, profile)
+    chunks = stream_chat(
+        completion,
+        api_key,
+        request.app[openrouter_key],
+        transport="v1",
+        chat_id=secrets.token_hex(6),
+        relay_chunks=True,
+    )
+    if completion.stream:
+        return await stream_completion(request, completion, chunks, lease)
+    return await answer_completion(request, chunks, lease)
+
+
+def sse_lines(payloads: list[bytes]) -> bytes:
+    """Upstream's payloads as `data:` events, byte for byte."""
+    body = b"\n\ndata: ".join(payloads)
+    if body.count(b"\n") != 2 * (len(payloads) - 1):
+        # An event of several `data:` lines: each of its lines keeps the field name.
+        body = b"\n\ndata: ".join(p.replace(b"\n", b"\ndata: ") for p in payloads)
+    return b"data: " + body + b"\n\n"
+
+
+def without_usage_chunks(payloads: list[bytes]) -> list[bytes]:
+    """Drop the usage-only chunk (empty `choices`) that the core asked for and the client
+    did not: OpenAI sends it only on request, and clients index `choices[0]`."""
+    kept = []
+    for payload in payloads:
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            kept.append(payload)
+            continue
+        if not (isinstance(chunk, dict) and "usage" in chunk and not chunk.get("choices")):
+            kept.append(payload)
+    return kept
+
+
+async def stream_completion(
+    request: web.Request, completion: CompletionRequest, chunks: ChunkStream, lease: ChatLease
+) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            # Proxies such as nginx buffer streamed bodies unless told not to.
+            "X-Accel-Buffering": "no",
+        }
+    )
+    # The 200 goes out with the first chunk: an error before it gets its own status, which
+    # is what makes the SDKs raise RateLimitError, AuthenticationError, ….
+    start = LazyStart(request, response, request.app[settings_key].first_byte_s)
+    answered = False
+    try:
+        async with lease, running_chat(request.app), aclosing(chunks):
+            async for event in chunks:
+                if isinstance(event, Done):
+                    await start.start()
+                    await response.write(DONE_LINE)
+                    # Complete: end the body while the core winds upstream down for reuse.
+                    await response.write_eof()
+                    answered = True
+                    continue
+                payloads = event.payloads
+                if event.has_usage and not completion.wants_usage:
+                    payloads = without_usage_chunks(payloads)
+                    if not payloads:
+                        continue
+                await start.start()
+                await response.write(sse_lines(payloads))
+        return response
+    except ChatError as error:
+        return await _fail_stream(request, response, start, error, answered)
+    except Exception:
+        log.exception("v1 chat failed")
+        return await _fail_stream(request, response, start, InternalError(), answered)
+    finally:
+        await start.close()
+
+
+async def _fail_stream(
+    request: web.Request,
+    response: web.StreamResponse,
+    start: LazyStart,
+    error: ChatError,
+    answered: bool,
+) -> web.StreamResponse:
+    if answered:  # e.g. a shutdown while upstream's connection was being wound down
+        return response
+    if not start.started:
+        return openai_error_response(error)
+    await start.start()
+    # After the 200: an `error` object in a data line, as OpenAI does, then the end.
+    await response.write(sse_error(error))
+    await response.write_eof()
+    return response
+
+
+async def answer_completion(
+    request: web.Request, chunks: ChunkStream, lease: ChatLease
+) -> web.StreamResponse:
+    builder = CompletionBuilder()
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    try:
+        async with lease, running_chat(request.app), aclosing(chunks):
+            async for event in chunks:
+                if isinstance(event, Chunks):
+                    builder.feed(event.payloads)
+                    continue
+                body = orjson.dumps(builder.completion())
+                response.content_length = len(body)
+                await response.prepare(request)
+                await response.write(body)
+                # Answered: the client need not wait while upstream is wound down for reuse.
+                await response.write_eof()
+        return response
+    except ChatError as error:
+        if response.prepared:
+            return response
+        return openai_error_response(error)
+    except Exception:
+        log.exception("v1 chat failed")
+        if response.prepared:
+            return response
+        return openai_error_response(InternalError())
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """OpenAI's model list, from the same cached upstream list as /api/models."""
+    profile = await caller_profile(request)
+    models = await cached_models(request, profile.api_key)
+    return json_response(
+        {
+            "object": "list",
+            "data": [
+                {
+                    "id": model["id"],
+                    "object": "model",
+                    "created": model.get("created") or 0,
+                    # OpenRouter's ids are vendor/model.
+                    "owned_by": model["id"].partition("/")[0] if "/" in model["id"] else "system",
+                }
+                for model in models
+            ],
+        }
+    )
+
+
+def setup_openai_api(app: web.Application) -> None:
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/v1/models", list_models)
