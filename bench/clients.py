@@ -19,7 +19,7 @@ import orjson
 
 from bench.tokens import PROCESSING_EVENT, StreamSpec, expected_body
 
-Target = Literal["direct", "bare", "bare-ws", "http", "sse", "ws"]
+Target = Literal["direct", "bare", "bare-ws", "http", "sse", "ws", "v1"]
 MESSAGES = [{"role": "user", "content": "Benchmark me."}]
 
 
@@ -116,6 +116,31 @@ def chatrelay_sse_parser(result: StreamResult) -> Callable[[bytes], bool]:
     return feed
 
 
+def openai_parser(result: StreamResult) -> Callable[[bytes], bool]:
+    """/v1: upstream's chunks as `data:` events, `data: [DONE]` at the end."""
+    splitter = EventSplitter()
+
+    def feed(data: bytes) -> bool:
+        got = False
+        for lines in splitter.feed(data):
+            payload = lines[0].removeprefix(b"data: ")
+            if payload == b"[DONE]":
+                result.done = True
+                continue
+            chunk = orjson.loads(payload)
+            if "error" in chunk:
+                result.error = f"error event {chunk}"
+                continue
+            choices = chunk.get("choices")
+            content = choices[0].get("delta", {}).get("content") if choices else None
+            if content:
+                result.parts.append(content)
+                got = True
+        return got
+
+    return feed
+
+
 def plain_parser(result: StreamResult) -> Callable[[bytes], bool]:
     chunks: list[bytes] = []
 
@@ -137,6 +162,9 @@ def http_request(
         payload = {"model": spec.model(), "messages": MESSAGES, "stream": True,
                    "usage": {"include": True}}  # fmt: skip
         return f"{ends.fake}/api/v1/chat/completions", orjson.dumps(payload), {}
+    if target == "v1":
+        payload = {"model": spec.model(), "messages": MESSAGES, "stream": True}
+        return f"{ends.chatrelay}/v1/chat/completions", orjson.dumps(payload), {}
     body = orjson.dumps(chat_body(spec))
     if target == "bare":
         return f"{ends.bare}/relay", body, {}
@@ -187,7 +215,8 @@ async def _read_http(
     slow_for_s: float,
 ) -> None:
     url, body, headers = http_request(target, ends, result.spec)
-    parser = {"direct": openrouter_parser, "sse": chatrelay_sse_parser}.get(target, plain_parser)
+    parsers = {"direct": openrouter_parser, "sse": chatrelay_sse_parser, "v1": openai_parser}
+    parser = parsers.get(target, plain_parser)
     feed = parser(result)
     try:
         async with session.post(url, data=body, headers=headers) as response:

@@ -150,7 +150,7 @@ def goals_table(scenarios: list[Scenario], results: dict[str, Rounds]) -> list[s
         if scenario is None or goal.scenario not in results:
             continue
         rounds = results[goal.scenario]
-        for target in ("http", "sse", "ws"):
+        for target in ("http", "sse", "ws", "v1"):
             if target not in scenario.targets or target not in rounds:
                 continue
             if goal.mode == "ratio":

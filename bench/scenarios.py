@@ -21,7 +21,7 @@ from bench.clients import Endpoints, StreamResult, Target
 from bench.tokens import StreamSpec
 
 Metrics = dict[str, float | None]
-ALL_TARGETS: tuple[Target, ...] = ("direct", "bare", "http", "sse", "ws")
+ALL_TARGETS: tuple[Target, ...] = ("direct", "bare", "http", "sse", "ws", "v1")
 WS_TARGETS: tuple[Target, ...] = ("bare-ws", "ws")
 
 
@@ -58,7 +58,7 @@ def full_scenarios() -> list[Scenario]:
                  "abort", 60, 3_000, (20, 20)),
         Scenario("slow", "4 readers at 1/10 of upstream's pace, 2 MB/s x 4 s each", "slow", 4,
                  4_000, (1, 1), token_size=400, slow_for_s=5.0,
-                 targets=("bare", "http", "sse", "bare-ws", "ws")),
+                 targets=("bare", "http", "sse", "v1", "bare-ws", "ws")),
     ]  # fmt: skip
 
 
@@ -75,7 +75,7 @@ def quick_scenarios() -> list[Scenario]:
         Scenario("idle", "50 idle WebSockets", "idle", 50, targets=WS_TARGETS),
         Scenario("abort", "6 clients leave", "abort", 6, 500, (10, 10)),
         Scenario("slow", "2 slow readers", "slow", 2, 300, (1, 1), token_size=20,
-                 slow_for_s=0.5, targets=("bare", "http", "sse", "bare-ws", "ws")),
+                 slow_for_s=0.5, targets=("bare", "http", "sse", "v1", "bare-ws", "ws")),
     ]  # fmt: skip
 
 

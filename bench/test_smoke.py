@@ -30,9 +30,10 @@ def test_quick_bench_relays_exact_text_on_every_path(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
     results = json.loads(out.read_text())["results"]
     ran = {(scenario, target) for scenario, targets in results.items() for target in targets}
-    for target in ("direct", "bare", "http", "sse", "ws"):
+    for target in ("direct", "bare", "http", "sse", "ws", "v1"):
         assert ("c100", target) in ran
     assert ("idle", "ws") in ran and ("slow", "ws") in ran and ("abort", "sse") in ran
+    assert ("abort", "v1") in ran and ("slow", "v1") in ran
     for scenario, targets in results.items():
         for target, rounds in targets.items():
             for metrics in rounds:

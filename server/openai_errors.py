@@ -79,5 +79,6 @@ async def openai_error_middleware(request: web.Request, handler: Handler) -> web
                 response.headers[name] = exc.headers[name]
         return response
     except Exception:
-        log.exception("unhandled error method=%s path=%s", request.method, request.path)
+        # The path is the client's: not logged, so it cannot forge a log line.
+        log.exception("unhandled /v1 error method=%s", request.method)
         return openai_error_response(InternalError())

@@ -99,6 +99,18 @@ async def test_callers_bearer_is_their_upstream_key_when_the_server_has_none(
     assert fake_openrouter.requests[0].headers["Authorization"] == f"Bearer {USER_KEY}"
 
 
+async def test_a_key_upstream_echoes_is_redacted(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await make_client(openrouter_api_key=None)
+    fake_openrouter.script(error_reply(401, f"Key {USER_KEY} is not valid"))
+    async with sdk_for(client, api_key=USER_KEY) as sdk:
+        with pytest.raises(openai.AuthenticationError) as caught:
+            await ask(sdk, stream=True)
+    assert said(caught.value) == "Key [redacted] is not valid"
+    assert USER_KEY not in caplog.text
+
+
 async def test_server_key_is_used_over_a_placeholder_bearer(
     client: Client, fake_openrouter: FakeOpenRouter
 ) -> None:
