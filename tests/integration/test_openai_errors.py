@@ -21,6 +21,7 @@ from tests.fake_openrouter import (
     stream_error_reply,
 )
 from tests.integration.openai_sdk import completion_body, messages, sdk_for
+from tests.waiting import wait_until
 
 MODEL = "openai/gpt-4o-mini"
 TOKEN = "access-token-for-v1-tests-0123456789"
@@ -71,6 +72,27 @@ async def test_chats_per_minute_limit_is_a_rate_limit_error(
             await ask(sdk, stream=True)
     assert int(caught.value.response.headers["retry-after"]) >= 1
     assert len(fake_openrouter.requests) == 1
+
+
+async def test_chats_at_once_limit_is_a_rate_limit_error(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter
+) -> None:
+    client = await make_client(max_chats_per_client=1, first_byte_s=0.05)
+    fake_openrouter.script(Reply(steps=[COMMENT, event(chunk("one")), "hang"]))
+    async with sdk_for(client) as sdk:
+        running = await sdk.chat.completions.create(model=MODEL, messages=messages(), stream=True)
+        with pytest.raises(openai.RateLimitError) as caught:
+            await ask(sdk)
+        assert said(caught.value).startswith("At most 1 chats may run at once")
+        await running.close()
+        await fake_openrouter.requests[0].wait_dropped_by_relay(1.0)
+
+        async def ended() -> bool:
+            return "chatrelay_chats_running 0.0" in await (await client.get("/metrics")).text()
+
+        await wait_until(ended, "the first chat ended")
+        # Its slot came back with the chat's end.
+        assert await ask(sdk) == "Hello"
 
 
 async def test_missing_key_is_an_authentication_error(
