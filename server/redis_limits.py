@@ -76,6 +76,12 @@ end
 return 1
 """
 
+# KEYS: slot sets; ARGV: member. One round trip for the two keys of a chat.
+RELEASE_SLOTS = """
+for _, key in ipairs(KEYS) do redis.call('ZREM', key, ARGV[1]) end
+return 1
+"""
+
 
 class RedisLease:
     def __init__(self, store: RedisLimitStore, keys: Sequence[str]) -> None:
@@ -86,8 +92,7 @@ class RedisLease:
         if self.store.leases.pop(self.member, None) is None:
             return
         try:
-            for key in self.keys:
-                await self.store.redis.zrem(key, self.member)
+            await self.store.release_slots(keys=list(self.keys), args=[self.member])
         except REDIS_DOWN as error:
             # Not renewed any more, the slot expires by itself within the lease's TTL.
             log.warning("slot not given back, Redis unavailable: %s", type(error).__name__)
@@ -101,6 +106,7 @@ class RedisLimitStore:
         self._take_rate = redis.register_script(TAKE_RATE)
         self._take_slots = redis.register_script(TAKE_SLOTS)
         self._renew_slots = redis.register_script(RENEW_SLOTS)
+        self.release_slots = redis.register_script(RELEASE_SLOTS)
         self._renewer = asyncio.create_task(self._renew_forever(lease_ttl_s / 3))
 
     async def take_rate(self, keys: Sequence[str], per_minute: int) -> int | None:

@@ -45,11 +45,14 @@ async def answered(client: Client, **headers: str) -> None:
 async def test_one_address_cannot_take_every_upstream_connection(
     make_peer_client: MakeClient, fake_openrouter: FakeOpenRouter
 ) -> None:
-    client = await make_peer_client(max_chats_per_client=3, first_byte_s=0.05)
-    fake_openrouter.script(HANG, HANG, HANG)
-    held = [await hold_chat(client) for _ in range(3)]
-    assert "at once" in (await refused(client))["message"]
-    assert len(fake_openrouter.requests) == 3  # the refused chat cost nothing upstream
+    # Issue 10's attack: POST chats that never read, until the upstream pool is taken and
+    # other users' chats hang. With the default cap of 16, a pool of 20 keeps room for them.
+    client = await make_peer_client(upstream_max_connections=20, first_byte_s=0.05)
+    fake_openrouter.script(*[HANG] * 16)
+    held = [await hold_chat(client) for _ in range(16)]
+    for _ in range(8):
+        assert "at once" in (await refused(client))["message"]
+    assert len(fake_openrouter.requests) == 16  # the refused chats cost nothing upstream
     await answered(client, **{TEST_REMOTE: OTHER})  # other users' chats are not hurt
     held[0].close()  # one of the held chats ends: its slot comes back
     await fake_openrouter.requests[0].wait_dropped_by_relay()
