@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
 from server.config import ConfigError, Settings
 from server.errors import ChatStoreUnavailable
 from server.redis_conn import redis_key, store_errors
-from tests.conftest import Client, MakeClient
+from tests.conftest import SERVER_KEY, Client, MakeClient, chat_body
+from tests.fake_openrouter import FakeOpenRouter
 from tests.redis_server import RedisServer
+from tests.server_process import start_server, stop_server
 
 MakeRedis = Callable[..., RedisServer]
 
@@ -96,3 +100,31 @@ def test_redis_settings_are_read_and_checked() -> None:
         Settings.from_env({"REDIS_URL": "http://redis.example"})
     with pytest.raises(ConfigError, match="REDIS_SSL_CERT_REQS"):
         Settings.from_env({"REDIS_SSL_CERT_REQS": "maybe"})
+
+
+@pytest.mark.subprocess
+async def test_python_m_server_starts_with_redis_down_and_refuses_chats_with_503(
+    make_redis_server: MakeRedis, fake_openrouter: FakeOpenRouter, unused_tcp_port: int
+) -> None:
+    server = make_redis_server()
+    server.stop()
+    env = {
+        **os.environ,
+        "REDIS_URL": server.url,
+        "OPENROUTER_API_KEY": SERVER_KEY,
+        "OPENROUTER_BASE_URL": fake_openrouter.url,
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("ACCESS_TOKEN", None)
+    process, url = await start_server(env, unused_tcp_port)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{url}/api/chat/openrouter", json=chat_body()) as response:
+                assert response.status == 503
+                assert await response.json() == {"message": "Chat store unavailable"}
+            server.start()
+            async with session.post(f"{url}/api/chat/openrouter", json=chat_body()) as response:
+                assert response.status == 200
+                assert await response.text() == "Hello"
+    finally:
+        assert await stop_server(process) == 0
