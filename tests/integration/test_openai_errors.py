@@ -208,6 +208,18 @@ async def test_malformed_bodies_get_openais_400(client: Client, body: bytes, mes
     assert error["message"].startswith(message) and error["type"] == "invalid_request_error"
 
 
+async def test_body_over_the_limit_is_a_413_in_openais_shape(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter
+) -> None:
+    client = await make_client(max_body_bytes=1000)
+    async with sdk_for(client) as sdk:
+        with pytest.raises(openai.APIStatusError) as caught:
+            await sdk.chat.completions.create(model=MODEL, messages=messages("x" * 2000))
+    assert caught.value.status_code == 413
+    assert said(caught.value) == "The request body is larger than 1000 bytes"
+    assert fake_openrouter.requests == []
+
+
 async def test_unknown_model_is_a_not_found_error(
     client: Client, fake_openrouter: FakeOpenRouter
 ) -> None:
