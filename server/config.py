@@ -54,6 +54,13 @@ def _count(name: str, value: str) -> int:
     return number
 
 
+def _bytes(name: str, value: str) -> int:
+    number = _whole(name, value)
+    if number < 1:
+        raise ConfigError(f"{name} must be a positive number of bytes, got {number}")
+    return number
+
+
 def _seconds(name: str, value: str) -> float:
     try:
         number = float(value)
@@ -122,14 +129,16 @@ class Settings:
     max_chats_per_client: int = env("MAX_CHATS_PER_CLIENT", _count, 16)
     chats_per_minute: int = env("CHATS_PER_MINUTE", _count, 300)
     login_attempts_per_minute: int = env("LOGIN_ATTEMPTS_PER_MINUTE", _count, 30)
-    upstream_max_connections: int = env("UPSTREAM_MAX_CONNECTIONS", _count, 256)
+    # SPEC: a process holds 1,000 concurrent chats with the default.
+    upstream_max_connections: int = env("UPSTREAM_MAX_CONNECTIONS", _count, 1000)
+    # The largest chat body or WebSocket frame: chatbot-ui inlines images as data URLs.
+    max_body_bytes: int = env("MAX_BODY_BYTES", _bytes, 16 * 1024 * 1024)
     # Not read from the environment: tests and the benchmark set them.
     upstream_connect_timeout_s: float = 10.0
     first_byte_s: float = 10.0
     max_chats_per_socket: int = 4
     ws_heartbeat_s: float = 20.0
     models_cache_s: float = 300.0
-    max_body_bytes: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         # Normalized here, once, so every comparison elsewhere is a plain lookup.

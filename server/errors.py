@@ -102,6 +102,39 @@ class ChatStoreUnavailable(ChatError):
         super().__init__("Chat store unavailable")
 
 
+# OpenAI's string error codes and types (LiteLLM, vLLM and Azure send them too), for an
+# error whose `code` is not an HTTP status: what it would have been as an answer's status.
+OPENAI_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "context_length_exceeded": 400,
+    "string_above_max_length": 400,
+    "invalid_value": 400,
+    "invalid_api_key": 401,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "permission_denied": 403,
+    "unsupported_country_region_territory": 403,
+    "not_found_error": 404,
+    "model_not_found": 404,
+    "rate_limit_exceeded": 429,
+    "rate_limit_error": 429,
+    "insufficient_quota": 429,
+    "overloaded_error": 503,
+}
+
+
+def error_status(code: object, kind: object = None) -> int:
+    """The HTTP status an error object's `code` (or else its `type`) stands for; else 502."""
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
+        return code
+    for name in (code, kind):
+        if isinstance(name, str) and name in OPENAI_ERROR_STATUS:
+            return OPENAI_ERROR_STATUS[name]
+    return 502
+
+
 class UpstreamError(ChatError):
     """OpenRouter answered with an error, before or inside its stream, or broke its protocol."""
 
@@ -120,20 +153,28 @@ class UpstreamError(ChatError):
         """The one reading of OpenRouter's `error` object, from an error answer or a chunk.
 
         `status` is the answer's HTTP status; inside a stream (None) the error's `code` is
-        the status when it is an HTTP error code, else 502.
+        the status when it is an HTTP error code or one of OpenAI's string codes, else 502.
         """
         message: object = None
-        code: object = None
         if isinstance(error, dict):
-            message, code = error.get("message"), error.get("code")
+            message = error.get("message")
+            if status is None:
+                status = error_status(error.get("code"), error.get("type"))
         elif error is not None:
             message = str(error)
-        if status is None:
-            if isinstance(code, str) and code.isdigit():
-                code = int(code)
-            status = code if isinstance(code, int) and 400 <= code <= 599 else 502
         text = message if isinstance(message, str) and message else default_message
-        return cls(text, status=status, retry_after=retry_after)
+        return cls(text, status=status or 502, retry_after=retry_after)
+
+
+class ServerBusy(ChatError):
+    """A chat waited past UPSTREAM_TIMEOUT for a free upstream connection: this server is
+    full, and upstream was never asked, so a 504 blaming it would be wrong."""
+
+    http_status = 503
+    code = "server_busy"
+
+    def __init__(self) -> None:
+        super().__init__("Too many chats at once on this server")
 
 
 class UpstreamUnreachable(UpstreamError):

@@ -6,21 +6,24 @@ It owns the wire: SSE, chunk JSON, OpenRouter's error shapes and key redaction, 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from typing import Any, Protocol, Self
 
 import aiohttp
 import orjson
 from aiohttp import web
-from multidict import CIMultiDictProxy
 
-from .chunks import Batch, read_batch
+from .chunks import Batch, ChunkReader, read_completion
 from .config import Settings
-from .errors import ChatError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from .errors import ChatError, ServerBusy, UpstreamError, UpstreamTimeout
+from .redaction import KeyRedactor
 from .sse import SSEDecoder
+from .upstream_body import Inflater, inflater_for, read_capped
+from .upstream_faults import error_from_response, transport_error
 from .watchdog import SilenceWatchdog
 
 log = logging.getLogger(__name__)
@@ -29,7 +32,9 @@ log = logging.getLogger(__name__)
 # while a client reads slowly; bigger buffers cost memory, not speed.
 READ_BUFSIZE_BYTES = 32 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024
+MAX_MODELS_BODY_BYTES = 32 * 1024 * 1024
 BODY_END_WAIT_S = 1.0
+LARGE_REQUEST_BYTES = 1024 * 1024
 
 
 Batches = AsyncIterator[Batch]
@@ -43,41 +48,29 @@ class Upstream(Protocol):
     ) -> AbstractAsyncContextManager[Batches]: ...
 
 
-def parse_retry_after(value: str | None) -> int | None:
-    """Seconds from a `Retry-After` header; HTTP dates are rare here and ignored."""
-    if value is None:
-        return None
-    try:
-        return max(0, round(float(value)))
-    except ValueError:
-        return None
+class PoolWait:
+    """Whether a request is waiting for a free connection of the pool (aiohttp's tracing
+    says when it starts and stops): a chat timed out there never reached upstream."""
+
+    queued = False
 
 
-def error_from_response(status: int, body: bytes, headers: CIMultiDictProxy[str]) -> UpstreamError:
-    """Turn OpenRouter's `{"error": {"message", "code"}}` answer into an UpstreamError."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-    error: object = None
-    if isinstance(parsed, dict):
-        error = parsed.get("error")
-        readable = isinstance(error, str) or (
-            isinstance(error, dict) and isinstance(error.get("message"), str)
-        )
-        if not readable:
-            error = parsed.get("message") if isinstance(parsed.get("message"), str) else None
-    return UpstreamError.from_body(
-        error,
-        status=status if 400 <= status <= 599 else 502,
-        retry_after=parse_retry_after(headers.get("Retry-After")),
-        default_message=f"OpenRouter answered with status {status}",
-    )
+async def _queued(session: object, context: SimpleNamespace, params: object) -> None:
+    if isinstance(context.trace_request_ctx, PoolWait):
+        context.trace_request_ctx.queued = True
 
 
-def redact(text: str, api_key: str) -> str:
-    """Some providers echo the key they refused; it must never reach a user or a log."""
-    return text.replace(api_key, "[redacted]") if api_key else text
+async def _dequeued(session: object, context: SimpleNamespace, params: object) -> None:
+    if isinstance(context.trace_request_ctx, PoolWait):
+        context.trace_request_ctx.queued = False
+
+
+def pool_tracing() -> aiohttp.TraceConfig:
+    tracing = aiohttp.TraceConfig()
+    tracing.on_connection_queued_start.append(_queued)
+    tracing.on_connection_queued_end.append(_dequeued)
+    tracing.freeze()
+    return tracing
 
 
 class OpenRouterClient:
@@ -101,6 +94,9 @@ class OpenRouterClient:
                 limit_per_host=settings.upstream_max_connections,
             ),
             read_bufsize=READ_BUFSIZE_BYTES,
+            # We ask for no compression and inflate a body ourselves, bounded (upstream_body).
+            auto_decompress=False,
+            trace_configs=[pool_tracing()],
         )
         return self
 
@@ -120,7 +116,7 @@ class OpenRouterClient:
         return self._session
 
     def _headers(self, api_key: str | None) -> dict[str, str]:
-        headers = {"X-Title": self._settings.app_title}
+        headers = {"X-Title": self._settings.app_title, "Accept-Encoding": "identity"}
         if self._settings.app_url:
             headers["HTTP-Referer"] = self._settings.app_url
         if api_key:
@@ -131,28 +127,50 @@ class OpenRouterClient:
     async def open_chat(self, api_key: str, payload: dict[str, Any]) -> AsyncIterator[Batches]:
         """POST chat/completions and yield its batches of events; closes the request on exit.
 
-        Every ChatError raised inside, by upstream or by the caller, leaves with the key
-        redacted from its message.
+        The key is taken out of everything upstream sends (payloads, events, finish reason,
+        usage), and every ChatError raised inside, by upstream or by the caller, leaves with
+        it taken out of its message.
         """
+        redactor = KeyRedactor(api_key)
         headers = self._headers(api_key)
         headers["Accept"] = "text/event-stream"
         headers["Content-Type"] = "application/json"
         url = f"{self._settings.openrouter_base_url}/chat/completions"
         watchdog = SilenceWatchdog(self._settings.upstream_timeout_s, self._silence_message())
+        wait = PoolWait()
         try:
             try:
                 with watchdog:
                     response = await self.session.post(
-                        url, data=orjson.dumps(payload), headers=headers
+                        url,
+                        data=_request_body(orjson.dumps(payload)),
+                        headers=headers,
+                        allow_redirects=False,
+                        trace_request_ctx=wait,
                     )
             except aiohttp.ClientError as exc:
-                raise self._transport_error(exc) from None
+                raise transport_error(exc, self._silence_message()) from None
+            except UpstreamTimeout:
+                if wait.queued:
+                    raise ServerBusy() from None
+                raise
             try:
                 if response.status != 200:
-                    with watchdog:
-                        body = await _read_capped(response)
+                    body = await self._read(response, watchdog, MAX_ERROR_BODY_BYTES, strict=False)
                     raise error_from_response(response.status, body, response.headers)
-                yield self._batches(response, watchdog)
+                inflater = inflater_for(response, self._settings.max_body_bytes)
+                first = b""
+                if response.content_type == "application/json" and inflater is None:
+                    first = await self._first_read(response, watchdog)
+                # A server that ignores `stream: true` answers one chat.completion; one that
+                # labels its SSE as JSON is read as SSE.
+                if response.content_type == "application/json" and (
+                    inflater is not None or first.lstrip()[:1] in (b"", b"{")
+                ):
+                    batches = self._completion(response, watchdog, redactor, first)
+                else:
+                    batches = self._batches(response, watchdog, inflater, redactor, first)
+                yield batches
             except BaseException:
                 # close(), not release(): an unfinished body must drop the connection at
                 # once so the provider stops generating, instead of being drained for the pool.
@@ -160,63 +178,107 @@ class OpenRouterClient:
                 raise
             await _release_or_close(response)
         except ChatError as error:
-            error.message = redact(error.message, api_key)
+            error.message = redactor.text(error.message)
             raise
         finally:
             watchdog.close()
 
     async def _batches(
-        self, response: aiohttp.ClientResponse, watchdog: SilenceWatchdog
+        self,
+        response: aiohttp.ClientResponse,
+        watchdog: SilenceWatchdog,
+        inflater: Inflater | None,
+        redactor: KeyRedactor,
+        first: bytes,
     ) -> Batches:
         """The events of each read; a read that completes no SSE event yields nothing."""
         content = response.content
         decoder = SSEDecoder()
+        reader = ChunkReader()
+        if first and (payloads := decoder.feed(first)):
+            yield _decoded(payloads, reader, redactor)
         while True:
             try:
                 with watchdog:
                     read = await content.readany()
             except aiohttp.ClientError as exc:
-                raise self._transport_error(exc) from None
+                raise transport_error(exc, self._silence_message()) from None
             if not read:
                 break
-            payloads = decoder.feed(read)
-            if payloads:
-                yield read_batch(payloads)
+            if inflater is None:
+                payloads = decoder.feed(read)
+                if payloads:
+                    yield _decoded(payloads, reader, redactor)
+                continue
+            for part in inflater.steps(read):
+                payloads = decoder.feed(part)
+                if payloads:
+                    yield _decoded(payloads, reader, redactor)
+                # A compressed read may inflate to many steps: let other chats run between.
+                await asyncio.sleep(0)
         payloads = decoder.close()
-        if payloads:
-            yield read_batch(payloads)
+        batch = _decoded(payloads, reader, redactor) if payloads else Batch([], [])
+        batch.events += reader.close()
+        if batch.events or batch.payloads:
+            yield batch
+
+    async def _completion(
+        self,
+        response: aiohttp.ClientResponse,
+        watchdog: SilenceWatchdog,
+        redactor: KeyRedactor,
+        first: bytes,
+    ) -> Batches:
+        """A server that ignored `stream: true`: its one JSON answer as one batch."""
+        limit = self._settings.max_body_bytes
+        body = first + await self._read(response, watchdog, limit - len(first), strict=True)
+        if redactor.found_in([body]):
+            body = redactor.payloads([body])[0]
+        yield _clean(read_completion(body), redactor)
+
+    async def _read(
+        self,
+        response: aiohttp.ClientResponse,
+        watchdog: SilenceWatchdog,
+        limit: int,
+        *,
+        strict: bool,
+    ) -> bytes:
+        try:
+            with watchdog:
+                return await read_capped(response, limit, strict=strict)
+        except aiohttp.ClientError as exc:
+            raise transport_error(exc, self._silence_message()) from None
+
+    async def _first_read(
+        self, response: aiohttp.ClientResponse, watchdog: SilenceWatchdog
+    ) -> bytes:
+        try:
+            with watchdog:
+                return await response.content.readany()
+        except aiohttp.ClientError as exc:
+            raise transport_error(exc, self._silence_message()) from None
 
     def _silence_message(self) -> str:
         return f"OpenRouter sent nothing for {self._settings.upstream_timeout_s:g} seconds"
 
-    def _transport_error(self, exc: aiohttp.ClientError) -> UpstreamError:
-        if isinstance(exc, aiohttp.ServerTimeoutError):
-            return UpstreamTimeout(self._silence_message())
-        if isinstance(exc, aiohttp.ClientPayloadError):
-            return UpstreamError("OpenRouter closed the stream before it finished")
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            reason = exc.os_error.strerror or str(exc.os_error)
-        else:
-            reason = str(exc) or type(exc).__name__
-        return UpstreamUnreachable(f"Could not reach OpenRouter: {reason}")
-
     async def list_models(self, api_key: str | None) -> list[dict[str, Any]]:
-        """GET /models, reduced to the fields chatbot-ui uses: id, name, context_length."""
+        """GET /models, reduced to the fields chatbot-ui uses, and upstream's pricing."""
         url = f"{self._settings.openrouter_base_url}/models"
         try:
             timeout = aiohttp.ClientTimeout(total=self._settings.upstream_timeout_s)
             async with self.session.get(
-                url, headers=self._headers(api_key), timeout=timeout
+                url, headers=self._headers(api_key), timeout=timeout, allow_redirects=False
             ) as response:
-                body = await _read_capped(response, limit=32 * 1024 * 1024)
+                body = await read_capped(response, MAX_MODELS_BODY_BYTES, strict=True)
                 if response.status != 200:
                     raise error_from_response(response.status, body, response.headers)
         except aiohttp.ClientError as exc:
-            raise self._transport_error(exc) from None
+            raise transport_error(exc, self._silence_message()) from None
         except TimeoutError:
             raise UpstreamTimeout(self._silence_message()) from None
         except ChatError as error:
-            error.message = redact(error.message, api_key or "")
+            error.message = KeyRedactor(api_key).text(error.message)
             raise
         try:
             models = orjson.loads(body)["data"]
@@ -225,6 +287,7 @@ class OpenRouterClient:
                     "id": m["id"],
                     "name": m.get("name", m["id"]),
                     "context_length": m.get("context_length"),
+                    "pricing": m["pricing"] if isinstance(m.get("pricing"), dict) else None,
                 }
                 for m in models
                 if isinstance(m, dict) and isinstance(m.get("id"), str)
@@ -233,6 +296,28 @@ class OpenRouterClient:
             raise UpstreamError(
                 "OpenRouter sent a models list that is not JSON of the expected shape"
             ) from None
+
+
+def _request_body(body: bytes) -> bytes | io.BytesIO:
+    # aiohttp warns that a large bytes body may hold the loop; it writes a BytesIO in parts.
+    return body if len(body) <= LARGE_REQUEST_BYTES else io.BytesIO(body)
+
+
+def _decoded(payloads: list[bytes], reader: ChunkReader, redactor: KeyRedactor) -> Batch:
+    if redactor.found_in(payloads):
+        payloads = redactor.payloads(payloads)
+    return _clean(reader.read(payloads), redactor)
+
+
+def _clean(batch: Batch, redactor: KeyRedactor) -> Batch:
+    """Payloads are cleaned before decoding; what JSON escapes could still spell the key
+    (finish reason, usage, an error) is looked at once more, which is rare on a stream."""
+    if batch.finish_reason is not None or batch.usage is not None or batch.error is not None:
+        batch.finish_reason = redactor.value(batch.finish_reason)
+        batch.usage = redactor.value(batch.usage)
+        if batch.error is not None:
+            batch.error.message = redactor.text(batch.error.message)
+    return batch
 
 
 async def _release_or_close(response: aiohttp.ClientResponse) -> None:
@@ -246,17 +331,6 @@ async def _release_or_close(response: aiohttp.ClientResponse) -> None:
         response.close()
         return
     response.release()
-
-
-async def _read_capped(
-    response: aiohttp.ClientResponse, limit: int = MAX_ERROR_BODY_BYTES
-) -> bytes:
-    body = bytearray()
-    async for read in response.content.iter_any():
-        body += read
-        if len(body) > limit:
-            break
-    return bytes(body)
 
 
 openrouter_key = web.AppKey("openrouter", OpenRouterClient)

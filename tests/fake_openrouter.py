@@ -2,11 +2,19 @@
 
 Tests queue a `Reply` per chat; each is a list of steps written to the wire as they come:
 bytes, a pause, a hang (a model thinking forever) or a drop (TCP closed mid-body).
+
+Besides OpenRouter's own shape it speaks the other OpenAI-compatible servers' wire formats
+(README, "Upstream servers"): `line_end="\r"` or CRLF lines, a surrogate pair cut across
+two chunks (`split_surrogate_reply`), `reasoning_content` deltas, usage only when
+`stream_options.include_usage` asks (`openai_style_reply`), OpenAI's string error codes,
+one JSON `chat.completion` for a server that ignores `stream: true` (`completion_reply`),
+and a gzip-compressed body (`gzip_reply`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -30,22 +38,32 @@ MODELS = [
         "context_length": 8192,
     },
 ]
+# Upstream's prices per token, as OpenRouter lists them (strings); a model without any.
+PRICING: dict[str, dict[str, str] | None] = {
+    "openai/gpt-4o-mini": {"prompt": "0.00000015", "completion": "0.0000006", "request": "0"},
+    "anthropic/claude-3.5-sonnet": {"prompt": "0.000003", "completion": "0.000015"},
+    "meta-llama/llama-3-8b-instruct:free": None,
+}
 
 
 def chunk(
     content: str | None = None,
     *,
     reasoning: str | None = None,
+    reasoning_content: str | None = None,
     finish_reason: str | None = None,
     usage: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One chat.completion.chunk the way OpenRouter shapes it."""
+    """One chat.completion.chunk the way OpenRouter shapes it (`reasoning_content`: the
+    way DeepSeek, vLLM and LiteLLM name the reasoning)."""
     delta: dict[str, Any] = {"role": "assistant"}
     if content is not None:
         delta["content"] = content
     if reasoning is not None:
         delta["reasoning"] = reasoning
+    if reasoning_content is not None:
+        delta["reasoning_content"] = reasoning_content
     body: dict[str, Any] = {
         "id": "gen-test",
         "provider": "OpenAI",
@@ -63,10 +81,11 @@ def chunk(
     return body
 
 
-def event(data: dict[str, Any] | str, *, crlf: bool = False) -> bytes:
+def event(data: dict[str, Any] | str, *, crlf: bool = False, line_end: str = "\n") -> bytes:
+    """One SSE event; `line_end` may be CRLF (like crlf=True) or a lone CR."""
     payload = data if isinstance(data, str) else orjson.dumps(data).decode()
-    text = f"data: {payload}\n\n"
-    return (text.replace("\n", "\r\n") if crlf else text).encode()
+    end = "\r\n" if crlf else line_end
+    return f"data: {payload}{end}{end}".encode()
 
 
 USAGE = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15, "cost": 0.0001}
@@ -78,6 +97,9 @@ class Reply:
     status: int = 200
     steps: list[Step] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    # Written before the last step only when the request asked with
+    # `stream_options.include_usage`, as OpenAI, vLLM and LiteLLM do.
+    usage_steps_if_asked: list[Step] = field(default_factory=list)
 
 
 def sse_reply(
@@ -85,19 +107,76 @@ def sse_reply(
     *,
     delay_s: float = 0.0,
     crlf: bool = False,
+    line_end: str = "\n",
     finish_reason: str = "stop",
     usage: dict[str, Any] | None = None,
 ) -> Reply:
     """A healthy stream: a comment, one event per token, the usage chunk, then [DONE]."""
-    steps: list[Step] = [COMMENT.replace(b"\n", b"\r\n") if crlf else COMMENT]
+    end = "\r\n" if crlf else line_end
+    steps: list[Step] = [COMMENT.replace(b"\n", end.encode())]
     for token in tokens:
         if delay_s:
             steps.append(delay_s)
-        steps.append(event(chunk(token), crlf=crlf))
-    steps.append(event(chunk(finish_reason=finish_reason), crlf=crlf))
-    steps.append(event(chunk(finish_reason=finish_reason, usage=usage or USAGE), crlf=crlf))
-    steps.append(event("[DONE]", crlf=crlf))
+        steps.append(event(chunk(token), line_end=end))
+    steps.append(event(chunk(finish_reason=finish_reason), line_end=end))
+    steps.append(event(chunk(finish_reason=finish_reason, usage=usage or USAGE), line_end=end))
+    steps.append(event("[DONE]", line_end=end))
     return Reply(steps=steps)
+
+
+def openai_style_reply(tokens: list[str], usage: dict[str, Any] | None = None) -> Reply:
+    """vLLM, LiteLLM, llmock: `data:` without a space, no comments, and usage only when
+    asked with `stream_options.include_usage`, in a last chunk whose `choices` is empty."""
+
+    def bare(data: dict[str, Any] | str) -> bytes:
+        payload = data if isinstance(data, str) else orjson.dumps(data).decode()
+        return f"data:{payload}\n\n".encode()
+
+    steps: list[Step] = [bare(chunk(token)) for token in tokens]
+    steps.append(bare(chunk(finish_reason="stop")))
+    steps.append(bare("[DONE]"))
+    last_chunk = {**chunk(), "choices": [], "usage": usage or USAGE}
+    return Reply(steps=steps, usage_steps_if_asked=[bare(last_chunk)])
+
+
+def split_surrogate_reply(before: str, pair: str, after: str, *, cut: bool = True) -> Reply:
+    """A JavaScript server's stream: the UTF-16 halves of `pair` (one astral character) in
+    two chunks, each a lone `\\uXXXX` escape; `cut=False` sends only the first half."""
+    high, low = (f"\\u{unit:04x}" for unit in _utf16_units(pair))
+    template = orjson.dumps(chunk("@@")).decode()
+    halves = [template.replace("@@", high)] + ([template.replace("@@", low)] if cut else [])
+    steps: list[Step] = [event(chunk(before))]
+    steps += [event(half) for half in halves]
+    steps += [event(chunk(after)), event(chunk(finish_reason="stop", usage=USAGE)), event("[DONE]")]
+    return Reply(steps=steps)
+
+
+def _utf16_units(character: str) -> tuple[int, int]:
+    units = character.encode("utf-16-be")
+    return int.from_bytes(units[:2], "big"), int.from_bytes(units[2:4], "big")
+
+
+def completion_reply(
+    content: str, *, reasoning: str | None = None, usage: dict[str, Any] | None = None
+) -> Reply:
+    """A server that ignores `stream: true`: one JSON `chat.completion`."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if reasoning is not None:
+        message["reasoning_content"] = reasoning
+    body = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "openai/gpt-4o-mini",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": usage or USAGE,
+    }
+    return Reply(steps=[orjson.dumps(body)], headers={"Content-Type": "application/json"})
+
+
+def gzip_reply(body: bytes) -> Reply:
+    """A server that compresses its stream although asked for `identity`."""
+    return Reply(steps=[gzip.compress(body)], headers={"Content-Encoding": "gzip"})
 
 
 def error_reply(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
@@ -143,14 +222,16 @@ class FakeOpenRouter:
         self.replies.extend(replies)
 
     def app(self) -> web.Application:
-        app = web.Application()
+        # Real upstreams take photos inlined as data URLs: far more than aiohttp's 1 MiB.
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/api/v1/chat/completions", self.chat_completions)
         app.router.add_get("/api/v1/models", self.models)
         return app
 
     async def models(self, request: web.Request) -> web.Response:
         self.models_calls += 1
-        return web.json_response({"data": [{**m, "pricing": {"prompt": "0"}} for m in MODELS]})
+        models = [{**m, "pricing": PRICING[str(m["id"])], "created": 1_700_000_000} for m in MODELS]
+        return web.json_response({"data": models})
 
     def default_reply(self, body: dict[str, Any]) -> Reply:
         """Echo the last user message word by word: handy for pages and parity checks."""
@@ -168,7 +249,7 @@ class FakeOpenRouter:
         self.started.set()
         reply = self.replies.popleft() if self.replies else self.default_reply(body)
         try:
-            return await self.play(request, reply)
+            return await self.play(request, reply, body)
         except asyncio.CancelledError:
             recorded.disconnected = True
             raise
@@ -176,7 +257,9 @@ class FakeOpenRouter:
             recorded.ended_at = time.monotonic()
             recorded.ended.set()
 
-    async def play(self, request: web.Request, reply: Reply) -> web.StreamResponse:
+    async def play(
+        self, request: web.Request, reply: Reply, recorded_body: object = None
+    ) -> web.StreamResponse:
         if reply.status != 200:
             return web.Response(
                 status=reply.status, body=b"".join(s for s in reply.steps if isinstance(s, bytes)),
@@ -186,7 +269,15 @@ class FakeOpenRouter:
             headers={"Content-Type": "text/event-stream", **reply.headers}
         )
         await response.prepare(request)
-        for step in reply.steps:
+        steps = reply.steps
+        options = recorded_body.get("stream_options") if isinstance(recorded_body, dict) else None
+        if (
+            reply.usage_steps_if_asked
+            and isinstance(options, dict)
+            and options.get("include_usage")
+        ):
+            steps = [*steps[:-1], *reply.usage_steps_if_asked, *steps[-1:]]
+        for step in steps:
             if isinstance(step, bytes):
                 await response.write(step)
             elif isinstance(step, float):

@@ -60,6 +60,7 @@ async def test_upstream_gets_the_request_chatbot_ui_would_send(
         "temperature": 0.7,
         "stream": True,
         "usage": {"include": True},
+        "stream_options": {"include_usage": True},
     }
 
 
@@ -142,7 +143,8 @@ async def test_invalid_messages_are_400(client: Client) -> None:
     assert await response.json() == {"message": "messages must be a non-empty list"}
 
 
-async def test_body_over_one_mebibyte_is_413(client: Client) -> None:
+async def test_body_over_max_body_bytes_is_413(make_client: MakeClient) -> None:
+    client = await make_client(max_body_bytes=1024 * 1024)
     body = orjson.dumps(chat_body("x" * (1024 * 1024 + 1)))
     response = await client.post(ROUTE, data=io.BytesIO(body))
     assert response.status == 413

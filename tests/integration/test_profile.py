@@ -6,7 +6,7 @@ import orjson
 
 from tests.clients import chat_frame, until_end
 from tests.conftest import SERVER_KEY, USER_KEY, Client, MakeClient, chat_body
-from tests.fake_openrouter import MODELS, FakeOpenRouter
+from tests.fake_openrouter import MODELS, PRICING, FakeOpenRouter
 
 
 async def test_health(client: Client, fake_openrouter: FakeOpenRouter) -> None:
@@ -93,7 +93,13 @@ async def test_models_are_reduced_and_cached(
         response = await client.get("/api/models")
         assert response.status == 200
         assert await response.json() == {
-            "data": [{k: m[k] for k in ("id", "name", "context_length")} for m in MODELS]
+            "data": [
+                {
+                    **{k: m[k] for k in ("id", "name", "context_length")},
+                    "pricing": PRICING[str(m["id"])],
+                }
+                for m in MODELS
+            ]
         }
     assert fake_openrouter.models_calls == 1
 

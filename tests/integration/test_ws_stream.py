@@ -199,7 +199,8 @@ async def test_binary_frame_gets_an_error(client: Client) -> None:
         assert text_of(await until_end(ws, "z")) == "alive"
 
 
-async def test_frame_over_one_mebibyte_closes_with_1009(client: Client) -> None:
+async def test_frame_over_max_body_bytes_closes_with_1009(make_client: MakeClient) -> None:
+    client = await make_client(max_body_bytes=1024 * 1024)
     async with client.ws_connect("/api/chat/ws") as ws:
         await ws.send_str(chat_frame("big", "x" * (1024 * 1024 + 1)))
         message = await asyncio.wait_for(ws.receive(), timeout=3)

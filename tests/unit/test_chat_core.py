@@ -34,7 +34,7 @@ class ScriptedUpstream:
     def open_chat(
         self, api_key: str, payload: dict[str, Any]
     ) -> AbstractAsyncContextManager[Batches]:
-        self.payloads.append(payload)
+        self.payloads.append(orjson.loads(orjson.dumps(payload)))  # as it goes on the wire
         return self._open()
 
     @asynccontextmanager
@@ -87,6 +87,7 @@ async def test_payload_asks_for_streaming_and_usage() -> None:
             "messages": chat_body()["messages"],
             "stream": True,
             "usage": {"include": True},
+            "stream_options": {"include_usage": True},
             "temperature": 0.7,
         }
     ]
@@ -216,7 +217,9 @@ def test_good_request_with_parts_and_extra_settings() -> None:
     }
     request = parse_chat_request(body)
     assert request.temperature == 0
-    assert request.messages == body["messages"]
+    sent = orjson.loads(orjson.dumps(request.upstream_payload()))
+    assert sent["messages"] == body["messages"]
+    assert "max_tokens" not in sent and "reasoning" not in sent
 
 
 async def test_text_before_an_error_in_the_same_read_is_delivered() -> None:

@@ -67,3 +67,15 @@ def test_open_relay_is_refused(env: dict[str, str], refused: bool) -> None:
     assert (reason is not None) == refused
     if reason:
         assert "ACCESS_TOKEN" in reason and "\n" not in reason
+
+
+def test_max_body_bytes_defaults_to_16_mib_and_is_read() -> None:
+    assert Settings.from_env({}).max_body_bytes == 16 * 1024 * 1024
+    assert Settings.from_env({"MAX_BODY_BYTES": "33554432"}).max_body_bytes == 32 * 1024 * 1024
+    for bad in ("0", "-1", "lots"):
+        with pytest.raises(ConfigError, match="MAX_BODY_BYTES"):
+            Settings.from_env({"MAX_BODY_BYTES": bad})
+
+
+def test_the_upstream_pool_holds_a_thousand_chats_by_default() -> None:
+    assert Settings.from_env({}).upstream_max_connections >= 1000

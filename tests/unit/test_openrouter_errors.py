@@ -152,9 +152,17 @@ async def test_key_echoed_in_an_error_inside_the_stream_is_redacted(
 
 
 async def test_models_list_is_reduced(upstream: OpenRouterClient, mocked: Mocked) -> None:
-    models = [{"id": "a/b", "name": "A B", "context_length": 8, "pricing": {}}, {"bad": 1}]
+    pricing = {"prompt": "0.000001", "completion": "0.000002"}
+    models = [
+        {"id": "a/b", "name": "A B", "context_length": 8, "pricing": pricing, "created": 1},
+        {"id": "c/d", "pricing": "free"},
+        {"bad": 1},
+    ]
     mocked.get(f"{BASE}/models", payload={"data": models})
-    assert await upstream.list_models(None) == [{"id": "a/b", "name": "A B", "context_length": 8}]
+    assert await upstream.list_models(None) == [
+        {"id": "a/b", "name": "A B", "context_length": 8, "pricing": pricing},
+        {"id": "c/d", "name": "c/d", "context_length": None, "pricing": None},
+    ]
 
 
 async def test_models_list_of_wrong_shape_is_502(

@@ -59,8 +59,37 @@ def test_nothing_but_comments_yields_nothing() -> None:
     assert batches(b": a\n\n: b\n\n") == []
 
 
-def test_a_line_without_end_is_refused_past_8_mib() -> None:
+def test_lone_cr_ends_lines() -> None:
+    assert batches(b': hi\r\rdata: {"a":1}\r\rdata: [DONE]\r\r') == [[b'{"a":1}', b"[DONE]"]]
+
+
+def test_lone_cr_and_crlf_split_between_reads() -> None:
+    # A CR at the end of a read, then LF: one line end, not a blank line between two data lines.
+    assert batches(b"data: a\r", b"\ndata: b\r", b"\r") == [[b"a\nb"]]
+    assert batches(b"data: a\r", b"data: b\n\n") == [[b"a\nb"]]
+
+
+def test_mixed_line_ends_in_one_stream() -> None:
+    assert batches(b"data: 1\r\n\r\ndata: 2\r\rdata: 3\n\n") == [[b"1", b"2", b"3"]]
+
+
+def test_a_line_without_end_is_refused_past_1_mib() -> None:
     decoder = SSEDecoder()
-    decoder.feed(b"data: " + b"x" * (4 * 1024 * 1024))
-    with pytest.raises(UpstreamError, match="longer than 8 MiB"):
-        decoder.feed(b"x" * (5 * 1024 * 1024))
+    decoder.feed(b"data: " + b"x" * (512 * 1024))
+    with pytest.raises(UpstreamError, match="larger than 1 MiB"):
+        decoder.feed(b"x" * (600 * 1024))
+
+
+def test_data_lines_without_a_blank_line_are_refused_past_1_mib() -> None:
+    decoder = SSEDecoder()
+    line = b"data: " + b"x" * 1000 + b"\n"
+    with pytest.raises(UpstreamError, match="larger than 1 MiB"):
+        for _ in range(2000):
+            decoder.feed(line * 10)
+
+
+def test_many_events_of_any_total_size_are_fine() -> None:
+    decoder = SSEDecoder()
+    event = b"data: " + b"x" * 1000 + b"\n\n"
+    for _ in range(3000):
+        assert decoder.feed(event) == [b"x" * 1000]
