@@ -9,8 +9,9 @@ from collections.abc import Callable
 import aiohttp
 import orjson
 import pytest
+from redis.asyncio import Redis
 
-from tests.conftest import MakeClient, chat_body
+from tests.conftest import USER_KEY, MakeClient, chat_body
 from tests.fake_openrouter import FakeOpenRouter
 from tests.redis_server import RedisServer
 from tests.security.test_client_limits import (
@@ -93,3 +94,22 @@ async def test_redis_away_refuses_new_chats_with_503_and_nothing_else(
         frame = orjson.loads((await ws.receive(timeout=10)).data)
         assert (frame["type"], frame["id"], frame["content"]) == ("delta", "y", "Hello")
     await answered(client)
+
+
+async def test_no_user_key_reaches_redis(make_peer_client: MakeClient, redis_url: str) -> None:
+    client = await make_peer_client(redis_url=redis_url)
+    await client.put("/api/profile", data=orjson.dumps({"openrouter_api_key": USER_KEY}))
+    await answered(client)
+    redis = Redis.from_url(redis_url)
+    try:
+        names = [name async for name in redis.scan_iter()]
+        assert any(b":key:" in name for name in names)  # the key is counted, as a hash
+        for name in names:
+            stored = [name]
+            if await redis.type(name) == b"hash":
+                stored += [*(await redis.hgetall(name)).values()]
+            else:
+                stored += await redis.zrange(name, 0, -1)
+            assert not any(USER_KEY[-12:].encode() in value for value in stored)
+    finally:
+        await redis.aclose()
