@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -73,13 +74,35 @@ def redis_address(client: Redis) -> str:
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
 
 
+REDIS_OUTAGE_LOG_S = 10.0
+
+
+class OutageLog:
+    """One warning per REDIS_OUTAGE_LOG_S while Redis is away, with how many it stands for:
+    an outage under load must not write a line per refused chat."""
+
+    def __init__(self) -> None:
+        self.last_at = -REDIS_OUTAGE_LOG_S
+        self.unlogged = 0
+
+    def failed(self, error: Exception) -> None:
+        now = time.monotonic()
+        self.unlogged += 1
+        if now - self.last_at >= REDIS_OUTAGE_LOG_S:
+            log.warning("Redis unavailable (%s), %d failures", type(error).__name__, self.unlogged)
+            self.last_at, self.unlogged = now, 0
+
+
+outage_log = OutageLog()
+
+
 @contextmanager
 def store_errors() -> Iterator[None]:
     """Turn 'Redis cannot be reached' inside into ChatStoreUnavailable (503)."""
     try:
         yield
     except REDIS_DOWN as error:
-        log.warning("Redis unavailable: %s", type(error).__name__)
+        outage_log.failed(error)
         raise ChatStoreUnavailable() from error
 
 

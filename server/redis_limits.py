@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -17,9 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from .limit_store import Lease
-from .redis_conn import REDIS_DOWN, store_errors
-
-log = logging.getLogger(__name__)
+from .redis_conn import REDIS_DOWN, outage_log, store_errors
 
 KEY_PREFIX = "chatrelay:limit:"
 LEASE_TTL_S = 30.0
@@ -95,7 +92,7 @@ class RedisLease:
             await self.store.release_slots(keys=list(self.keys), args=[self.member])
         except REDIS_DOWN as error:
             # Not renewed any more, the slot expires by itself within the lease's TTL.
-            log.warning("slot not given back, Redis unavailable: %s", type(error).__name__)
+            outage_log.failed(error)
 
 
 class RedisLimitStore:
@@ -131,7 +128,7 @@ class RedisLimitStore:
             try:
                 await self.renew()
             except REDIS_DOWN as error:
-                log.warning("slots not renewed, Redis unavailable: %s", type(error).__name__)
+                outage_log.failed(error)
 
     async def renew(self) -> None:
         leases = list(self.leases.values())
