@@ -45,3 +45,20 @@ def test_the_redis_add_on_is_offered_and_its_certificate_accepted() -> None:
     values = {"REDIS_URL": "rediss://:pw@ec2.example:12345"}
     values["REDIS_SSL_CERT_REQS"] = data["env"]["REDIS_SSL_CERT_REQS"]["value"]
     assert Settings.from_env(values).redis_ssl_cert_reqs == "none"
+
+
+def test_the_values_offered_are_the_servers_defaults_unless_the_platform_needs_others() -> None:
+    # On the platform: behind its router, and its Redis add-on's self-signed certificate.
+    platform = {"BEHIND_PROXY", "REDIS_SSL_CERT_REQS"}
+    env: dict[str, dict[str, Any]] = app_json()["env"]
+    defaults = Settings()
+    for name, spec in env.items():
+        if "value" not in spec or name in platform | NOT_SETTINGS:
+            continue
+        offered = Settings.from_env({name: spec["value"]})
+        changed = [
+            f.name
+            for f in dataclasses.fields(Settings)
+            if getattr(offered, f.name) != getattr(defaults, f.name)
+        ]
+        assert not changed, f"app.json offers {name}={spec['value']}, not the default"
