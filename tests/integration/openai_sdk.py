@@ -15,12 +15,12 @@ from tests.conftest import Client
 
 @asynccontextmanager
 async def sdk_for(
-    client: Client, api_key: str = "sk-unused", **options: Any
+    server: Client | str, api_key: str = "sk-unused", **options: Any
 ) -> AsyncIterator[AsyncOpenAI]:
-    """An AsyncOpenAI whose base_url is chatrelay's /v1; no retries, so each call is one chat."""
-    sdk = AsyncOpenAI(
-        base_url=str(client.make_url("/v1")), api_key=api_key, max_retries=0, **options
-    )
+    """An AsyncOpenAI whose base_url is chatrelay's /v1 (a test client's, or a server URL's);
+    no retries, so each call is one chat."""
+    base = server if isinstance(server, str) else str(server.make_url(""))
+    sdk = AsyncOpenAI(base_url=base.rstrip("/") + "/v1", api_key=api_key, max_retries=0, **options)
     async with sdk:
         yield sdk
 
