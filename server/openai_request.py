@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from .errors import BadRequest
 from .request import MAX_MODEL_CHARS
 
@@ -80,23 +82,27 @@ OPTIONAL_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
 @dataclass(frozen=True, slots=True)
 class CompletionRequest:
     """A checked /v1/chat/completions body. Upstream is always asked to stream (the core
-    reads the stream for usage, errors and cancellation); `stream` says what the client gets."""
+    reads the stream for usage, errors and cancellation); `stream` says what the client gets.
+
+    The body's fields are kept as their encoded JSON: a running chat holds about its
+    request's size, not the many times more that decoded messages take (SPEC "Limits").
+    """
 
     model: str
-    body: dict[str, Any]
+    fields: dict[str, orjson.Fragment]
     stream: bool
     # The client asked for the usage chunk (OpenAI's stream_options or OpenRouter's usage).
     wants_usage: bool
+    stream_options: dict[str, Any]
+    usage: dict[str, Any]
 
     def upstream_payload(self) -> dict[str, Any]:
-        stream_options = self.body.get("stream_options") or {}
-        usage = self.body.get("usage") or {}
         return {
-            **self.body,
+            **self.fields,
             "stream": True,
             # Asked both ways, like the other transports, so the log counts real tokens.
-            "stream_options": {**stream_options, "include_usage": True},
-            "usage": {**usage, "include": True},
+            "stream_options": {**self.stream_options, "include_usage": True},
+            "usage": {**self.usage, "include": True},
         }
 
 
@@ -121,13 +127,16 @@ def parse_completion_request(data: object) -> CompletionRequest:
     tools = body.get("tools")
     if tools is not None:
         _check_tools(tools)
-    stream_options = body.get("stream_options") or {}
-    usage = body.get("usage") or {}
+    stream_options = body.pop("stream_options", {})
+    usage = body.pop("usage", {})
+    stream = body.pop("stream", False)
     return CompletionRequest(
         model=model,
-        body=body,
-        stream=body.get("stream", False),
+        fields={name: orjson.Fragment(orjson.dumps(value)) for name, value in body.items()},
+        stream=stream,
         wants_usage=bool(stream_options.get("include_usage") or usage.get("include")),
+        stream_options=stream_options,
+        usage=usage,
     )
 
 

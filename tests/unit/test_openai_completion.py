@@ -90,8 +90,9 @@ def test_nulls_are_left_out_and_unknown_fields_pass() -> None:
             "transforms": ["middle-out"],
         }
     )
-    payload = request.upstream_payload()
+    payload = orjson.loads(orjson.dumps(request.upstream_payload()))
     assert "stop" not in payload and payload["transforms"] == ["middle-out"]
+    assert payload["stream"] is True and payload["stream_options"] == {"include_usage": True}
     assert request.stream is False and request.wants_usage is False
 
 
