@@ -12,10 +12,12 @@ from typing import Any
 import orjson
 
 from .errors import UpstreamError
+from .surrogates import TEXT_FIELDS, decode_lenient, may_hold_surrogates, whole_text
 
 # Fields that name a thing rather than stream it: the last one sent wins, never joined.
 # OpenRouter repeats `role` in every delta; tool calls repeat `index` and `type`.
 REPLACED_FIELDS = frozenset({"index", "type", "role", "id"})
+MENDED_FIELDS = (*TEXT_FIELDS, "refusal")
 # Top-level fields of a chunk that describe the whole completion.
 COMPLETION_FIELDS = ("id", "created", "model", "system_fingerprint", "service_tier", "provider")
 
@@ -33,7 +35,7 @@ class CompletionBuilder:
             try:
                 chunk = orjson.loads(payload)
             except orjson.JSONDecodeError:
-                raise UpstreamError("OpenRouter sent an event that is not valid JSON") from None
+                chunk = _decode_lenient(payload)
             if isinstance(chunk, dict):
                 self._add_chunk(chunk)
 
@@ -78,6 +80,10 @@ class CompletionBuilder:
     @staticmethod
     def _choice(index: int, merged: dict[str, Any]) -> dict[str, Any]:
         message = {"role": "assistant", "content": None, **merged["message"]}
+        for name in MENDED_FIELDS:
+            if isinstance(text := message.get(name), str):
+                # Surrogate halves that came in two chunks are one character now.
+                message[name] = whole_text(text)
         tool_calls = message.get("tool_calls")
         if isinstance(tool_calls, list):
             # A completion's tool calls are a plain list: `index` only orders a stream's.
@@ -131,3 +137,13 @@ def _accumulate_list(before: list[Any], value: list[Any]) -> list[Any]:
         else:
             accumulate(same, entry)
     return before
+
+
+def _decode_lenient(payload: bytes) -> Any:
+    """What orjson refused, the core accepted: a JavaScript server's lone surrogate escapes."""
+    if may_hold_surrogates(payload):
+        try:
+            return decode_lenient(payload)
+        except ValueError:
+            pass
+    raise UpstreamError("OpenRouter sent an event that is not valid JSON")

@@ -10,7 +10,16 @@ import pytest
 from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageParam
 
 from tests.conftest import SERVER_KEY, Client, MakeClient
-from tests.fake_openrouter import USAGE, FakeOpenRouter, Reply, chunk, event, sse_reply
+from tests.fake_openrouter import (
+    USAGE,
+    FakeOpenRouter,
+    Reply,
+    chunk,
+    completion_reply,
+    event,
+    split_surrogate_reply,
+    sse_reply,
+)
 from tests.integration.openai_sdk import (
     completion_body,
     data_lines,
@@ -294,3 +303,26 @@ async def test_one_log_line_and_v1_metrics_per_chat(
     assert "private words" not in caplog.text and SERVER_KEY not in caplog.text
     metrics = await (await client.get("/metrics")).text()
     assert 'chatrelay_chats_total{outcome="done",transport="v1"} 2.0' in metrics
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_surrogate_pair_cut_across_chunks_and_a_server_ignoring_stream(
+    client: Client, fake_openrouter: FakeOpenRouter, stream: bool
+) -> None:
+    fake_openrouter.script(
+        split_surrogate_reply("Party ", "🎉", " time"), completion_reply("Whole answer")
+    )
+    async with sdk_for(client) as sdk:
+        texts: list[str | None] = []
+        for _ in range(2):
+            if stream:
+                chunks = await sdk.chat.completions.create(
+                    model=MODEL, messages=messages(), stream=True
+                )
+                pieces = [c.choices[0].delta.content or "" async for c in chunks if c.choices]
+                # Relayed as sent: each half is its own chunk, as a JavaScript server cut it.
+                texts.append("".join(pieces).encode("utf-16", "surrogatepass").decode("utf-16"))
+            else:
+                completion = await sdk.chat.completions.create(model=MODEL, messages=messages())
+                texts.append(completion.choices[0].message.content)
+    assert texts == ["Party 🎉 time", "Whole answer"]
