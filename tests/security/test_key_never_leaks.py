@@ -65,6 +65,15 @@ async def run_session(client: Client, fake: FakeOpenRouter, t: Transcript, key: 
         chats = [await ws_chat(ws, f"c{n}", "tell me", seen=t.parts) for n in range(6)]
         statuses = [frames[-1].get("status") for frames in chats]
     assert statuses == [None, 401, 403, 500, 502, 502]
+    # The OpenAI-compatible route, its answer assembled and streamed.
+    for stream in (False, True):
+        fake.script(sse_reply(["fine"]), *echoing(key))
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+        for _ in range(6):
+            async with client.post("/v1/chat/completions", data=orjson.dumps(body)) as r:
+                await t.http(r)
+    async with client.get("/v1/models") as r:
+        await t.http(r)
     async with client.get("/api/models") as r:
         await t.http(r)
     async with client.get("/api/profile") as r:
