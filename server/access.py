@@ -19,10 +19,12 @@ ACCESS_FIELD = "access"
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 PUBLIC_API_PATHS = frozenset({"/api/login"})
 WS_PATH = "/api/chat/ws"
-# Only the chat route is offered to other origins: it is what chatbot-ui-like front ends call.
-CORS_PATHS = frozenset({"/api/chat/openrouter"})
-CORS_METHODS = "POST, OPTIONS"
+# What is offered to other origins (ALLOWED_ORIGINS), and with which method: the chat route
+# and the models list, what chatbot-ui-like front ends call.
+CORS_PATHS = {"/api/chat/openrouter": "POST", "/api/models": "GET"}
 CORS_HEADERS = "Content-Type, Authorization, Accept"
+# Without this a cross-origin page cannot read a 429's wait or the chat id to resume with.
+CORS_EXPOSED_HEADERS = "Retry-After, X-Chat-Id"
 CORS_MAX_AGE_S = 600
 
 
@@ -70,17 +72,18 @@ def needs_check(request: web.Request) -> bool:
 
 
 def preflight(request: web.Request, settings: Settings) -> web.Response:
-    """Answer a CORS preflight: only ALLOWED_ORIGINS may POST here from another origin."""
+    """Answer a CORS preflight: only ALLOWED_ORIGINS may call here from another origin."""
     origin = request.headers.get("Origin", "")
     method = request.headers.get("Access-Control-Request-Method", "")
-    if not is_allowed_origin(origin, settings) or method.upper() != "POST":
+    allowed = CORS_PATHS[request.path]
+    if not is_allowed_origin(origin, settings) or method.upper() != allowed:
         raise AccessDenied("Cross-site requests are not allowed", status=403)
     return web.Response(
         status=204,
         headers={
             "Access-Control-Allow-Origin": origin,
             "Access-Control-Allow-Credentials": "true",
-            "Access-Control-Allow-Methods": CORS_METHODS,
+            "Access-Control-Allow-Methods": f"{allowed}, OPTIONS",
             "Access-Control-Allow-Headers": CORS_HEADERS,
             "Access-Control-Max-Age": str(CORS_MAX_AGE_S),
             "Vary": "Origin",
@@ -108,7 +111,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Let an ALLOWED_ORIGINS page read the chat route's answers, streamed ones and errors too."""
+    """Let an ALLOWED_ORIGINS page read these answers, streamed ones and errors too."""
     if request.path not in CORS_PATHS or request.method == "OPTIONS":
         return
     response.headers.add("Vary", "Origin")
@@ -116,6 +119,7 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
     if origin is not None and is_allowed_origin(origin, request.app[settings_key]):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
 
 
 async def login(request: web.Request) -> web.Response:
