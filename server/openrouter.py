@@ -10,20 +10,22 @@ import io
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import SimpleNamespace, TracebackType
+from types import TracebackType
 from typing import Any, Protocol, Self
 
 import aiohttp
 import orjson
 from aiohttp import web
 
-from .chunks import Batch, ChunkReader, read_completion
+from .chunks import Batch
 from .config import Settings
 from .errors import ChatError, ServerBusy, UpstreamError, UpstreamTimeout
 from .redaction import KeyRedactor
-from .sse import SSEDecoder
-from .upstream_body import Inflater, inflater_for, read_capped
+from .request import compact_json
+from .upstream_answer import Answer
+from .upstream_body import read_capped
 from .upstream_faults import error_from_response, transport_error
+from .upstream_pool import PoolWait, pool_tracing
 from .watchdog import SilenceWatchdog
 
 log = logging.getLogger(__name__)
@@ -46,31 +48,6 @@ class Upstream(Protocol):
     def open_chat(
         self, api_key: str, payload: dict[str, Any]
     ) -> AbstractAsyncContextManager[Batches]: ...
-
-
-class PoolWait:
-    """Whether a request is waiting for a free connection of the pool (aiohttp's tracing
-    says when it starts and stops): a chat timed out there never reached upstream."""
-
-    queued = False
-
-
-async def _queued(session: object, context: SimpleNamespace, params: object) -> None:
-    if isinstance(context.trace_request_ctx, PoolWait):
-        context.trace_request_ctx.queued = True
-
-
-async def _dequeued(session: object, context: SimpleNamespace, params: object) -> None:
-    if isinstance(context.trace_request_ctx, PoolWait):
-        context.trace_request_ctx.queued = False
-
-
-def pool_tracing() -> aiohttp.TraceConfig:
-    tracing = aiohttp.TraceConfig()
-    tracing.on_connection_queued_start.append(_queued)
-    tracing.on_connection_queued_end.append(_dequeued)
-    tracing.freeze()
-    return tracing
 
 
 class OpenRouterClient:
@@ -143,7 +120,7 @@ class OpenRouterClient:
                 with watchdog:
                     response = await self.session.post(
                         url,
-                        data=_request_body(orjson.dumps(payload)),
+                        data=_request_body(compact_json(payload)),
                         headers=headers,
                         allow_redirects=False,
                         trace_request_ctx=wait,
@@ -158,19 +135,14 @@ class OpenRouterClient:
                 if response.status != 200:
                     body = await self._read(response, watchdog, MAX_ERROR_BODY_BYTES, strict=False)
                     raise error_from_response(response.status, body, response.headers)
-                inflater = inflater_for(response, self._settings.max_body_bytes)
-                first = b""
-                if response.content_type == "application/json" and inflater is None:
-                    first = await self._first_read(response, watchdog)
-                # A server that ignores `stream: true` answers one chat.completion; one that
-                # labels its SSE as JSON is read as SSE.
-                if response.content_type == "application/json" and (
-                    inflater is not None or first.lstrip()[:1] in (b"", b"{")
-                ):
-                    batches = self._completion(response, watchdog, redactor, first)
-                else:
-                    batches = self._batches(response, watchdog, inflater, redactor, first)
-                yield batches
+                answer = Answer(
+                    response,
+                    watchdog,
+                    redactor,
+                    max_body_bytes=self._settings.max_body_bytes,
+                    silence_message=self._silence_message(),
+                )
+                yield answer.batches()
             except BaseException:
                 # close(), not release(): an unfinished body must drop the connection at
                 # once so the provider stops generating, instead of being drained for the pool.
@@ -183,59 +155,6 @@ class OpenRouterClient:
         finally:
             watchdog.close()
 
-    async def _batches(
-        self,
-        response: aiohttp.ClientResponse,
-        watchdog: SilenceWatchdog,
-        inflater: Inflater | None,
-        redactor: KeyRedactor,
-        first: bytes,
-    ) -> Batches:
-        """The events of each read; a read that completes no SSE event yields nothing."""
-        content = response.content
-        decoder = SSEDecoder()
-        reader = ChunkReader()
-        if first and (payloads := decoder.feed(first)):
-            yield _decoded(payloads, reader, redactor)
-        while True:
-            try:
-                with watchdog:
-                    read = await content.readany()
-            except aiohttp.ClientError as exc:
-                raise transport_error(exc, self._silence_message()) from None
-            if not read:
-                break
-            if inflater is None:
-                payloads = decoder.feed(read)
-                if payloads:
-                    yield _decoded(payloads, reader, redactor)
-                continue
-            for part in inflater.steps(read):
-                payloads = decoder.feed(part)
-                if payloads:
-                    yield _decoded(payloads, reader, redactor)
-                # A compressed read may inflate to many steps: let other chats run between.
-                await asyncio.sleep(0)
-        payloads = decoder.close()
-        batch = _decoded(payloads, reader, redactor) if payloads else Batch([], [])
-        batch.events += reader.close()
-        if batch.events or batch.payloads:
-            yield batch
-
-    async def _completion(
-        self,
-        response: aiohttp.ClientResponse,
-        watchdog: SilenceWatchdog,
-        redactor: KeyRedactor,
-        first: bytes,
-    ) -> Batches:
-        """A server that ignored `stream: true`: its one JSON answer as one batch."""
-        limit = self._settings.max_body_bytes
-        body = first + await self._read(response, watchdog, limit - len(first), strict=True)
-        if redactor.found_in([body]):
-            body = redactor.payloads([body])[0]
-        yield _clean(read_completion(body), redactor)
-
     async def _read(
         self,
         response: aiohttp.ClientResponse,
@@ -247,15 +166,6 @@ class OpenRouterClient:
         try:
             with watchdog:
                 return await read_capped(response, limit, strict=strict)
-        except aiohttp.ClientError as exc:
-            raise transport_error(exc, self._silence_message()) from None
-
-    async def _first_read(
-        self, response: aiohttp.ClientResponse, watchdog: SilenceWatchdog
-    ) -> bytes:
-        try:
-            with watchdog:
-                return await response.content.readany()
         except aiohttp.ClientError as exc:
             raise transport_error(exc, self._silence_message()) from None
 
@@ -301,23 +211,6 @@ class OpenRouterClient:
 def _request_body(body: bytes) -> bytes | io.BytesIO:
     # aiohttp warns that a large bytes body may hold the loop; it writes a BytesIO in parts.
     return body if len(body) <= LARGE_REQUEST_BYTES else io.BytesIO(body)
-
-
-def _decoded(payloads: list[bytes], reader: ChunkReader, redactor: KeyRedactor) -> Batch:
-    if redactor.found_in(payloads):
-        payloads = redactor.payloads(payloads)
-    return _clean(reader.read(payloads), redactor)
-
-
-def _clean(batch: Batch, redactor: KeyRedactor) -> Batch:
-    """Payloads are cleaned before decoding; what JSON escapes could still spell the key
-    (finish reason, usage, an error) is looked at once more, which is rare on a stream."""
-    if batch.finish_reason is not None or batch.usage is not None or batch.error is not None:
-        batch.finish_reason = redactor.value(batch.finish_reason)
-        batch.usage = redactor.value(batch.usage)
-        if batch.error is not None:
-            batch.error.message = redactor.text(batch.error.message)
-    return batch
 
 
 async def _release_or_close(response: aiohttp.ClientResponse) -> None:

@@ -104,9 +104,15 @@ def _is_number_within(value: object, low: float, high: float) -> bool:
     )
 
 
+def compact_json(value: object) -> bytes:
+    """orjson.dumps, in bytes of their own size: orjson's result keeps its growing buffer,
+    which was 16 MiB for the 0.86 MiB of 74,884 tiny parts."""
+    return memoryview(orjson.dumps(value)).tobytes()
+
+
 def _encoded(value: object, field: str) -> orjson.Fragment:
     try:
-        return orjson.Fragment(orjson.dumps(value))
+        return orjson.Fragment(compact_json(value))
     except orjson.JSONEncodeError:
         # orjson writes at most 254 levels of nesting; no chat needs more.
         raise BadRequest(f"{field} is nested too deeply") from None
