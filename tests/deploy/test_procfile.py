@@ -317,3 +317,23 @@ async def test_behind_proxy_the_router_headers_set_client_and_scheme(
             assert forged.status == 403
     access = await honcho.logged(lambda e: e.get("path") == "/api/profile", 3)
     assert [e["remote"] for e in access] == ["203.0.113.7"] * 3
+
+
+async def test_two_workers_share_the_limits_through_redis(
+    start_honcho: StartHoncho, redis_url: str
+) -> None:
+    honcho = await start_honcho(REDIS_URL=redis_url, CHATS_PER_MINUTE="4")
+    statuses = []
+    async with fresh_connection_session() as session:
+        await session.put(f"{honcho.url}/api/profile", json={"openrouter_api_key": USER_KEY})
+        for n in range(10):
+            async with session.post(
+                f"{honcho.url}/api/chat/openrouter", json=chat_body(f"chat {n}")
+            ) as response:
+                statuses.append(response.status)
+                await response.read()
+    access = await honcho.logged(lambda e: e.get("path") == "/api/chat/openrouter", 10)
+    workers = {e["pid"] for e in access}
+    assert len(workers) == 2, f"every chat went to one worker: {workers}"
+    # Both workers served chats, and the client got its 4 a minute in all, not 4 from each.
+    assert sorted(statuses) == [200] * 4 + [429] * 6
