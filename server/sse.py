@@ -37,36 +37,29 @@ class SSEDecoder:
         self._pending = lines.pop()
         payloads: list[bytes] = []
         data = self._data
+        size = self._data_bytes
         for line in lines:
             if not line:
                 if data:
                     payloads.append(b"\n".join(data))
                     data.clear()
-                    self._data_bytes = 0
+                    size = 0
             elif line.startswith(b"data:"):
-                self._add_data(line)
-        if len(self._pending) + self._data_bytes > MAX_EVENT_BYTES:
+                # What follows `data:`, less the one space the standard allows after it.
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                size += len(value) + 1
+                data.append(value)
+        # Checked once per read: an event can pass the cap by at most one read's bytes.
+        self._data_bytes = size
+        if len(self._pending) + size > MAX_EVENT_BYTES:
             raise _too_large()
         return payloads
 
     def close(self) -> list[bytes]:
         """At the end of the body: servers that omit the last blank line still meant it."""
-        line = self._pending
-        self._pending = b""
-        if line.startswith(b"data:"):
-            self._add_data(line)
-        payloads = [b"\n".join(self._data)] if self._data else []
-        self._data = []
-        self._data_bytes = 0
+        payloads = self.feed(b"\n\n") if self._pending or self._data else []
+        self._after_cr = False
         return payloads
-
-    def _add_data(self, line: bytes) -> None:
-        # What follows `data:`, less the one space the standard allows after the colon.
-        value = line[6:] if line.startswith(b"data: ") else line[5:]
-        self._data_bytes += len(value) + 1
-        if self._data_bytes > MAX_EVENT_BYTES:
-            raise _too_large()
-        self._data.append(value)
 
 
 def _too_large() -> UpstreamError:
