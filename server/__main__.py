@@ -11,7 +11,7 @@ import sys
 from .app import create_app
 from .config import ConfigError, Settings
 from .logs import logging_config, quiet_known_warnings
-from .runner import new_event_loop, serve_until_signalled
+from .runner import new_event_loop, raise_open_files_limit, serve_until_signalled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
     quiet_known_warnings()
+    raise_open_files_limit()
     # Not run_app: its AppRunner would drop WebSocket frames during the grace period.
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(serve_until_signalled(create_app(settings), settings.host, settings.port))

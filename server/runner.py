@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import resource
 import signal
 from importlib.util import find_spec
 
@@ -18,6 +20,23 @@ KEEPALIVE_S = 95.0
 # SYN costs its client a 1 s retransmit (bench `burst`: TcpExtListenOverflows). The kernel
 # caps it at net.core.somaxconn; gunicorn's own default is 2048.
 LISTEN_BACKLOG = 4096
+
+log = logging.getLogger(__name__)
+
+
+def raise_open_files_limit() -> None:
+    """Lift the soft limit on open files to the hard one, as Go's runtime does at start.
+
+    Each chat holds two descriptors (client and upstream); a distribution's usual soft
+    limit of 1,024 would stop a process near 500 chats, well short of the 1,000 the
+    defaults are sized for, while the hard limit is typically far higher.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard != resource.RLIM_INFINITY:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            log.warning("could not raise the open files limit from %d to %d", soft, hard)
 
 
 class GracefulRunner(web.AppRunner):

@@ -11,7 +11,7 @@ from aiohttp import web
 from .app import create_app
 from .config import ConfigError, Settings, is_loopback
 from .logs import quiet_known_warnings
-from .runner import make_runner
+from .runner import make_runner, raise_open_files_limit
 
 # gunicorn's worker notices SIGTERM on its next one-second tick.
 WORKER_TICK_S = 1.0
@@ -20,6 +20,7 @@ WORKER_TICK_S = 1.0
 async def serve() -> web.AppRunner:
     """The gunicorn app factory: an AppRunner, so handler_cancellation can be switched on."""
     quiet_known_warnings()
+    raise_open_files_limit()
     return make_runner(create_app(Settings.from_env(os.environ)))
 
 

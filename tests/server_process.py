@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -13,10 +14,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def start_server(env: dict[str, str], port: int) -> tuple[asyncio.subprocess.Process, str]:
+async def start_server(
+    env: dict[str, str], port: int, preexec_fn: Callable[[], object] | None = None
+) -> tuple[asyncio.subprocess.Process, str]:
     """Start it on 127.0.0.1:`port` and wait (10 s at most) until /healthz answers."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "--port", str(port), cwd=ROOT, env=env
+        sys.executable,
+        "-m",
+        "server",
+        "--port",
+        str(port),
+        cwd=ROOT,
+        env=env,
+        preexec_fn=preexec_fn,
     )
     url = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as session:

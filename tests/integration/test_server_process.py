@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -86,3 +88,33 @@ async def test_open_relay_refuses_to_start(unused_tcp_port: int) -> None:
     assert process.returncode != 0
     lines = stderr.decode().strip().splitlines()
     assert len(lines) == 1 and "ACCESS_TOKEN" in lines[0]
+
+
+def open_files_limits(pid: int) -> tuple[int, int]:
+    """The soft and hard 'Max open files' of a running process, from /proc."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no 'Max open files' line")
+
+
+async def test_a_low_soft_open_files_limit_is_lifted_to_the_hard_one(
+    fake_openrouter: FakeOpenRouter, unused_tcp_port: int
+) -> None:
+    # A soft limit of 1,024 (many distributions' default) would stop the server near 500
+    # chats, each holding a client and an upstream descriptor.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = 256
+    assert hard > low, "the test needs a hard limit above 256 to show anything"
+
+    def lower_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+
+    env = {**os.environ, "OPENROUTER_BASE_URL": fake_openrouter.url, "LOG_LEVEL": "WARNING"}
+    env.pop("PORT", None)
+    process, _ = await start_server(env, unused_tcp_port, preexec_fn=lower_soft_limit)
+    try:
+        assert open_files_limits(process.pid) == (hard, hard)
+    finally:
+        assert await stop_server(process) == 0
