@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import os
 import time
 
 import aiohttp
@@ -75,6 +76,8 @@ def transport_error(exc: aiohttp.ClientError, silence_message: str) -> UpstreamE
         return UpstreamUnreachable("Could not reach OpenRouter: its TLS certificate was refused")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return UpstreamUnreachable("Could not reach OpenRouter: its host name did not resolve")
-    if isinstance(exc, aiohttp.ClientOSError) and exc.strerror:
-        return UpstreamUnreachable(f"Could not reach OpenRouter: {exc.strerror}")
+    if isinstance(exc, aiohttp.ClientOSError) and exc.errno:
+        # The errno's own words: asyncio's text names the address ("Connect call failed
+        # ('10.0.0.5', 443)").
+        return UpstreamUnreachable(f"Could not reach OpenRouter: {os.strerror(exc.errno)}")
     return UpstreamUnreachable(f"Could not reach OpenRouter: {type(exc).__name__}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import socket
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
@@ -300,3 +301,14 @@ async def test_a_chat_that_never_gets_a_pooled_connection_is_503_not_504(
     response = await first
     assert response.status == 200 and parse_sse(await response.text())[-1][0] == "done"
     assert len(fake_openrouter.requests) == 1  # the queued chats never reached upstream
+
+
+async def test_a_refused_connection_says_so_without_the_address(make_client: MakeClient) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    client = await make_client(openrouter_base_url=f"http://127.0.0.1:{port}/v1")
+    async with client.post(CHAT, data=orjson.dumps(chat_body())) as response:
+        assert response.status == 502
+        message = (await response.json())["message"]
+    assert message == "Could not reach OpenRouter: Connection refused"

@@ -115,7 +115,7 @@ async def test_connection_refused_is_502(upstream: OpenRouterClient, mocked: Moc
     with pytest.raises(UpstreamUnreachable) as caught:
         await open_and_read(upstream)
     assert caught.value.status == 502
-    assert caught.value.message == "Could not reach OpenRouter: Refused"
+    assert caught.value.message == "Could not reach OpenRouter: Connection refused"
 
 
 async def test_silence_is_504(upstream: OpenRouterClient, mocked: Mocked) -> None:
