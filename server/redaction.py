@@ -8,6 +8,7 @@ searched for the key upper-cased or spaced out.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -27,11 +28,6 @@ class KeyRedactor:
         escaped = orjson.dumps(self.key)[1:-1] if self.key else b""
         forms = {self.key.encode(), escaped, escaped.replace(b"/", b"\\/")}
         self.needles = tuple(form for form in forms if form)
-        self._loose = (
-            re.compile(SEPARATORS.join(map(re.escape, self.key)), re.IGNORECASE)
-            if self.key
-            else None
-        )
 
     def found_in(self, payloads: list[bytes]) -> bool:
         """On the per-token path: one substring search per payload and form of the key."""
@@ -52,9 +48,9 @@ class KeyRedactor:
 
     def text(self, text: str) -> str:
         """An error message: the key in any case, spaced out or not."""
-        if self._loose is None:
+        if not self.key:
             return text
-        return self._loose.sub(REDACTED, text)
+        return _loose_pattern(self.key).sub(REDACTED, text)
 
     def value(self, value: Any) -> Any:
         """A decoded value (finish reason, usage) that could spell the key with escapes."""
@@ -66,3 +62,9 @@ class KeyRedactor:
         if not any(needle in encoded for needle in self.needles):
             return value
         return orjson.loads(self.payloads([encoded])[0])
+
+
+@functools.lru_cache(maxsize=256)
+def _loose_pattern(key: str) -> re.Pattern[str]:
+    """Built when an error needs it, not per chat: most chats never see one."""
+    return re.compile(SEPARATORS.join(map(re.escape, key)), re.IGNORECASE)
