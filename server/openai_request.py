@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from .errors import BadRequest
-from .request import MAX_MODEL_CHARS
+from .request import MAX_MODEL_CHARS, compact_json
 
 # SPEC's roles, plus OpenAI's `developer` (its newer name for `system`), which the SDKs'
 # own examples send; OpenRouter and OpenAI accept it.
@@ -132,7 +132,8 @@ def parse_completion_request(data: object) -> CompletionRequest:
     stream = body.pop("stream", False)
     return CompletionRequest(
         model=model,
-        fields={name: orjson.Fragment(orjson.dumps(value)) for name, value in body.items()},
+        # compact_json: orjson.dumps keeps its growing buffer (16 MiB for 0.86 MiB of tiny parts).
+        fields={name: orjson.Fragment(compact_json(value)) for name, value in body.items()},
         stream=stream,
         wants_usage=bool(stream_options.get("include_usage") or usage.get("include")),
         stream_options=stream_options,

@@ -255,8 +255,9 @@ async def test_error_messages_carry_no_url_or_raw_bytes(
             assert internal not in text, text
 
 
+@pytest.mark.parametrize("transport", ["http", "ws", "v1"])
 async def test_a_chat_held_by_many_tiny_parts_holds_about_its_size(
-    aiohttp_server: Any, make_client: MakeClient, traced: None
+    aiohttp_server: Any, make_client: MakeClient, traced: None, transport: str
 ) -> None:
     async def thinking(request: web.Request, response: web.StreamResponse) -> AsyncIterator[bytes]:
         for _ in range(100):
@@ -269,14 +270,24 @@ async def test_a_chat_held_by_many_tiny_parts_holds_about_its_size(
     body["messages"] = [{"role": "user", "content": [{"type": ""}] * 74_884}]
     encoded = orjson.dumps(body)
     assert 0.8 * MIB < len(encoded) < 0.9 * MIB
-    gc.collect()
-    before = tracemalloc.get_traced_memory()[0]
-    chat = asyncio.ensure_future(client.post(CHAT, data=encoded, headers=SSE))
-    await asyncio.wait_for(hostile.asked.wait(), timeout=5)
-    await asyncio.sleep(0.1)
-    gc.collect()
-    held = tracemalloc.get_traced_memory()[0] - before
-    chat.cancel()
+    frame = orjson.dumps({"type": "chat", "id": "big", **body}).decode()
+    openai_body = orjson.dumps({"model": "m", "messages": body["messages"], "stream": True})
+    async with client.ws_connect("/api/chat/ws") as ws:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        if transport == "ws":
+            await ws.send_str(frame)
+            chat = None
+        elif transport == "v1":
+            chat = asyncio.ensure_future(client.post("/v1/chat/completions", data=openai_body))
+        else:
+            chat = asyncio.ensure_future(client.post(CHAT, data=encoded, headers=SSE))
+        await asyncio.wait_for(hostile.asked.wait(), timeout=5)
+        await asyncio.sleep(0.1)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+        if chat is not None:
+            chat.cancel()
     # Decoded, those parts take 16 MB; sent on as their JSON, a few times the body's 0.86 MiB.
     assert held < 5 * MIB, f"a running chat holds {held / MIB:.1f} MiB"
 
