@@ -135,7 +135,7 @@ async def test_a_gzip_bomb_ends_the_chat_and_never_blocks_the_loop(
     peak = tracemalloc.get_traced_memory()[1] - start
     assert status == 502
     assert message == f"OpenRouter sent a compressed answer larger than {4 * MIB} bytes"
-    assert loop.longest_s < 0.5, f"the loop stood still for {loop.longest_s:.2f} s"
+    assert loop.longest_s < 1.0, f"the loop stood still for {loop.longest_s:.2f} s"
     assert peak < 16 * MIB, f"peak {peak / MIB:.1f} MiB"
 
 
