@@ -13,6 +13,7 @@ from .access import access_middleware, setup_access
 from .config import Settings, settings_key
 from .http_route import setup_http_route
 from .limits import setup_limits
+from .logs import quiet_malformed_requests
 from .metrics import setup_metrics
 from .openai_api import setup_openai_api
 from .openai_errors import openai_error_middleware
@@ -20,6 +21,7 @@ from .openrouter import OpenRouterClient, openrouter_key
 from .page import setup_page
 from .proxy import proxy_middleware
 from .redis_conn import setup_redis
+from .request_time import request_time_middleware
 from .routes import setup_routes
 from .session import SessionCookieStorage
 from .shutdown import setup_shutdown
@@ -55,7 +57,9 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
-            # First: every later middleware and handler sees the forwarded scheme and client.
+            # Outermost: the request time counts for every request, whatever answers it.
+            request_time_middleware,
+            # Every later middleware and handler sees the forwarded scheme and client.
             proxy_middleware,
             error_middleware,
             # Inside error_middleware: /v1 errors, access ones included, in OpenAI's shape.
@@ -66,6 +70,9 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[settings_key] = settings
     setup_redis(app)
+    # Here, not only in the start paths: whatever serves the app, a malformed request
+    # that anyone can send must not write an ERROR with a traceback.
+    quiet_malformed_requests()
     app.cleanup_ctx.append(openrouter_client)
     setup_shutdown(app)
     setup_metrics(app)

@@ -133,12 +133,18 @@ class Settings:
     upstream_max_connections: int = env("UPSTREAM_MAX_CONNECTIONS", _count, 1000)
     # The largest chat body or WebSocket frame: chatbot-ui inlines images as data URLs.
     max_body_bytes: int = env("MAX_BODY_BYTES", _bytes, 16 * 1024 * 1024)
+    # The longest a chat may run, whatever upstream sends (comment lines keep it alive).
+    max_chat_duration_s: float = env("MAX_CHAT_DURATION_S", _seconds, 3600.0)
     # Not read from the environment: tests and the benchmark set them.
     upstream_connect_timeout_s: float = 10.0
     first_byte_s: float = 10.0
     max_chats_per_socket: int = 4
     ws_heartbeat_s: float = 20.0
     models_cache_s: float = 300.0
+    # SPEC's Limits: a request's headers and body within 10 s; a POST client that accepts
+    # nothing for 60 s is dropped.
+    request_timeout_s: float = 10.0
+    write_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         # Normalized here, once, so every comparison elsewhere is a plain lookup.

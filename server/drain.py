@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from .errors import ServerShuttingDown
+from .config import settings_key
+from .errors import ChatTooLong, ServerShuttingDown
 from .metrics import current_metrics, metrics_key
 
 
@@ -47,17 +48,23 @@ async def running_chat(app: web.Application) -> AsyncIterator[None]:
     metrics = app[metrics_key]
     token = current_metrics.set(metrics)
     metrics.chats_running.inc()
+    max_s = app[settings_key].max_chat_duration_s
     try:
-        # A deadline that never fires unless the grace runs out; it then cancels only the
-        # chat inside, and asyncio turns that cancel into TimeoutError right here.
-        async with asyncio.timeout(None) as deadline:
+        # A deadline at MAX_CHAT_DURATION_S (comment lines could keep a chat open forever),
+        # moved to now when the grace runs out; it cancels only the chat inside, and
+        # asyncio turns that cancel into TimeoutError right here.
+        async with asyncio.timeout(max_s) as deadline:
             drain.deadlines.add(deadline)
             drain.idle.clear()
             yield
     except TimeoutError:
-        if deadline.expired():
+        if not deadline.expired():
+            raise
+        if drain.draining:
             raise ServerShuttingDown() from None
-        raise
+        raise ChatTooLong(
+            f"The chat was stopped after {max_s:g} seconds, the longest a chat may run here"
+        ) from None
     finally:
         drain.deadlines.discard(deadline)
         if not drain.deadlines:

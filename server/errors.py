@@ -188,3 +188,24 @@ class UpstreamTimeout(UpstreamError):
 
     http_status = 504
     code = "upstream_timeout"
+
+
+class RequestTimeout(ChatError):
+    """A request's headers and body did not arrive within the request time (SPEC: Limits)."""
+
+    http_status = 408
+    code = "request_timeout"
+
+
+class ClientTooSlow(ChatError):
+    """The client accepted no byte of the answer for `write_timeout_s`; it is dropped."""
+
+    http_status = 408
+    code = "client_too_slow"
+
+
+class ChatTooLong(ChatError):
+    """A chat ran past MAX_CHAT_DURATION_S (an upstream sending only comments, for one)."""
+
+    http_status = 504
+    code = "chat_too_long"

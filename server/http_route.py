@@ -13,12 +13,14 @@ from aiohttp import web
 from .chat import stream_chat
 from .config import settings_key
 from .drain import running_chat
-from .errors import ChatError, InternalError
+from .errors import ChatError, ClientTooSlow, InternalError
 from .events import ChatEvent, Delta, Done
 from .limits import admit_chat
+from .media import wants_event_stream
 from .openrouter import openrouter_key
 from .profile import check_api_key, request_profile
 from .request import parse_chat_request
+from .watchdog import SilenceWatchdog
 from .web_json import error_response, read_json
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
     profile = await request_profile(request)
     api_key = check_api_key(profile)
     lease = await admit_chat(request, profile)
-    as_sse = "text/event-stream" in request.headers.get("Accept", "")
+    as_sse = wants_event_stream(request.headers)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream" if as_sse else "text/plain; charset=utf-8",
@@ -89,20 +91,37 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
         transport="sse" if as_sse else "http",
         chat_id=secrets.token_hex(6),
     )
+    # SPEC's slow reader: a client that accepts nothing for write_timeout_s is dropped.
+    writes = SilenceWatchdog(
+        settings.write_timeout_s,
+        f"The client accepted nothing for {settings.write_timeout_s:g} seconds",
+        error=ClientTooSlow,
+    )
     answered = False
     try:
         async with lease, running_chat(request.app), aclosing(events):
             async for event in events:
                 data = encode(event)
                 if data:
-                    await start.start()
-                    await response.write(data)
+                    with writes:
+                        await start.start()
+                        await response.write(data)
                 if isinstance(event, Done):
                     # The answer is complete: end the body now, while the core winds the
                     # upstream connection down for reuse.
-                    await start.start()
-                    await response.write_eof()
+                    with writes:
+                        await start.start()
+                        await response.write_eof()
                     answered = True
+        return response
+    except ClientTooSlow as error:
+        # Telling it would wait on the same client: drop the connection instead.
+        log.info("chat stopped: %s", error.message)
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    except ConnectionResetError:
+        # The client left mid-stream: the core logs the chat as cancelled; not a failure.
         return response
     except ChatError as error:
         if answered:  # e.g. a shutdown while upstream's connection was being wound down
@@ -114,6 +133,7 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
             return response
         return await _fail(request, response, start, InternalError(), as_sse)
     finally:
+        writes.close()
         await start.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http import HttpProcessingError
 
 from .proxy import client_address_key
 
@@ -24,6 +26,45 @@ def quiet_known_warnings() -> None:
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
+# What could end a log line or fake one inside a logged value: control characters (CR, LF,
+# ESC, ...), Unicode's line and paragraph separators, and the bidi controls that reorder
+# what a terminal shows. Ids, paths, model names and finish reasons come from outside.
+UNSAFE_CHARACTERS = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+# In a JSON line orjson escapes the C0 controls; these it writes as they are, and tools that
+# split lines the way Python's str.splitlines() does would break the line at some of them.
+JSON_UNSAFE_CHARACTERS = re.compile(
+    r"[\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _json_escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """`text` on one line, each unsafe character written as its `\\xNN`/`\\uNNNN` escape."""
+    if UNSAFE_CHARACTERS.search(text) is None:
+        return text
+    return UNSAFE_CHARACTERS.sub(_escaped, text)
+
+
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT with the message kept on its line: a value cannot start a forged one."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+
 # Attributes every LogRecord has; anything else on a record came in through `extra`.
 RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -37,7 +78,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
-            "message": record.getMessage(),
+            "message": escape_controls(record.getMessage()),
         }
         for name, value in vars(record).items():
             if name not in RECORD_ATTRIBUTES:
@@ -46,7 +87,11 @@ class JsonFormatter(logging.Formatter):
             entry["exc_info"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack_info"] = self.formatStack(record.stack_info)
-        return orjson.dumps(entry, default=str).decode()
+        line = orjson.dumps(entry, default=str).decode()
+        # They can only be inside JSON strings, where \uXXXX is the same character.
+        if JSON_UNSAFE_CHARACTERS.search(line) is None:
+            return line
+        return JSON_UNSAFE_CHARACTERS.sub(_json_escaped, line)
 
 
 def logging_config(level: str, log_format: str) -> dict[str, Any]:
@@ -56,7 +101,7 @@ def logging_config(level: str, log_format: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "text": {"format": TEXT_FORMAT},
+            "text": {"()": TextFormatter, "fmt": TEXT_FORMAT},
             "json": {"()": JsonFormatter},
         },
         "handlers": {
@@ -73,6 +118,9 @@ def logging_config(level: str, log_format: str) -> dict[str, Any]:
             "gunicorn.access": {"handlers": [], "propagate": False},
         },
     }
+
+
+QUOTED_FIELDS = ("method", "path", "user_agent")
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -94,9 +142,35 @@ class AccessLogger(AbstractAccessLogger):
             "duration_ms": round(time * 1000, 1),
             "user_agent": request.headers.get("User-Agent", "-"),
         }
+        # Quotes inside the quoted fields would let a client fake the fields after them.
+        quoted = {name: str(fields[name]).replace('"', "\\x22") for name in QUOTED_FIELDS}
         self.logger.info(
             '%(remote)s "%(method)s %(path)s" %(status)d %(bytes)d %(duration_ms).1fms '
             '"%(user_agent)s"',
-            fields,
+            fields | quoted,
             extra=fields,
         )
+
+
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs every request it cannot parse as an ERROR with a traceback, and anyone
+    can send those: the access log's line (a 400) is enough, the reason goes to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return False
+        reason = next((line for line in exc.message.splitlines() if line.strip()), "")
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.msg, record.args = "malformed request: %s", (reason.strip().rstrip(":"),)
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    """Install MalformedRequestFilter on aiohttp's server logger, once per process."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in logger.filters):
+        logger.addFilter(MalformedRequestFilter())

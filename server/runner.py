@@ -7,10 +7,13 @@ import logging
 import resource
 import signal
 from importlib.util import find_spec
+from typing import cast
 
 from aiohttp import web
 
+from .config import settings_key
 from .logs import AccessLogger
+from .request_time import ClockedServer
 from .shutdown import HANDLER_WAIT_S, finish_chats
 
 # Longer than the router's 90 s keep-alive, so the router is the one that closes idle
@@ -46,6 +49,21 @@ class GracefulRunner(web.AppRunner):
     then on drops what arrives on open WebSockets: cancel frames, and the pongs whose
     absence makes the heartbeat kill the socket. Draining first keeps those working.
     """
+
+    _clocked: ClockedServer | None = None
+
+    @property
+    def server(self) -> web.Server | None:
+        """aiohttp's protocol factory with a request clock around each connection."""
+        inner = super().server
+        if inner is None:
+            return None
+        clocked = self._clocked
+        if clocked is None or clocked.inner is not inner:
+            clocked = ClockedServer(inner, self.app[settings_key].request_timeout_s)
+            self._clocked = clocked
+        # ClockedServer offers what sites and gunicorn's worker use of a web.Server.
+        return cast(web.Server, clocked)
 
     async def cleanup(self) -> None:
         for site in list(self.sites):

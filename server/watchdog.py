@@ -13,7 +13,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
-from .errors import UpstreamTimeout
+from .errors import ChatError, UpstreamTimeout
 
 
 class Timer(Protocol):
@@ -30,9 +30,16 @@ class Clock(Protocol):
 
 class SilenceWatchdog:
     """`with watchdog:` around each wait on upstream; one that lasts too long raises
-    UpstreamTimeout out of the `with`. A sync context manager: this is the per-token path."""
+    UpstreamTimeout (or `error`) out of the `with`. A sync context manager: this is the
+    per-token path. The POST route watches its writes to a slow client the same way."""
 
-    def __init__(self, timeout_s: float, message: str, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        message: str,
+        clock: Clock | None = None,
+        error: Callable[[str], ChatError] = UpstreamTimeout,
+    ) -> None:
         self._clock: Clock = clock or asyncio.get_running_loop()
         task = asyncio.current_task()
         if task is None:
@@ -40,6 +47,7 @@ class SilenceWatchdog:
         self._task = task
         self._timeout_s = timeout_s
         self._message = message
+        self._error = error
         self._waiting_since: float | None = None
         self._fired = False
         self._timer = self._clock.call_at(self._clock.time() + timeout_s, self._check)
@@ -56,7 +64,7 @@ class SilenceWatchdog:
         self._waiting_since = None
         if self._fired and exc_type is asyncio.CancelledError:
             self._task.uncancel()
-            raise UpstreamTimeout(self._message) from None
+            raise self._error(self._message) from None
 
     def _check(self) -> None:
         since = self._waiting_since

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
@@ -9,22 +10,56 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .config import settings_key
-from .errors import BadRequest, ChatError, InternalError, PayloadTooLarge
+from .errors import BadRequest, ChatError, InternalError, PayloadTooLarge, RequestTimeout
+from .request_time import request_deadline_key, timeout_message
 
 log = logging.getLogger(__name__)
+
+# orjson encodes at most this many levels of arrays and objects: anything deeper could be
+# read but never sent upstream, so it is refused where it comes in.
+MAX_JSON_DEPTH = 254
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, within the request time (server/request_time.py) and the size limit."""
+    settings = request.app[settings_key]
+    try:
+        async with asyncio.timeout_at(request.get(request_deadline_key)) as deadline:
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = settings.max_body_bytes
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes") from None
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        raise RequestTimeout(timeout_message(settings.request_timeout_s)) from None
+
+
+def decode_json(data: bytes | str, what: str) -> object:
+    """`data` as JSON, or BadRequest saying why not; `what` names it ("The frame")."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"{what} is not valid JSON") from None
+    # Cheap first: fewer brackets than the limit cannot nest past it.
+    if isinstance(data, str):
+        brackets = data.count("[") + data.count("{")
+    else:
+        brackets = data.count(b"[") + data.count(b"{")
+    if brackets > MAX_JSON_DEPTH:
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            raise BadRequest(
+                f"{what} is nested too deeply: at most {MAX_JSON_DEPTH} levels of arrays "
+                "and objects"
+            ) from None
+    return value
 
 
 async def read_json(request: web.Request) -> object:
     """Decode the body as JSON whatever its Content-Type: chatbot-ui sends none."""
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[settings_key].max_body_bytes
-        raise PayloadTooLarge(f"The request body is larger than {limit} bytes") from None
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise BadRequest("The request body is not valid JSON") from None
+    return decode_json(await read_body(request), "The request body")
 
 
 def json_response(data: object, status: int = 200) -> web.Response:

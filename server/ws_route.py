@@ -23,6 +23,8 @@ from .metrics import metrics_key
 from .openrouter import openrouter_key
 from .profile import Profile, check_api_key, request_profile
 from .request import parse_chat_request
+from .web_json import decode_json
+from .ws_response import ChatWebSocketResponse
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +71,9 @@ class ChatSocket:
 
     async def handle_text(self, text: str) -> None:
         try:
-            frame = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            await self.send(error_frame(None, BadRequest("The frame is not valid JSON")))
+            frame = decode_json(text, "The frame")
+        except BadRequest as error:
+            await self.send(error_frame(None, error))
             return
         if not isinstance(frame, dict):
             await self.send(error_frame(None, BadRequest("The frame must be a JSON object")))
@@ -141,6 +143,8 @@ class ChatSocket:
         except ChatError as error:
             if not answered:
                 await self.send(error_frame(chat_id, error))
+        except ConnectionResetError:
+            pass  # the socket closed under a send: the core logs the chat as cancelled
         except Exception:
             log.exception("chat failed id=%s", chat_id)
             if not answered:
@@ -177,9 +181,10 @@ async def chat_ws(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[settings_key]
     # The session is read at the handshake: a key saved later needs a new socket.
     profile = await request_profile(request)
-    ws = web.WebSocketResponse(
+    ws = ChatWebSocketResponse(
         heartbeat=settings.ws_heartbeat_s,
-        max_msg_size=settings.max_body_bytes,
+        # aiohttp refuses a message of max_msg_size itself; a frame of MAX_BODY_BYTES is fine.
+        max_msg_size=settings.max_body_bytes + 1,
         compress=False,
         # What a slow reader's socket may buffer before sends wait (aiohttp's default 256 KiB).
         writer_limit=WRITER_LIMIT_BYTES,
