@@ -112,9 +112,6 @@ class RequestClock(asyncio.Protocol):
                 return
             await asyncio.sleep(min(quiet_s - silent_s, end - now))
 
-    def close_soon(self) -> None:
-        self._loop.call_later(CLOSE_AFTER_408_S, self._close)
-
     def _start(self) -> None:
         self._started_at = self._loop.time()
         self._timer = self._loop.call_at(self._started_at + self._timeout_s, self._expire)
@@ -138,10 +135,6 @@ class RequestClock(asyncio.Protocol):
             )
             transport.write(self._answer)
         transport.close()
-
-    def _close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
 
 
 class ClockedServer:
@@ -184,10 +177,10 @@ async def request_time_middleware(request: web.Request, handler: Handler) -> web
     request[request_deadline_key] = started_at + request.app[settings_key].request_timeout_s
     try:
         response = await handler(request)
-        if response.status == 408:
+        if response.status == 408 and request.transport is not None:
             response.force_close()
-            if clock is not None:
-                clock.close_soon()
+            # aiohttp would read (and drop) a body still trickling in for its lingering time.
+            asyncio.get_running_loop().call_later(CLOSE_AFTER_408_S, request.transport.close)
         return response
     finally:
         if clock is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,7 +12,9 @@ from aiohttp.typedefs import Handler
 
 from server.app import create_app
 from server.config import Settings
+from server.runner import make_runner
 from tests.conftest import Client, MakeClient
+from tests.security.raw_http import ServeFn
 
 ACCESS_TOKEN = "access-token-7f3c9a1e5d2b4c6a8e0f"
 TEST_REMOTE = "X-Test-Remote"
@@ -41,3 +44,22 @@ def make_peer_client(aiohttp_client: Any, settings: Settings) -> MakeClient:
         return client
 
     return make
+
+
+@pytest.fixture
+async def serve(settings: Settings) -> AsyncIterator[ServeFn]:
+    """chatrelay behind the runner `python -m server` and gunicorn use (server/runner.py),
+    on a loopback port; returns the port."""
+    runners: list[web.AppRunner] = []
+
+    async def start(**overrides: Any) -> int:
+        runner = make_runner(create_app(dataclasses.replace(settings, **overrides)))
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return site.port
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
