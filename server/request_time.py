@@ -42,8 +42,8 @@ def timeout_response(timeout_s: float) -> bytes:
     return head.encode() + body
 
 
-# After a 408 for a slow body: time for the answer to reach the client while aiohttp reads
-# and drops what it still sends (closing at once would reset the connection under it).
+# After a 408: time for the answer to reach the client while what it still sends is read and
+# dropped (closing with bytes unread would reset the connection before it reads the 408).
 CLOSE_AFTER_408_S = 1.0
 
 
@@ -62,6 +62,7 @@ class RequestClock(asyncio.Protocol):
         self._in_app = False
         self._timer: asyncio.TimerHandle | None = None
         self._last_data_at = self._loop.time()
+        self._timed_out = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
@@ -72,6 +73,8 @@ class RequestClock(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_data_at = self._loop.time()
+        if self._timed_out:
+            return
         if not self._in_app:
             if self._started_at is None:
                 self._start()
@@ -79,6 +82,8 @@ class RequestClock(asyncio.Protocol):
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
+        if self._timed_out:
+            return None  # the client is done too: close now
         return self._inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -126,15 +131,20 @@ class RequestClock(asyncio.Protocol):
         transport = self._transport
         if self._in_app or transport is None or transport.is_closing():
             return
-        if self._bytes_seen:
-            # Nothing of this request has reached aiohttp's handler, so nothing was written.
-            log.info(
-                "request timeout: headers not complete within %g s remote=%s",
-                self._timeout_s,
-                _peer(transport),
-            )
-            transport.write(self._answer)
-        transport.close()
+        if not self._bytes_seen:
+            transport.close()
+            return
+        # Nothing of this request has reached aiohttp's handler, so nothing was written.
+        log.info(
+            "request timeout: headers not complete within %g s remote=%s",
+            self._timeout_s,
+            _peer(transport),
+        )
+        self._timed_out = True
+        transport.write(self._answer)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._loop.call_later(CLOSE_AFTER_408_S, transport.close)
 
 
 class ClockedServer:

@@ -1,0 +1,63 @@
+"""A POST client that accepts no byte of its answer is dropped after the write timeout
+(60 s by default) and its chat stopped, so it cannot hold an upstream connection forever."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from tests.conftest import MakeClient, chat_body
+from tests.fake_openrouter import FakeOpenRouter
+from tests.security.test_backpressure import ANSWER_BYTES, huge_reply, slow_reader, stalled
+
+
+async def test_a_client_that_reads_nothing_is_dropped_and_its_chat_stopped(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter
+) -> None:
+    client = await make_client(write_timeout_s=1.0)
+    reply, steps = huge_reply()
+    fake_openrouter.script(reply)
+    reader, writer = await slow_reader(client)
+    body = orjson.dumps(chat_body())
+    writer.write(
+        b"POST /api/chat/openrouter HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    await stalled(steps)
+    # Upstream is closed once the client has accepted nothing for the write timeout.
+    await fake_openrouter.requests[0].wait_dropped_by_relay(timeout_s=10)
+
+    # And the client's connection was dropped: it never gets a complete answer.
+    received = 0
+    try:
+        async with asyncio.timeout(10):
+            while read := await reader.read(1 << 20):
+                received += len(read)
+    except ConnectionResetError:
+        pass
+    writer.close()
+    assert 0 < received < ANSWER_BYTES
+
+    # Nothing else was hurt: the next chat runs to its end.
+    async with client.post("/api/chat/openrouter", data=orjson.dumps(chat_body())) as response:
+        assert (response.status, await response.text()) == (200, "Hello")
+
+
+async def test_a_client_that_reads_slowly_but_steadily_is_not_dropped(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter
+) -> None:
+    client = await make_client(write_timeout_s=1.0)
+    reply, _ = huge_reply()
+    fake_openrouter.script(reply)
+    async with client.post("/api/chat/openrouter", data=orjson.dumps(chat_body())) as response:
+        assert response.status == 200
+        total = 0
+        loop = asyncio.get_running_loop()
+        slow_until = loop.time() + 3.0
+        # Three write timeouts of reading a little, often; then the rest at full speed.
+        async for piece in response.content.iter_any():
+            total += len(piece)
+            if loop.time() < slow_until:
+                await asyncio.sleep(0.1)
+    assert total == ANSWER_BYTES
