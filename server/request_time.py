@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 request_deadline_key = web.RequestKey("request_deadline", float)
 """Loop time by which the request's body must have arrived."""
+body_timed_out_key = web.RequestKey("body_timed_out", bool)
+"""Set when the body did not arrive in time: its 408 closes the connection."""
 
 
 def timeout_message(timeout_s: float) -> str:
@@ -187,7 +189,7 @@ async def request_time_middleware(request: web.Request, handler: Handler) -> web
     request[request_deadline_key] = started_at + request.app[settings_key].request_timeout_s
     try:
         response = await handler(request)
-        if response.status == 408 and request.transport is not None:
+        if request.get(body_timed_out_key) and request.transport is not None:
             response.force_close()
             # aiohttp would read (and drop) a body still trickling in for its lingering time.
             asyncio.get_running_loop().call_later(CLOSE_AFTER_408_S, request.transport.close)

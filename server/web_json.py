@@ -11,7 +11,7 @@ from aiohttp.typedefs import Handler
 
 from .config import settings_key
 from .errors import BadRequest, ChatError, InternalError, PayloadTooLarge, RequestTimeout
-from .request_time import request_deadline_key, timeout_message
+from .request_time import body_timed_out_key, request_deadline_key, timeout_message
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ async def read_body(request: web.Request) -> bytes:
     except TimeoutError:
         if not deadline.expired():
             raise
+        request[body_timed_out_key] = True
         raise RequestTimeout(timeout_message(settings.request_timeout_s)) from None
 
 
