@@ -4,10 +4,11 @@ aiohttp has no such limit (its `slow_request_timeout` went in 2.0; `keepalive_ti
 only idle connections, 95 s here). So each connection's protocol is wrapped in a
 RequestClock: aiohttp's `web.Server` is documented as the protocol factory sites hand to
 `loop.create_server`, and ClockedServer is that factory with the clock around each
-protocol. The clock times the headers, from the connection's start (or the first byte
-after a finished request) until the app sees the request; the middleware then gives the
-request the rest of the same time for its body (web_json.read_body). Apps served without
-the clock (aiohttp's test server) still time the body, from the moment it is handled.
+protocol. The clock times the headers, from the request's first byte until the app sees
+the request (a new connection that sends nothing is closed after the same time); the
+middleware then gives the request the rest of that time for its body (web_json.read_body).
+Apps served without the clock (aiohttp's test server) still time the body, from the moment
+it is handled.
 """
 
 from __future__ import annotations
@@ -58,9 +59,8 @@ class RequestClock(asyncio.Protocol):
         self._answer = answer
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
-        # When the request now arriving began; None while the connection is idle.
+        # When the request now arriving sent its first byte; None until it has.
         self._started_at: float | None = None
-        self._bytes_seen = False
         self._in_app = False
         self._timer: asyncio.TimerHandle | None = None
         self._last_data_at = self._loop.time()
@@ -69,18 +69,20 @@ class RequestClock(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         self._transport = cast(asyncio.Transport, transport)
-        # A new connection is opened to send a request: its clock runs from the start.
-        self._start()
+        # A new connection is opened to send a request: one that sends nothing is closed
+        # after the request time too.
+        self._timer = self._loop.call_later(self._timeout_s, self._expire)
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         self._last_data_at = self._loop.time()
         if self._timed_out:
             return
-        if not self._in_app:
-            if self._started_at is None:
-                self._start()
-            self._bytes_seen = True
+        if not self._in_app and self._started_at is None:
+            # A request's time runs from its first byte.
+            self._cancel_timer()
+            self._started_at = self._last_data_at
+            self._timer = self._loop.call_at(self._started_at + self._timeout_s, self._expire)
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -103,7 +105,7 @@ class RequestClock(asyncio.Protocol):
         self._cancel_timer()
         self._in_app = True
         started_at = self._loop.time() if self._started_at is None else self._started_at
-        self._started_at, self._bytes_seen = None, False
+        self._started_at = None
         return started_at
 
     def request_finished(self) -> None:
@@ -119,10 +121,6 @@ class RequestClock(asyncio.Protocol):
                 return
             await asyncio.sleep(min(quiet_s - silent_s, end - now))
 
-    def _start(self) -> None:
-        self._started_at = self._loop.time()
-        self._timer = self._loop.call_at(self._started_at + self._timeout_s, self._expire)
-
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -133,7 +131,7 @@ class RequestClock(asyncio.Protocol):
         transport = self._transport
         if self._in_app or transport is None or transport.is_closing():
             return
-        if not self._bytes_seen:
+        if self._started_at is None:  # not a byte since the connection opened
             transport.close()
             return
         # Nothing of this request has reached aiohttp's handler, so nothing was written.
