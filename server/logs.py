@@ -152,19 +152,27 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
+def first_line(text: str) -> str:
+    """The first non-empty line of aiohttp's multi-line parser messages, without its colon."""
+    return next((line for line in text.splitlines() if line.strip()), "").strip().rstrip(":")
+
+
 class MalformedRequestFilter(logging.Filter):
-    """aiohttp logs every request it cannot parse as an ERROR with a traceback, and anyone
-    can send those: the access log's line (a 400) is enough, the reason goes to DEBUG."""
+    """aiohttp logs every request it cannot parse (and every broken body it reads out after
+    the answer) as an ERROR with a traceback, and anyone can send those: the access log's
+    line (a 400) is enough, the reason goes to DEBUG."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, HttpProcessingError):
+        if isinstance(exc, web.RequestPayloadError):
+            exc = exc.__cause__ if isinstance(exc.__cause__, HttpProcessingError) else exc
+        elif not isinstance(exc, HttpProcessingError):
             return True
         if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
             return False
-        reason = next((line for line in exc.message.splitlines() if line.strip()), "")
+        reason = exc.message if isinstance(exc, HttpProcessingError) else "broken body"
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        record.msg, record.args = "malformed request: %s", (reason.strip().rstrip(":"),)
+        record.msg, record.args = "malformed request: %s", (first_line(reason),)
         record.exc_info, record.exc_text = None, None
         return True
 

@@ -29,6 +29,8 @@ request_deadline_key = web.RequestKey("request_deadline", float)
 """Loop time by which the request's body must have arrived."""
 body_timed_out_key = web.RequestKey("body_timed_out", bool)
 """Set when the body did not arrive in time: its 408 closes the connection."""
+broken_body_key = web.RequestKey("broken_body", bool)
+"""Set when the body could not be read (framing, compression): the connection is spent."""
 
 
 def timeout_message(timeout_s: float) -> str:
@@ -187,6 +189,9 @@ async def request_time_middleware(request: web.Request, handler: Handler) -> web
     request[request_deadline_key] = started_at + request.app[settings_key].request_timeout_s
     try:
         response = await handler(request)
+        if request.get(broken_body_key):
+            # aiohttp drops the connection after this answer: the client must not reuse it.
+            response.force_close()
         transport = request.transport
         if request.get(body_timed_out_key) and transport is not None:
             # Sent and half-closed here; aiohttp reads (and drops) what the client still

@@ -7,11 +7,18 @@ import logging
 
 import orjson
 from aiohttp import web
+from aiohttp.http import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from .config import settings_key
 from .errors import BadRequest, ChatError, InternalError, PayloadTooLarge, RequestTimeout
-from .request_time import body_timed_out_key, request_deadline_key, timeout_message
+from .logs import first_line
+from .request_time import (
+    body_timed_out_key,
+    broken_body_key,
+    request_deadline_key,
+    timeout_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +33,12 @@ async def read_body(request: web.Request) -> bytes:
     try:
         async with asyncio.timeout_at(request.get(request_deadline_key)) as deadline:
             return await request.read()
+    except web.RequestPayloadError as exc:
+        # Broken chunked framing or compression: the client's fault, not a 500.
+        request[broken_body_key] = True
+        cause = exc.__cause__
+        reason = cause.message if isinstance(cause, HttpProcessingError) else "broken framing"
+        raise BadRequest(f"The request body is malformed: {first_line(reason)}") from None
     except web.HTTPRequestEntityTooLarge:
         limit = settings.max_body_bytes
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes") from None

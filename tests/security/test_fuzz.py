@@ -168,13 +168,29 @@ async def test_any_json_body(
             "multipart/form-data; boundary=x",
         ]
     ),
+    # Bodies that claim a compression they do not have, or one aiohttp cannot undo.
+    content_encoding=st.sampled_from(["", "gzip", "deflate", "br", "zstd"]),
 )
 async def test_any_bytes_body(
-    fuzz_client: Client, caplog: pytest.LogCaptureFixture, body: bytes, content_type: str
+    fuzz_client: Client,
+    caplog: pytest.LogCaptureFixture,
+    body: bytes,
+    content_type: str,
+    content_encoding: str,
 ) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
+    if content_encoding:
+        headers["Content-Encoding"] = content_encoding
     async with fuzz_client.post(CHAT, data=body, headers=headers) as response:
-        await assert_spec_answer(response)
+        if response.headers.get("Content-Type", "").startswith("text/plain") and (
+            response.status == 400
+        ):
+            # Refused by aiohttp's parser while the body came in with the headers: the
+            # request never reached the app, so the answer is aiohttp's own text.
+            assert content_encoding, await response.text()
+            assert b"Traceback" not in await response.read()
+        else:
+            await assert_spec_answer(response)
     assert_no_errors_logged(caplog)
     await assert_still_serving(fuzz_client)
 
