@@ -18,7 +18,7 @@ from aiohttp import web
 from .chat import stream_chat
 from .config import settings_key
 from .drain import running_chat
-from .errors import ChatError, InternalError
+from .errors import ChatError, ClientTooSlow, InternalError
 from .events import Chunks, Done
 from .http_route import LazyStart
 from .limits import ChatLease, admit_chat
@@ -28,6 +28,7 @@ from .openai_request import CompletionRequest, parse_completion_request
 from .openrouter import openrouter_key
 from .profile import Profile, check_api_key, request_profile
 from .routes import cached_models
+from .watchdog import SilenceWatchdog
 from .web_json import json_response, read_json
 
 log = logging.getLogger(__name__)
@@ -117,15 +118,17 @@ async def stream_completion(
     # The 200 goes out with the first chunk: an error before it gets its own status, which
     # is what makes the SDKs raise RateLimitError, AuthenticationError, ….
     start = LazyStart(request, response, request.app[settings_key].first_byte_s)
+    writes = client_writes(request)
     answered = False
     try:
         async with lease, running_chat(request.app), aclosing(chunks):
             async for event in chunks:
                 if isinstance(event, Done):
-                    await start.start()
-                    await response.write(DONE_LINE)
-                    # Complete: end the body while the core winds upstream down for reuse.
-                    await response.write_eof()
+                    with writes:
+                        await start.start()
+                        await response.write(DONE_LINE)
+                        # Complete: end the body while the core winds upstream down for reuse.
+                        await response.write_eof()
                     answered = True
                     continue
                 payloads = event.payloads
@@ -133,8 +136,14 @@ async def stream_completion(
                     payloads = without_usage_chunks(payloads)
                     if not payloads:
                         continue
-                await start.start()
-                await response.write(sse_lines(payloads))
+                with writes:
+                    await start.start()
+                    await response.write(sse_lines(payloads))
+        return response
+    except ClientTooSlow as error:
+        return drop_slow_client(request, response, error)
+    except ConnectionResetError:
+        # The client left mid-stream: the core logs the chat as cancelled; not a failure.
         return response
     except ChatError as error:
         return await _fail_stream(request, response, start, error, answered)
@@ -142,7 +151,26 @@ async def stream_completion(
         log.exception("v1 chat failed")
         return await _fail_stream(request, response, start, InternalError(), answered)
     finally:
+        writes.close()
         await start.close()
+
+
+def client_writes(request: web.Request) -> SilenceWatchdog:
+    """SPEC's slow reader: a client that accepts nothing for write_timeout_s is dropped."""
+    timeout_s = request.app[settings_key].write_timeout_s
+    return SilenceWatchdog(
+        timeout_s, f"The client accepted nothing for {timeout_s:g} seconds", error=ClientTooSlow
+    )
+
+
+def drop_slow_client(
+    request: web.Request, response: web.StreamResponse, error: ClientTooSlow
+) -> web.StreamResponse:
+    # Telling it would wait on the same client: drop the connection instead.
+    log.info("v1 chat stopped: %s", error.message)
+    if request.transport is not None:
+        request.transport.abort()
+    return response
 
 
 async def _fail_stream(
@@ -168,6 +196,7 @@ async def answer_completion(
 ) -> web.StreamResponse:
     builder = CompletionBuilder()
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    writes = client_writes(request)
     try:
         async with lease, running_chat(request.app), aclosing(chunks):
             async for event in chunks:
@@ -176,10 +205,15 @@ async def answer_completion(
                     continue
                 body = orjson.dumps(builder.completion())
                 response.content_length = len(body)
-                await response.prepare(request)
-                await response.write(body)
-                # Answered: the client need not wait while upstream is wound down for reuse.
-                await response.write_eof()
+                with writes:
+                    await response.prepare(request)
+                    await response.write(body)
+                    # Answered: the client need not wait while upstream is wound down.
+                    await response.write_eof()
+        return response
+    except ClientTooSlow as error:
+        return drop_slow_client(request, response, error)
+    except ConnectionResetError:
         return response
     except ChatError as error:
         if response.prepared:
@@ -190,6 +224,8 @@ async def answer_completion(
         if response.prepared:
             return response
         return openai_error_response(InternalError())
+    finally:
+        writes.close()
 
 
 async def list_models(request: web.Request) -> web.Response:

@@ -61,3 +61,30 @@ async def test_a_client_that_reads_slowly_but_steadily_is_not_dropped(
             if loop.time() < slow_until:
                 await asyncio.sleep(0.1)
     assert total == ANSWER_BYTES
+
+
+async def test_a_v1_client_that_reads_nothing_is_dropped_and_its_chat_stopped(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter
+) -> None:
+    client = await make_client(write_timeout_s=1.0)
+    reply, steps = huge_reply()
+    fake_openrouter.script(reply)
+    reader, writer = await slow_reader(client)
+    body = orjson.dumps(
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    )
+    writer.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    await stalled(steps)
+    await fake_openrouter.requests[0].wait_dropped_by_relay(timeout_s=10)
+    received = b""
+    try:
+        async with asyncio.timeout(10):
+            while read := await reader.read(1 << 20):
+                received += read[-64:]
+    except ConnectionResetError:
+        pass
+    writer.close()
+    assert not received.endswith(b"data: [DONE]\n\n")  # never a complete answer
