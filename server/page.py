@@ -17,6 +17,8 @@ VENDOR_FILES = {
     "highlight.js": "@highlightjs/cdn-assets/es/highlight.min.js",
     "highlight-light.css": "@highlightjs/cdn-assets/styles/github.min.css",
     "highlight-dark.css": "@highlightjs/cdn-assets/styles/github-dark.min.css",
+    "idb.js": "idb/build/index.js",
+    "katex.js": "katex/dist/katex.mjs",
 }
 # Named by the served name: the files' own suffixes (.mjs) are unknown to some MIME tables, and
 # with nosniff a module script of the wrong type does not run.

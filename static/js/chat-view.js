@@ -1,25 +1,11 @@
-// The message list of the shown conversation: renders it, re-renders streaming answers once per
-// animation frame, follows the stream unless the user scrolled up, and offers edit/regenerate.
+// The message list of the shown conversation. Each message has one view, built once and kept;
+// a change redraws only the messages that changed, once per animation frame. Follows the stream
+// unless the user scrolled up (then offers "Jump to latest"), and announces each answer once.
 
-import { renderMarkdown } from "./markdown.js";
+import { element, MessageView } from "./message-view.js";
 
 const FOLLOW_SLACK_PX = 48;
-
-const STATUS_NOTES = {
-  cancelled: "Stopped.",
-  length: "Stopped at the model's length limit.",
-  interrupted: "Connection lost: this answer was cut off.",
-};
-
-function button(label, action, extra = {}) {
-  const element = document.createElement("button");
-  element.type = "button";
-  element.className = "button small";
-  element.textContent = label;
-  element.dataset.action = action;
-  for (const [name, value] of Object.entries(extra)) element.setAttribute(name, value);
-  return element;
-}
+const ANNOUNCE_CHARS = 1500;
 
 async function copyWithFeedback(target, text) {
   const label = target.textContent;
@@ -34,173 +20,195 @@ async function copyWithFeedback(target, text) {
   }, 1500);
 }
 
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 export class ChatView {
-  // actions: {edit(index, text), regenerate()}
-  constructor(container, actions) {
+  // actions: {edit(message, text), regenerate(), retry(), continue(message)}
+  constructor({ container, announcer, jump }, actions) {
     this.container = container;
+    this.announcer = announcer;
+    this.jump = jump;
     this.actions = actions;
     this.conversation = null;
+    this.views = new Map(); // message id → MessageView
     this.follow = true;
     this.dirty = new Set();
     this.frame = null;
     container.addEventListener("scroll", () => {
       const { scrollHeight, scrollTop, clientHeight } = container;
       this.follow = scrollHeight - scrollTop - clientHeight < FOLLOW_SLACK_PX;
+      this.showJump();
     });
     container.addEventListener("click", (event) => this.onClick(event));
+    jump.addEventListener("click", () => {
+      this.follow = true;
+      this.scrollToEnd();
+      this.showJump();
+    });
   }
 
   get busy() {
-    return this.conversation?.messages.at(-1)?.status === "streaming";
+    return this.conversation?.messages.some((m) => m.status === "streaming") ?? false;
   }
 
   show(conversation) {
     this.conversation = conversation;
+    this.views.clear();
+    this.container.replaceChildren();
     this.follow = true;
-    this.renderAll();
-  }
-
-  renderAll() {
-    this.dirty.clear();
-    const { messages } = this.conversation;
-    if (messages.length === 0) {
-      const empty = element("div", "empty", "Ask anything. The answer streams in here.");
-      this.container.replaceChildren(empty);
-      return;
-    }
-    this.container.replaceChildren(...messages.map((message, index) => this.build(message, index)));
-    if (this.follow) this.scrollToEnd();
+    for (const message of conversation.messages) this.dirty.add(message);
+    this.redraw();
   }
 
   // A message of `conversation` changed: redraw it with the next frame if it is on screen.
   refresh(conversation, message) {
     if (conversation !== this.conversation) return;
-    this.dirty.add(message);
+    if (message) this.dirty.add(message);
     this.frame ??= requestAnimationFrame(() => this.redraw());
   }
 
+  // All of it may have changed (another tab, an import): redraw what differs.
+  refreshAll(conversation) {
+    if (conversation !== this.conversation) return;
+    for (const message of conversation.messages) this.dirty.add(message);
+    this.refresh(conversation);
+  }
+
   redraw() {
+    cancelAnimationFrame(this.frame);
     this.frame = null;
     const { messages } = this.conversation;
-    const changes = [...this.dirty].map((message) => {
-      const index = messages.indexOf(message);
-      return { message, index, node: this.container.querySelector(`[data-index="${index}"]`) };
+    this.placeViews(messages);
+    const busy = this.busy;
+    messages.forEach((message, index) => {
+      const view = this.views.get(message.id);
+      if (this.dirty.has(message)) view.render();
+      view.renderActions(index === messages.length - 1, busy);
     });
-    // A new or finished answer also changes which messages offer Edit and Regenerate: redraw all.
-    if (changes.some(({ message, node }) => message.status !== "streaming" || !node)) {
-      this.renderAll();
-      return;
-    }
-    for (const { message, index, node } of changes) node.replaceWith(this.build(message, index, node));
     this.dirty.clear();
     if (this.follow) this.scrollToEnd();
+    this.showJump();
+  }
+
+  // Puts one view per message in order, reusing the views that exist.
+  placeViews(messages) {
+    if (messages.length === 0) {
+      this.views.clear();
+      this.container.replaceChildren(element("div", "empty", "Ask anything. The answer streams in here."));
+      return;
+    }
+    const wanted = new Set(messages.map((m) => m.id));
+    for (const [id, view] of this.views) {
+      if (!wanted.has(id)) {
+        view.article.remove();
+        this.views.delete(id);
+      }
+    }
+    this.container.querySelector(":scope > .empty")?.remove();
+    let at = this.container.firstElementChild;
+    for (const message of messages) {
+      let view = this.views.get(message.id);
+      if (!view || view.message !== message) {
+        view?.article.remove();
+        view = new MessageView(message);
+        this.views.set(message.id, view);
+        this.dirty.add(message);
+      }
+      if (view.article !== at) this.container.insertBefore(view.article, at);
+      at = view.article.nextElementSibling;
+    }
+  }
+
+  // The answer ended: say it once, politely (the message list itself is not a live region).
+  announce(conversation, message) {
+    if (conversation !== this.conversation || message.role !== "assistant") return;
+    this.redraw();
+    const view = this.views.get(message.id);
+    const text = view?.text.trim() ?? "";
+    const spoken = text.length > ANNOUNCE_CHARS ? `${text.slice(0, ANNOUNCE_CHARS)}…` : text;
+    const note = message.status === "error" ? `Error: ${message.error}` : view?.note.textContent;
+    this.announcer.textContent = ["Answer:", spoken, note].filter(Boolean).join(" ");
   }
 
   scrollToEnd() {
     this.container.scrollTop = this.container.scrollHeight;
   }
 
-  build(message, index, previous = null) {
-    const article = element("article", `message ${message.role}`);
-    article.dataset.index = index;
-    article.dataset.status = message.status ?? "done";
-    article.setAttribute("aria-busy", String(message.status === "streaming"));
-    const who = message.role === "user" ? "You" : "Assistant";
-    article.append(element("div", "message-role", message.model ? `${who} · ${message.model}` : who));
-    if (message.reasoning) {
-      const details = element("details", "reasoning");
-      details.open = previous?.querySelector("details.reasoning")?.open ?? false;
-      details.append(element("summary", "", "Reasoning"), element("div", "", message.reasoning));
-      article.append(details);
-    }
-    const body = element("div", "message-body");
-    if (message.role === "user") {
-      body.textContent = message.content;
-    } else if (message.content) {
-      renderMarkdown(body, message.content);
-    } else if (message.status === "streaming") {
-      body.append(element("span", "typing", "Thinking…"));
-    }
-    article.append(body);
-    if (message.status === "error") {
-      article.append(element("p", "message-error", message.error));
-    } else if (STATUS_NOTES[message.status]) {
-      article.append(element("p", "message-note", STATUS_NOTES[message.status]));
-    }
-    article.append(this.buildActions(message, index));
-    return article;
-  }
-
-  buildActions(message, index) {
-    const actions = element("div", "message-actions");
-    if (this.busy) return actions;
-    const isLast = index === this.conversation.messages.length - 1;
-    if (message.role === "user") {
-      actions.append(button("Edit", "edit", { "aria-label": "Edit this message and resend" }));
-    } else {
-      if (message.content) actions.append(button("Copy", "copy-answer"));
-      if (isLast) actions.append(button("Regenerate", "regenerate"));
-    }
-    return actions;
+  showJump() {
+    this.jump.hidden = this.follow || !this.busy;
   }
 
   onClick(event) {
     const target = event.target.closest("button");
     if (!target) return;
     if (target.classList.contains("copy-code")) {
-      copyWithFeedback(target, target.parentElement.querySelector("code").textContent);
+      copyWithFeedback(target, target.closest(".code-block").querySelector("code").textContent);
       return;
     }
-    const index = Number(target.closest("[data-index]")?.dataset.index);
+    const id = target.closest("article")?.dataset.id;
+    const view = this.views.get(id);
+    if (!view) return;
     switch (target.dataset.action) {
       case "edit":
-        this.startEdit(target.closest("article"), index);
+        this.startEdit(view);
         break;
       case "copy-answer":
-        copyWithFeedback(target, this.conversation.messages[index].content);
+        copyWithFeedback(target, view.message.content);
         break;
       case "regenerate":
         this.actions.regenerate();
         break;
-      case "cancel-edit":
-        this.renderAll();
+      case "retry":
+        this.actions.retry();
+        break;
+      case "continue":
+        this.actions.continue(view.message);
         break;
     }
   }
 
-  startEdit(article, index) {
+  editMessage(message) {
+    const view = this.views.get(message.id);
+    if (view) this.startEdit(view);
+  }
+
+  startEdit(view) {
+    const { article, message } = view;
     const editor = element("form", "edit-form");
     const label = element("label", "visually-hidden", "Edit message");
     const textarea = element("textarea", "edit-input");
-    textarea.id = `edit-${index}`;
+    textarea.id = `edit-${message.id}`;
     label.htmlFor = textarea.id;
-    textarea.value = this.conversation.messages[index].content;
-    const cancel = button("Cancel", "cancel-edit");
-    const send = button("Save & send", "send-edit", { type: "submit" });
-    send.classList.add("primary");
-    editor.append(label, textarea, element("div", "message-actions"));
-    editor.lastChild.append(cancel, send);
+    textarea.value = message.content;
+    const cancel = element("button", "button small", "Cancel");
+    cancel.type = "button";
+    const send = element("button", "button small primary", "Save & send");
+    send.type = "submit";
+    const row = element("div", "message-actions");
+    row.append(cancel, send);
+    editor.append(label, textarea, row);
+    const close = () => {
+      editor.remove();
+      view.body.hidden = false;
+      view.actions.hidden = false;
+      view.actions.querySelector("[data-action=edit]")?.focus();
+    };
     editor.addEventListener("submit", (event) => {
       event.preventDefault();
       const text = textarea.value.trim();
-      if (text) this.actions.edit(index, text);
+      if (text) this.actions.edit(message, text);
     });
+    cancel.addEventListener("click", close);
     textarea.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         editor.requestSubmit();
       } else if (event.key === "Escape") {
-        this.renderAll();
+        event.stopPropagation();
+        close();
       }
     });
-    article.replaceChildren(article.firstChild, editor);
+    view.body.hidden = true;
+    view.actions.hidden = true;
+    article.append(editor);
     textarea.focus();
   }
 }

@@ -1,65 +1,158 @@
-// Runs chats over the socket: one `chat` frame out, then every frame for that id fills its message.
+// Runs chats over the socket and keeps every unfinished answer going: one `chat` frame out, then
+// every frame for that id fills its message. The server keeps a chat when the socket drops or
+// the page reloads, so an unfinished answer is resumed from the last `seq` it stored (a frame at
+// or below it is a replay already shown), never asked of upstream again. One tab follows each
+// chat (a Web Lock per chat id); the others see it through the store.
 
+import { requestMessages } from "./request.js";
 import { newId } from "./store.js";
 
 const END_STATUS = { cancelled: "cancelled", length: "length" };
 
-// What the server forwards upstream: the system prompt, then the finished turns.
-function requestMessages(conversation) {
-  const turns = conversation.messages
-    .filter((m) => m.status !== "streaming" && m.status !== "error" && m.content)
-    .map(({ role, content }) => ({ role, content }));
-  const system = conversation.systemPrompt.trim();
-  return system ? [{ role: "system", content: system }, ...turns] : turns;
+// Resolves with the lock's release once this tab holds it (at once, or when its holder goes).
+function acquire(name) {
+  return new Promise((granted) => {
+    navigator.locks.request(name, () => new Promise((release) => granted(release)));
+  });
 }
 
+const lockName = (chatId) => `chatrelay.chat.${chatId}`;
+
 export class ChatRunner {
-  // events: {changed(conversation, message), ended(conversation, message), stray(frame)}
+  // events: {changed(conversation, message), ended(conversation, message) → promise of it stored,
+  //          refresh(conversation) → promise of it read again from the store, stray(frame)}
   constructor(socket, events) {
     this.socket = socket;
     this.events = events;
-    this.running = new Map();
+    this.chats = new Map(); // chat id → {conversation, message, ws, frame, resuming, release}
+    this.waiting = new Set(); // chat ids another tab follows, waiting for their lock
+    this.peers = new BroadcastChannel("chatrelay.chats");
+    this.peers.addEventListener("message", ({ data }) => {
+      const chat = data?.type === "cancel" ? this.chats.get(data.id) : null;
+      if (chat) this.cancel(chat);
+    });
     socket.addEventListener("frame", (event) => this.onFrame(event.detail));
-    socket.addEventListener("close", () => this.onClose());
+    socket.addEventListener("open", () => this.sendDetached());
+    socket.addEventListener("dropped", ({ detail }) => {
+      for (const chat of this.chats.values()) if (chat.ws === detail.ws) chat.ws = null;
+    });
   }
 
   isRunning(conversation) {
-    return conversation.messages.at(-1)?.status === "streaming";
+    return conversation?.messages.some((m) => m.status === "streaming") ?? false;
   }
 
   // Appends an answer to `conversation` and streams it in once the socket is open.
-  async start(conversation) {
+  start(conversation) {
     const frame = {
       type: "chat",
-      id: newId(),
       chatSettings: { model: conversation.model, temperature: conversation.temperature },
       messages: requestMessages(conversation),
     };
-    const message = { role: "assistant", content: "", status: "streaming", model: conversation.model };
+    const message = { id: newId(), role: "assistant", content: "", model: conversation.model };
     conversation.messages.push(message);
+    return this.run(conversation, message, frame);
+  }
+
+  // An answer cut short (the server shut down, the connection was lost) goes on where it
+  // stopped: a new chat whose messages end with the partial answer, for the model to continue.
+  continue(conversation, message) {
+    const index = conversation.messages.indexOf(message);
+    const frame = {
+      type: "chat",
+      chatSettings: { model: message.model ?? conversation.model, temperature: conversation.temperature },
+      messages: [...requestMessages(conversation, index), { role: "assistant", content: message.content }],
+    };
+    delete message.error;
+    delete message.errorStatus;
+    return this.run(conversation, message, frame);
+  }
+
+  async run(conversation, message, frame) {
+    Object.assign(message, { status: "streaming", chatId: newId(), seq: 0 });
+    frame.id = message.chatId;
     this.events.changed(conversation, message);
-    await this.socket.whenOpen();
-    // Stopped while the socket was still connecting: nothing to send.
-    if (message.status !== "streaming") return;
-    this.running.set(frame.id, { conversation, message });
-    this.socket.send(frame);
+    const release = await acquire(lockName(message.chatId));
+    this.track(conversation, message, { frame, release });
+  }
+
+  // Every unfinished answer of `conversations` that no tab follows is resumed here.
+  adopt(conversations) {
+    for (const conversation of conversations) {
+      for (const message of conversation.messages) {
+        if (message.status === "streaming") this.follow(conversation, message);
+      }
+    }
+  }
+
+  async follow(conversation, message) {
+    const { chatId } = message;
+    if (!chatId || this.chats.has(chatId) || this.waiting.has(chatId)) return;
+    this.waiting.add(chatId);
+    const release = await acquire(lockName(chatId));
+    this.waiting.delete(chatId);
+    await this.events.refresh(conversation);
+    // Meanwhile another tab may have finished it, or this tab dropped it.
+    if (message.status !== "streaming" || message.chatId !== chatId) {
+      release();
+      return;
+    }
+    this.track(conversation, message, { frame: null, release });
+  }
+
+  track(conversation, message, { frame, release }) {
+    const chat = { conversation, message, ws: null, frame, resuming: false, release };
+    this.chats.set(message.chatId, chat);
+    if (this.socket.isOpen) this.sendOne(chat);
+  }
+
+  sendDetached() {
+    for (const chat of this.chats.values()) if (!chat.ws) this.sendOne(chat);
+  }
+
+  // A chat not yet sent is sent; one the server already has is resumed after its last seq.
+  sendOne(chat) {
+    const { message } = chat;
+    if (chat.frame) {
+      chat.ws = this.socket.send(chat.frame);
+      if (chat.ws) chat.frame = null;
+      return;
+    }
+    chat.resuming = true;
+    chat.ws = this.socket.send({ type: "resume", id: message.chatId, after: message.seq ?? 0 });
   }
 
   stop(conversation) {
-    const message = conversation.messages.at(-1);
-    if (message?.status !== "streaming") return;
-    const id = [...this.running].find(([, chat]) => chat.message === message)?.[0];
-    if (id && this.socket.send({ type: "cancel", id })) return;
-    this.end(id, { conversation, message }, "cancelled");
+    for (const message of conversation.messages) {
+      if (message.status !== "streaming") continue;
+      const chat = this.chats.get(message.chatId);
+      if (chat) this.cancel(chat);
+      else if (this.waiting.has(message.chatId)) this.peers.postMessage({ type: "cancel", id: message.chatId });
+      else this.end(message.chatId, { conversation, message }, "cancelled");
+    }
+  }
+
+  cancel(chat) {
+    const { message } = chat;
+    if (!chat.frame && this.socket.sendOn(chat.ws, { type: "cancel", id: message.chatId })) return;
+    // Not sent yet, or its socket is gone: the server may still have it, so tell it anyway.
+    if (!chat.frame) this.socket.send({ type: "cancel", id: message.chatId });
+    this.end(message.chatId, chat, "cancelled");
   }
 
   onFrame(frame) {
-    const chat = this.running.get(frame.id);
+    const chat = this.chats.get(frame.id);
     if (!chat) {
-      if (frame.type === "error") this.events.stray(frame);
+      if (frame.type === "error" && !this.waiting.has(frame.id)) this.events.stray(frame);
       return;
     }
     const { conversation, message } = chat;
+    const seq = typeof frame.seq === "number" ? frame.seq : null;
+    if (seq !== null) {
+      chat.resuming = false;
+      if (seq <= (message.seq ?? 0)) return; // replayed: already shown
+      message.seq = seq;
+    }
     switch (frame.type) {
       case "delta":
         message.content += frame.content;
@@ -70,25 +163,37 @@ export class ChatRunner {
         this.events.changed(conversation, message);
         break;
       case "done":
+        message.usage = frame.usage ?? null;
         this.end(frame.id, chat, END_STATUS[frame.finish_reason] ?? "done");
         break;
       case "error":
+        // A resume the server cannot serve (it no longer has the chat): the answer was cut off.
+        if (chat.resuming && seq === null) {
+          this.end(frame.id, chat, "interrupted");
+          break;
+        }
         message.error = frame.retry_after
           ? `${frame.message} (try again in ${frame.retry_after} s)`
           : frame.message;
+        message.errorStatus = frame.status;
         this.end(frame.id, chat, "error");
         break;
     }
   }
 
-  // The socket went away: the server closed every running chat's upstream with it.
-  onClose() {
-    for (const [id, chat] of this.running) this.end(id, chat, "interrupted");
+  // A message the page no longer shows (its conversation deleted): forget it, keep the server's.
+  forget(conversation) {
+    for (const [id, chat] of this.chats) {
+      if (chat.conversation !== conversation) continue;
+      this.chats.delete(id);
+      chat.release?.();
+    }
   }
 
-  end(id, { conversation, message }, status) {
-    this.running.delete(id);
-    message.status = status;
-    this.events.ended(conversation, message);
+  // The lock goes only once the end is stored: a tab that takes the chat over then sees it ended.
+  end(id, chat, status) {
+    this.chats.delete(id);
+    chat.message.status = status;
+    Promise.resolve(this.events.ended(chat.conversation, chat.message)).finally(() => chat.release?.());
   }
 }

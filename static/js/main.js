@@ -1,145 +1,180 @@
 // The chat page: wires the stored conversations, the socket and the views to the page's controls.
 
 import * as api from "./api.js";
+import { Attachments } from "./attachments.js";
 import { ChatView } from "./chat-view.js";
 import { ChatRunner } from "./chats.js";
+import { ConnectionStatus } from "./connection.js";
 import { KeyDialog, LoginDialog } from "./dialogs.js";
-import { SettingsPanel } from "./settings.js";
+import { isSidebarOpen, setupLayout, toggleSidebar } from "./layout.js";
+import { rememberModel, SettingsPanel } from "./settings.js";
 import { Sidebar } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
-import { DEFAULT_TITLE, Store } from "./store.js";
+import { DEFAULT_TITLE, newId, Store } from "./store.js";
+import { exportAll, exportMarkdown, readExport } from "./transfer.js";
+import { ui } from "./ui.js";
+import { describeConversation } from "./usage.js";
 
 const TITLE_CHARS = 40;
-const $ = (id) => document.getElementById(id);
 
 function showBanner(text) {
-  $("banner-text").textContent = text;
-  $("banner").hidden = false;
+  ui.bannerText.textContent = text;
+  ui.banner.hidden = false;
 }
 
-const store = new Store((error) => showBanner(`Conversations could not be saved: ${error.message}`));
 const socketScheme = window.location.protocol === "https:" ? "wss" : "ws";
 const socket = new ChatSocket(`${socketScheme}://${window.location.host}/api/chat/ws`);
+new ConnectionStatus({ line: ui.connection, retryNow: ui.retryNow }, socket);
+let store = null;
+let activeId = null;
 let profile = { openrouter_api_key_set: false, source: null, hint: null };
 // The conversation whose answer failed for want of a key: it is retried once a key is saved.
 let waitingForKey = null;
 
 const isKeyMissing = (message) => message?.status === "error" && message.error === api.KEY_MISSING;
+const active = () => store.find(activeId);
 
 const runner = new ChatRunner(socket, {
   changed(conversation, message) {
     view.refresh(conversation, message);
-    store.saveSoon();
-    updateComposer();
+    store.touch(conversation, { soon: true });
+    if (conversation === active()) updateComposer();
   },
   ended(conversation, message) {
     view.refresh(conversation, message);
-    store.save();
-    updateComposer();
+    view.announce(conversation, message);
+    if (conversation === active()) updateComposer();
     if (isKeyMissing(message)) {
       waitingForKey = conversation;
       keyDialog.open(profile, message.error);
     }
+    return store.touch(conversation);
   },
+  refresh: (conversation) => store.refresh(conversation),
   stray(frame) {
     showBanner(frame.message);
   },
 });
 
-const view = new ChatView($("messages"), {
-  edit(index, text) {
-    const conversation = store.active;
-    conversation.messages.splice(index, Infinity, { role: "user", content: text });
-    send(conversation);
+const view = new ChatView(
+  { container: ui.messages, announcer: ui.announcer, jump: ui.jumpLatest },
+  {
+    edit(message, text) {
+      const conversation = active();
+      const index = conversation.messages.indexOf(message);
+      const edited = { id: newId(), role: "user", content: text, images: message.images };
+      conversation.messages.splice(index, Infinity, edited);
+      send(conversation);
+    },
+    regenerate: () => regenerate(active()),
+    retry: () => regenerate(active()),
+    continue(message) {
+      runner.continue(active(), message);
+      ui.prompt.focus();
+    },
   },
-  regenerate() {
-    regenerate(store.active);
-  },
-});
+);
 
-const sidebar = new Sidebar($("conversation-list"), {
-  select(id) {
-    store.select(id);
-    showActive();
-    toggleSidebar(false);
+const sidebar = new Sidebar(
+  { list: ui.conversationList, search: ui.search },
+  {
+    rename(id, title) {
+      const conversation = store.find(id);
+      conversation.title = title.trim() || DEFAULT_TITLE;
+      store.touch(conversation);
+      renderSidebar();
+    },
+    async remove(id) {
+      const conversation = store.find(id);
+      runner.stop(conversation);
+      runner.forget(conversation);
+      await store.remove(id);
+      if (id === activeId) openConversation(null);
+      else renderSidebar();
+    },
   },
-  rename(id, title) {
-    store.rename(id, title);
-    renderSidebar();
-  },
-  remove(id) {
-    const conversation = store.conversations.find((c) => c.id === id);
-    runner.stop(conversation);
-    store.remove(id);
-    showActive();
-  },
-});
+);
 
-const keyDialog = new KeyDialog($("key-dialog"), (saved) => {
+const keyDialog = new KeyDialog(ui.keyDialog, (saved) => {
   profile = saved;
   showKeyHint();
-  socket.reconnect();
+  socket.renew();
   const conversation = waitingForKey;
   waitingForKey = null;
   if (store.conversations.includes(conversation) && isKeyMissing(conversation.messages.at(-1))) {
     regenerate(conversation);
   }
 });
-
-const loginDialog = new LoginDialog($("login-dialog"), () => start());
-const settings = new SettingsPanel(store);
+const loginDialog = new LoginDialog(ui.loginDialog, () => start());
+const settings = new SettingsPanel(ui.settings, (conversation) => store.touch(conversation));
+const attachments = new Attachments(
+  { list: ui.attachments, button: ui.attach, input: ui.attachFile, dropZone: ui.main, pasteTarget: ui.prompt },
+  showBanner,
+);
 
 function renderSidebar() {
-  sidebar.show(store.conversations, store.activeId);
+  sidebar.show(store.conversations, activeId);
 }
 
-function showActive() {
-  const conversation = store.active;
+// Shows conversation `id` (from the URL), else the most recent one, else a new one.
+function openConversation(id) {
+  const conversation =
+    store.find(id) ?? (id ? null : store.conversations.find((c) => c.messages.length)) ?? store.create(active());
+  activeId = conversation.id;
+  store.dropEmpty(activeId);
+  const hash = `#/c/${conversation.id}`;
+  if (window.location.hash !== hash) history.replaceState(null, "", hash);
   renderSidebar();
   view.show(conversation);
   settings.show(conversation);
   updateComposer();
 }
 
+const route = () => openConversation(/^#\/c\/([\w-]+)$/.exec(window.location.hash)?.[1] ?? null);
+
 function updateComposer() {
-  const busy = runner.isRunning(store.active);
+  const busy = runner.isRunning(active());
   // The button under the keyboard focus is about to hide: hand the focus to the message box.
-  const focusLost = document.activeElement === $(busy ? "send" : "stop");
-  $("send").hidden = busy;
-  $("stop").hidden = !busy;
-  if (focusLost) $("prompt").focus();
+  const focusLost = document.activeElement === (busy ? ui.send : ui.stop);
+  ui.send.hidden = busy;
+  ui.stop.hidden = !busy;
+  if (focusLost) ui.prompt.focus();
+  ui.conversationUsage.textContent = describeConversation(active());
 }
 
 function showKeyHint() {
-  $("key-hint").textContent = profile.source === "session" ? profile.hint : "";
+  ui.keyHint.textContent = profile.source === "session" ? profile.hint : "";
 }
 
 function send(conversation) {
   if (conversation.title === DEFAULT_TITLE) {
-    const first = conversation.messages.find((m) => m.role === "user").content;
-    conversation.title = first.replace(/\s+/g, " ").slice(0, TITLE_CHARS);
-    renderSidebar();
+    const first = conversation.messages.find((m) => m.role === "user");
+    const text = first.content || (first.images?.length ? "Image" : DEFAULT_TITLE);
+    conversation.title = text.replace(/\s+/g, " ").slice(0, TITLE_CHARS);
   }
+  rememberModel(conversation.model);
   runner.start(conversation);
+  store.touch(conversation, { activity: true });
+  renderSidebar();
+  settings.renderOptions();
+  ui.prompt.focus();
 }
 
 function regenerate(conversation) {
   if (runner.isRunning(conversation)) return;
   if (conversation.messages.at(-1)?.role === "assistant") conversation.messages.pop();
-  runner.start(conversation);
+  send(conversation);
 }
 
-function toggleSidebar(open) {
-  document.body.classList.toggle("sidebar-open", open);
-  $("scrim").hidden = !open;
-  $("toggle-sidebar").setAttribute("aria-expanded", String(open));
+function newChat() {
+  const conversation = store.create(active());
+  window.location.hash = `#/c/${conversation.id}`;
+  toggleSidebar(false);
+  ui.prompt.focus();
 }
 
-function setConnection(state, text) {
-  $("connection").dataset.state = state;
-  $("connection").textContent = text;
-}
-
+// Before the socket: the profile call gives the browser its session, which the server binds
+// this page's chats to (only that session may resume or cancel them).
 async function start() {
   try {
     profile = await api.getProfile();
@@ -155,57 +190,103 @@ async function start() {
   settings.loadModels();
 }
 
-socket.addEventListener("connecting", () => setConnection("connecting", "Connecting…"));
-socket.addEventListener("open", () => setConnection("open", "Connected"));
-socket.addEventListener("close", async (event) => {
-  const { retryInS } = event.detail;
-  if (retryInS !== null) setConnection("closed", `Connection lost. Reconnecting in ${retryInS} s…`);
+socket.addEventListener("close", async () => {
   // A browser cannot read why a handshake failed; the profile route tells whether it was access.
   try {
     await api.getProfile();
   } catch (error) {
     if (api.isAccessRequired(error)) {
       socket.disconnect();
-      setConnection("closed", "Signed out");
+      ui.connection.textContent = "Signed out";
       loginDialog.open();
     }
   }
 });
 
-$("composer").addEventListener("submit", (event) => {
+ui.composer.addEventListener("submit", (event) => {
   event.preventDefault();
-  const conversation = store.active;
-  const text = $("prompt").value.trim();
-  if (!text || runner.isRunning(conversation)) return;
-  $("prompt").value = "";
-  conversation.messages.push({ role: "user", content: text });
+  const conversation = active();
+  const text = ui.prompt.value.trim();
+  if ((!text && !attachments.images.length) || runner.isRunning(conversation)) return;
+  ui.prompt.value = "";
+  const images = attachments.take();
+  conversation.messages.push({ id: newId(), role: "user", content: text, ...(images.length && { images }) });
   send(conversation);
 });
-$("prompt").addEventListener("keydown", (event) => {
+ui.prompt.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
-    $("composer").requestSubmit();
+    ui.composer.requestSubmit();
+  } else if (event.key === "ArrowUp" && !ui.prompt.value && !runner.isRunning(active())) {
+    const last = active().messages.findLast((m) => m.role === "user");
+    if (last) {
+      event.preventDefault();
+      view.editMessage(last);
+    }
   }
 });
-$("stop").addEventListener("click", () => runner.stop(store.active));
-
-$("new-chat").addEventListener("click", () => {
-  store.create();
-  showActive();
-  toggleSidebar(false);
-  $("prompt").focus();
-});
-$("toggle-sidebar").addEventListener("click", () => {
-  toggleSidebar(!document.body.classList.contains("sidebar-open"));
-});
-$("scrim").addEventListener("click", () => toggleSidebar(false));
+ui.stop.addEventListener("click", () => runner.stop(active()));
+ui.newChat.addEventListener("click", newChat);
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape") toggleSidebar(false);
+  if (event.key === "Escape" && !document.querySelector("dialog[open]")) {
+    if (isSidebarOpen()) toggleSidebar(false);
+    else if (runner.isRunning(active())) runner.stop(active());
+  } else if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key.toLowerCase() === "o") {
+    event.preventDefault();
+    newChat();
+  }
 });
-$("open-key-dialog").addEventListener("click", () => keyDialog.open(profile));
-$("banner-close").addEventListener("click", () => {
-  $("banner").hidden = true;
+ui.conversationList.addEventListener("click", (event) => {
+  if (event.target.closest("a.conversation-open")) toggleSidebar(false);
 });
+window.addEventListener("hashchange", route);
+ui.openKeyDialog.addEventListener("click", () => keyDialog.open(profile));
+ui.bannerClose.addEventListener("click", () => {
+  ui.banner.hidden = true;
+});
+ui.exportAll.addEventListener("click", () => exportAll(store.conversations));
+ui.exportMarkdown.addEventListener("click", () => exportMarkdown(active()));
+ui.importButton.addEventListener("click", () => ui.importFile.click());
+ui.importFile.addEventListener("change", async () => {
+  const [file] = ui.importFile.files;
+  ui.importFile.value = "";
+  try {
+    await store.importAll(await readExport(file));
+    renderSidebar();
+    view.refreshAll(active());
+  } catch (error) {
+    showBanner(error.message);
+  }
+});
+setupLayout();
+// The message box grows with its text; where CSS cannot say so (field-sizing), script does.
+if (!CSS.supports("field-sizing", "content")) {
+  ui.prompt.addEventListener("input", () => {
+    ui.prompt.style.height = "auto";
+    ui.prompt.style.height = `${Math.min(ui.prompt.scrollHeight, window.innerHeight * 0.4)}px`;
+  });
+}
 
-showActive();
-start();
+async function boot() {
+  try {
+    store = await Store.open((error) => showBanner(`Conversations could not be saved: ${error.message}`));
+  } catch (error) {
+    showBanner(`This browser cannot keep conversations (${error.message}).`);
+    return;
+  }
+  store.addEventListener("changed", ({ detail: { conversation } }) => {
+    runner.adopt([conversation]);
+    renderSidebar();
+    view.refreshAll(conversation);
+    if (conversation === active()) updateComposer();
+  });
+  store.addEventListener("removed", ({ detail: { id } }) => {
+    if (id === activeId) openConversation(null);
+    else renderSidebar();
+  });
+  route();
+  runner.adopt(store.conversations);
+  start();
+}
+
+boot();

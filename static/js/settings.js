@@ -1,56 +1,99 @@
-// The shown conversation's settings: model (picked from /api/models or typed), temperature and
-// system prompt. Each edit is stored with that conversation.
+// The shown conversation's settings: model (picked from /api/models with context and price,
+// recent ones first, or any id typed), temperature and system prompt, each stored with it.
 
 import * as api from "./api.js";
+import { setPrices } from "./usage.js";
 
-const $ = (id) => document.getElementById(id);
+const RECENT_KEY = "chatrelay.recentModels";
+const RECENT_COUNT = 5;
+
+function perMillion(price) {
+  const value = Number(price) * 1e6;
+  if (!Number.isFinite(value)) return null;
+  return value === 0 ? "free" : `$${value.toFixed(value < 1 ? 3 : 2)}/M`;
+}
+
+function describeModel(model) {
+  const words = [model.name ?? model.id];
+  if (model.context_length) words.push(`${Math.round(model.context_length / 1000)}k context`);
+  const prompt = perMillion(model.pricing?.prompt);
+  const completion = perMillion(model.pricing?.completion);
+  if (prompt && completion) words.push(prompt === completion ? prompt : `${prompt} in, ${completion} out`);
+  return words.join(" · ");
+}
+
+function recentModels() {
+  try {
+    const list = JSON.parse(localStorage.getItem(RECENT_KEY));
+    return Array.isArray(list) ? list.filter((id) => typeof id === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+export function rememberModel(id) {
+  const list = [id, ...recentModels().filter((other) => other !== id)].slice(0, RECENT_COUNT);
+  localStorage.setItem(RECENT_KEY, JSON.stringify(list));
+}
 
 export class SettingsPanel {
-  constructor(store) {
-    this.store = store;
-    const model = $("model");
-    model.addEventListener("input", () => {
+  // ui: the panel's controls; onChange(conversation): a setting of it changed.
+  constructor(ui, onChange) {
+    this.ui = ui;
+    this.onChange = onChange;
+    this.conversation = null;
+    this.models = [];
+    ui.model.addEventListener("input", () => {
       // An empty box is mid-edit, not a model: keep the last one until something is typed.
-      if (model.value.trim()) this.update({ model: model.value.trim() });
+      if (ui.model.value.trim()) this.update({ model: ui.model.value.trim() });
     });
-    model.addEventListener("change", () => {
-      model.value = store.active.model;
+    ui.model.addEventListener("change", () => {
+      ui.model.value = this.conversation.model;
     });
-    $("temperature").addEventListener("input", () => {
-      this.update({ temperature: Number($("temperature").value) });
-      $("temperature-value").value = store.active.temperature;
+    ui.temperature.addEventListener("input", () => {
+      this.update({ temperature: Number(ui.temperature.value) });
+      ui.temperatureValue.value = this.conversation.temperature;
     });
-    $("system-prompt").addEventListener("input", () => {
-      this.update({ systemPrompt: $("system-prompt").value });
-    });
-    $("toggle-settings").addEventListener("click", () => {
-      const open = $("settings").hidden;
-      $("settings").hidden = !open;
-      $("toggle-settings").setAttribute("aria-expanded", String(open));
+    ui.systemPrompt.addEventListener("input", () => this.update({ systemPrompt: ui.systemPrompt.value }));
+    ui.toggle.addEventListener("click", () => {
+      const open = ui.panel.hidden;
+      ui.panel.hidden = !open;
+      ui.toggle.setAttribute("aria-expanded", String(open));
     });
   }
 
   update(changes) {
-    Object.assign(this.store.active, changes);
-    this.store.saveSoon();
+    Object.assign(this.conversation, changes);
+    this.onChange(this.conversation);
   }
 
   show(conversation) {
-    $("model").value = conversation.model;
-    $("temperature").value = conversation.temperature;
-    $("temperature-value").value = conversation.temperature;
-    $("system-prompt").value = conversation.systemPrompt;
+    this.conversation = conversation;
+    this.ui.model.value = conversation.model;
+    this.ui.temperature.value = conversation.temperature;
+    this.ui.temperatureValue.value = conversation.temperature;
+    this.ui.systemPrompt.value = conversation.systemPrompt;
+  }
+
+  // Recent models first, then the server's list.
+  renderOptions() {
+    const byId = new Map(this.models.map((model) => [model.id, model]));
+    const recent = recentModels();
+    const options = recent.map((id) => new Option(`Recent · ${byId.has(id) ? describeModel(byId.get(id)) : id}`, id));
+    for (const model of this.models) {
+      if (!recent.includes(model.id)) options.push(new Option(describeModel(model), model.id));
+    }
+    this.ui.options.replaceChildren(...options);
   }
 
   async loadModels() {
     try {
-      const models = await api.listModels();
-      $("model-options").replaceChildren(
-        ...models.map((model) => new Option(model.name ?? model.id, model.id)),
-      );
-      $("models-status").textContent = `${models.length} models listed; any model id can be typed.`;
+      this.models = await api.listModels();
+      setPrices(this.models);
+      this.ui.status.textContent = `${this.models.length} models listed; any model id can be typed.`;
     } catch (error) {
-      $("models-status").textContent = `The models list did not load (${error.message}); type a model id.`;
+      this.ui.status.textContent = `The models list did not load (${error.message}); type a model id.`;
     }
+    this.renderOptions();
   }
 }

@@ -1,4 +1,7 @@
-// The side list of conversations: open one, rename it in place, delete it.
+// The side list of conversations, most recent first and grouped by day: open one (a link to
+// #/c/<id>), rename it in place, delete it, and search titles and text.
+
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 function iconButton(symbol, label, action) {
   const button = document.createElement("button");
@@ -11,30 +14,75 @@ function iconButton(symbol, label, action) {
   return button;
 }
 
+function groupOf(time, now = new Date()) {
+  const today = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime();
+  if (time >= today) return "Today";
+  if (time >= today - DAY_MS) return "Yesterday";
+  if (time >= today - 7 * DAY_MS) return "Previous 7 days";
+  return "Earlier";
+}
+
+function matches(conversation, query) {
+  if (!query) return true;
+  if (conversation.title.toLowerCase().includes(query)) return true;
+  return conversation.messages.some((m) => m.content?.toLowerCase().includes(query));
+}
+
 export class Sidebar {
-  // actions: {select(id), rename(id, title), remove(id)}
-  constructor(list, actions) {
+  // actions: {rename(id, title), remove(id)}
+  constructor({ list, search }, actions) {
     this.list = list;
+    this.search = search;
     this.actions = actions;
+    this.shown = { conversations: [], activeId: null };
     list.addEventListener("click", (event) => this.onClick(event));
+    search.addEventListener("input", () => this.render());
   }
 
   show(conversations, activeId) {
-    this.list.replaceChildren(
-      ...conversations.map((conversation) => this.build(conversation, conversation.id === activeId)),
-    );
+    this.shown = { conversations, activeId };
+    this.render();
+  }
+
+  render() {
+    const { conversations, activeId } = this.shown;
+    const query = this.search.value.trim().toLowerCase();
+    const items = [];
+    let group = null;
+    for (const conversation of conversations) {
+      const active = conversation.id === activeId;
+      // A new chat is listed once it has a message: empty ones never pile up.
+      if (conversation.messages.length === 0) continue;
+      if (!matches(conversation, query)) continue;
+      const name = groupOf(conversation.updatedAt ?? 0);
+      if (name !== group) {
+        group = name;
+        const heading = document.createElement("li");
+        heading.className = "conversation-group";
+        heading.setAttribute("role", "presentation");
+        heading.textContent = name;
+        items.push(heading);
+      }
+      items.push(this.build(conversation, active));
+    }
+    if (query && !items.length) {
+      const none = document.createElement("li");
+      none.className = "conversation-group";
+      none.textContent = "No conversation matches.";
+      items.push(none);
+    }
+    this.list.replaceChildren(...items);
   }
 
   build(conversation, active) {
     const item = document.createElement("li");
     item.className = active ? "conversation active" : "conversation";
     item.dataset.id = conversation.id;
-    const open = document.createElement("button");
-    open.type = "button";
+    const open = document.createElement("a");
     open.className = "conversation-open";
-    open.dataset.action = "select";
+    open.href = `#/c/${conversation.id}`;
     open.textContent = conversation.title;
-    if (active) open.setAttribute("aria-current", "true");
+    if (active) open.setAttribute("aria-current", "page");
     item.append(
       open,
       iconButton("✎", `Rename “${conversation.title}”`, "rename"),
@@ -43,22 +91,19 @@ export class Sidebar {
     return item;
   }
 
+  focusItem(id) {
+    this.list.querySelector(`li[data-id="${CSS.escape(id)}"] .conversation-open`)?.focus();
+  }
+
   onClick(event) {
     const button = event.target.closest("button[data-action]");
     if (!button) return;
     const item = button.closest("li");
     const { id } = item.dataset;
     const title = item.querySelector(".conversation-open").textContent;
-    switch (button.dataset.action) {
-      case "select":
-        this.actions.select(id);
-        break;
-      case "rename":
-        this.startRename(item, id, title);
-        break;
-      case "delete":
-        if (window.confirm(`Delete “${title}”?`)) this.actions.remove(id);
-        break;
+    if (button.dataset.action === "rename") this.startRename(item, id, title);
+    else if (button.dataset.action === "delete" && window.confirm(`Delete “${title}”?`)) {
+      this.actions.remove(id);
     }
   }
 
@@ -72,11 +117,15 @@ export class Sidebar {
       if (done) return;
       done = true;
       if (save) this.actions.rename(id, input.value);
-      else item.replaceWith(this.build({ id, title }, item.classList.contains("active")));
+      else this.render();
+      this.focusItem(id);
     };
     input.addEventListener("keydown", (event) => {
       if (event.key === "Enter") finish(true);
-      else if (event.key === "Escape") finish(false);
+      else if (event.key === "Escape") {
+        event.stopPropagation();
+        finish(false);
+      }
     });
     input.addEventListener("blur", () => finish(true));
     item.replaceChildren(input);

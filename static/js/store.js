@@ -1,6 +1,14 @@
-// Conversations kept in localStorage, so they survive reloads: one JSON document under one key.
+// Conversations kept in IndexedDB, one record each, so they survive reloads, are not capped at
+// localStorage's few megabytes, and two tabs never overwrite each other: a tab writes only the
+// conversation it changed, and tells the other tabs (BroadcastChannel), which merge it by id.
+// Events: "changed" (detail: {conversation}), "removed" (detail: {id}).
 
-const STORAGE_KEY = "chatrelay.conversations.v1";
+import { openDB } from "/vendor/idb.js";
+import { mergeInto } from "./merge.js";
+
+const DB_NAME = "chatrelay";
+const TABLE = "conversations";
+const LEGACY_KEY = "chatrelay.conversations.v1";
 const SAVE_DELAY_MS = 300;
 const DEFAULT_MODEL = "openai/gpt-4o-mini";
 export const DEFAULT_TITLE = "New chat";
@@ -11,38 +19,70 @@ export function newId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function readSaved(storage) {
+const isEmpty = (conversation) => conversation.messages.length === 0;
+
+// The page once kept everything in one localStorage string: move it over once, then drop it.
+async function migrateLegacy(db) {
+  let saved;
   try {
-    const data = JSON.parse(storage.getItem(STORAGE_KEY));
-    if (data && Array.isArray(data.conversations)) return data;
+    saved = JSON.parse(localStorage.getItem(LEGACY_KEY));
   } catch {
-    // Unreadable storage starts afresh rather than breaking the page.
+    saved = null;
   }
-  return { conversations: [], activeId: null };
+  if (!Array.isArray(saved?.conversations)) return;
+  const now = Date.now();
+  const tx = db.transaction(TABLE, "readwrite");
+  saved.conversations.forEach((conversation, index) => {
+    conversation.updatedAt ??= now - index;
+    for (const message of conversation.messages) message.id ??= newId();
+    tx.store.put(conversation);
+  });
+  await tx.done;
+  localStorage.removeItem(LEGACY_KEY);
 }
 
-export class Store {
-  constructor(onSaveError, storage = window.localStorage) {
-    this.storage = storage;
+export class Store extends EventTarget {
+  static async open(onSaveError) {
+    const db = await openDB(DB_NAME, 1, {
+      upgrade(database) {
+        database.createObjectStore(TABLE, { keyPath: "id" });
+      },
+    });
+    await migrateLegacy(db);
+    const store = new Store(db, onSaveError);
+    store.conversations = await db.getAll(TABLE);
+    store.sort();
+    return store;
+  }
+
+  constructor(db, onSaveError) {
+    super();
+    this.db = db;
     this.onSaveError = onSaveError;
-    this.saveTimer = null;
-    const saved = readSaved(storage);
-    this.conversations = saved.conversations;
-    this.activeId = saved.activeId;
-    // An answer still streaming when the page went away was cut off there.
-    for (const conversation of this.conversations) {
-      for (const message of conversation.messages) {
-        if (message.status === "streaming") message.status = "interrupted";
-      }
-    }
-    if (!this.active) this.create();
+    this.conversations = [];
+    this.timers = new Map();
+    this.channel = new BroadcastChannel("chatrelay.conversations");
+    this.channel.addEventListener("message", (event) => this.onPeer(event.data));
+    // A tab going away writes what it has not written yet.
+    window.addEventListener("pagehide", () => this.flush());
   }
 
-  get active() {
-    return this.conversations.find((c) => c.id === this.activeId) ?? null;
+  find(id) {
+    return this.conversations.find((c) => c.id === id) ?? null;
   }
 
-  create(template = this.active) {
+  // Most recent activity first.
+  sort() {
+    this.conversations.sort((a, b) => (b.updatedAt ?? 0) - (a.updatedAt ?? 0));
+  }
+
+  // Empty conversations left behind are forgotten (they were never written).
+  dropEmpty(keepId) {
+    this.conversations = this.conversations.filter((c) => !isEmpty(c) || c.id === keepId);
+  }
+
+  // A new conversation is only kept once it has a message: empty "New chat" entries never pile up.
+  create(template) {
     const conversation = {
       id: newId(),
       title: DEFAULT_TITLE,
@@ -50,44 +90,104 @@ export class Store {
       temperature: template?.temperature ?? 0.7,
       systemPrompt: "",
       messages: [],
+      updatedAt: Date.now(),
     };
     this.conversations.unshift(conversation);
-    this.activeId = conversation.id;
-    this.save();
     return conversation;
   }
 
-  select(id) {
-    this.activeId = id;
-    this.save();
+  // `conversation` changed now; `activity` says it moves to the top of the list.
+  touch(conversation, { activity = false, soon = false } = {}) {
+    if (activity) {
+      conversation.updatedAt = Date.now();
+      this.sort();
+    } else {
+      conversation.updatedAt = Math.max(conversation.updatedAt ?? 0, Date.now());
+    }
+    if (soon) return this.saveSoon(conversation);
+    return this.save(conversation);
   }
 
-  rename(id, title) {
-    const conversation = this.conversations.find((c) => c.id === id);
-    conversation.title = title.trim() || DEFAULT_TITLE;
-    this.save();
+  // Streaming changes a conversation many times a second: write it at most every SAVE_DELAY_MS.
+  saveSoon(conversation) {
+    if (this.timers.has(conversation.id)) return;
+    this.timers.set(
+      conversation.id,
+      setTimeout(() => this.save(conversation), SAVE_DELAY_MS),
+    );
   }
 
-  remove(id) {
-    this.conversations = this.conversations.filter((c) => c.id !== id);
-    if (this.activeId === id) this.activeId = this.conversations[0]?.id ?? null;
-    if (!this.active) this.create(null);
-    this.save();
-  }
-
-  // Streaming changes the document many times a second; write it at most every SAVE_DELAY_MS.
-  saveSoon() {
-    this.saveTimer ??= setTimeout(() => this.save(), SAVE_DELAY_MS);
-  }
-
-  save() {
-    clearTimeout(this.saveTimer);
-    this.saveTimer = null;
-    const data = { conversations: this.conversations, activeId: this.activeId };
+  async save(conversation) {
+    clearTimeout(this.timers.get(conversation.id));
+    this.timers.delete(conversation.id);
+    if (isEmpty(conversation) || !this.conversations.includes(conversation)) return;
     try {
-      this.storage.setItem(STORAGE_KEY, JSON.stringify(data));
+      // Read, merge, write in one transaction: what another tab wrote meanwhile is kept.
+      const tx = this.db.transaction(TABLE, "readwrite");
+      const stored = await tx.store.get(conversation.id);
+      if (stored) mergeInto(conversation, stored);
+      await tx.store.put(conversation);
+      await tx.done;
+      this.channel.postMessage({ type: "put", id: conversation.id });
     } catch (error) {
       this.onSaveError(error);
     }
+  }
+
+  flush() {
+    for (const id of [...this.timers.keys()]) {
+      const conversation = this.find(id);
+      if (conversation) this.save(conversation);
+    }
+  }
+
+  async remove(id) {
+    clearTimeout(this.timers.get(id));
+    this.timers.delete(id);
+    this.conversations = this.conversations.filter((c) => c.id !== id);
+    try {
+      await this.db.delete(TABLE, id);
+      this.channel.postMessage({ type: "delete", id });
+    } catch (error) {
+      this.onSaveError(error);
+    }
+  }
+
+  // Import: each conversation merged by id with the one of the same id, if any.
+  async importAll(conversations) {
+    for (const incoming of conversations) {
+      const local = this.find(incoming.id);
+      if (local) mergeInto(local, incoming);
+      else this.conversations.push(incoming);
+      await this.save(local ?? incoming);
+    }
+    this.sort();
+  }
+
+  // The stored copy folded into this tab's: another tab may have written it a moment ago.
+  async refresh(conversation) {
+    const stored = await this.db.get(TABLE, conversation.id);
+    if (stored) mergeInto(conversation, stored);
+  }
+
+  async onPeer(message) {
+    if (message?.type === "delete") {
+      if (!this.find(message.id)) return;
+      this.conversations = this.conversations.filter((c) => c.id !== message.id);
+      this.emit("removed", { id: message.id });
+      return;
+    }
+    if (message?.type !== "put") return;
+    const incoming = await this.db.get(TABLE, message.id);
+    if (!incoming) return;
+    const local = this.find(message.id);
+    const conversation = local ? mergeInto(local, incoming) : incoming;
+    if (!local) this.conversations.push(conversation);
+    this.sort();
+    this.emit("changed", { conversation });
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 }

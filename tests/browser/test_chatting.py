@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from playwright.async_api import Page, expect
 
@@ -12,6 +10,7 @@ from tests.browser.chat_page import (
     last_answer,
     prompt,
     send_message,
+    stored_conversations,
     wait_until_answered,
 )
 from tests.browser.conftest import OpenPage, screenshot
@@ -27,12 +26,6 @@ from tests.fake_openrouter import (
 )
 
 pytestmark = pytest.mark.browser
-
-
-async def stored_conversations(page: Page) -> list[dict[str, object]]:
-    raw = await page.evaluate("localStorage.getItem('chatrelay.conversations.v1')")
-    conversations: list[dict[str, object]] = json.loads(raw)["conversations"]
-    return conversations
 
 
 async def test_a_message_streams_in_and_lands_exactly(
@@ -51,11 +44,11 @@ async def test_a_message_streams_in_and_lands_exactly(
     await expect(last_answer(page).locator("strong")).to_have_text("world")
     await expect(page.locator("#messages article.user .message-body")).to_have_text("Say hello")
     stored = await stored_conversations(page)
-    assert stored[0]["messages"] == [
-        {"role": "user", "content": "Say hello"},
-        {"role": "assistant", "content": "".join(tokens), "status": "done",
-         "model": "openai/gpt-4o-mini"},
-    ]  # fmt: skip
+    question, answer = stored[0]["messages"]
+    assert (question["role"], question["content"]) == ("user", "Say hello")
+    assert (answer["role"], answer["content"], answer["status"], answer["model"]) == (
+        "assistant", "".join(tokens), "done", "openai/gpt-4o-mini"
+    )  # fmt: skip
     [request] = fake_openrouter.requests
     assert request.body["messages"] == [{"role": "user", "content": "Say hello"}]
     assert request.body["model"] == "openai/gpt-4o-mini"
@@ -236,5 +229,7 @@ async def test_keyboard_alone_sends_and_stops(
 
     await expect(answers(page).last).to_have_attribute("data-status", "cancelled")
     await expect(prompt(page)).to_be_focused()
+    await page.keyboard.press("Shift+Tab")
+    await expect(page.get_by_role("button", name="Attach images")).to_be_focused()
     await page.keyboard.press("Shift+Tab")
     await expect(page.get_by_role("button", name="Regenerate")).to_be_focused()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.chat_page import last_answer, send_message, wait_until_answered
+from tests.browser.chat_page import conversation_links, last_answer, send_message, wait_until_answered
 from tests.browser.conftest import OpenPage, screenshot
 
 pytestmark = pytest.mark.browser
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.browser
 async def test_history_survives_a_reload_with_rename_and_delete(open_page: OpenPage) -> None:
     page = await open_page()
     page.on("dialog", lambda dialog: dialog.accept())
-    conversations = page.locator("#conversation-list .conversation-open")
+    conversations = conversation_links(page)
     await send_message(page, "alpha question")
     await expect(last_answer(page)).to_have_text("alpha question")
     await wait_until_answered(page)
@@ -30,7 +30,7 @@ async def test_history_survives_a_reload_with_rename_and_delete(open_page: OpenP
     await page.reload()
 
     await expect(conversations).to_have_text(["Beta chat", "alpha question"])
-    await expect(page.locator("[aria-current='true']")).to_have_text("Beta chat")
+    await expect(page.locator("[aria-current='page']")).to_have_text("Beta chat")
     await expect(last_answer(page)).to_have_text("beta question")
     await conversations.filter(has_text="alpha question").click()
     await expect(page.locator("#messages article.user .message-body")).to_have_text(

@@ -1,0 +1,143 @@
+// One message on screen. Built once; a streaming answer only grows (MarkdownStream), a finished
+// one is never rebuilt unless its text changed (another tab, Continue). The actions row is
+// always there, so nothing jumps when an answer ends.
+
+import { MarkdownStream, renderMarkdown } from "./markdown.js";
+import { describeUsage } from "./usage.js";
+
+const STATUS_NOTES = {
+  cancelled: "Stopped.",
+  length: "Stopped at the model's length limit.",
+  interrupted: "Connection lost: this answer was cut off.",
+};
+
+export function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export function button(label, action, extra = {}) {
+  const node = element("button", "button small", label);
+  node.type = "button";
+  node.dataset.action = action;
+  for (const [name, value] of Object.entries(extra)) node.setAttribute(name, value);
+  return node;
+}
+
+const canContinue = (message) =>
+  Boolean(message.content) && (message.errorStatus === 503 || message.status === "interrupted");
+
+export class MessageView {
+  constructor(message) {
+    this.message = message;
+    this.article = element("article", `message ${message.role}`);
+    this.article.dataset.id = message.id;
+    const who = message.role === "user" ? "You" : "Assistant";
+    this.role = element("div", "message-role", message.model ? `${who} · ${message.model}` : who);
+    this.body = element("div", "message-body");
+    this.note = element("p", "message-note");
+    this.note.hidden = true;
+    this.actions = element("div", "message-actions");
+    this.article.append(this.role, this.body, this.note, this.actions);
+    this.stream = null;
+    this.shown = null; // the text the body shows, once final
+    this.actionsKey = null;
+    if (message.role === "user") this.renderUser();
+  }
+
+  renderUser() {
+    const { message } = this;
+    this.body.textContent = message.content;
+    for (const url of message.images ?? []) {
+      const image = element("img", "attachment");
+      image.src = url;
+      image.alt = "Attached image";
+      this.body.append(image);
+    }
+  }
+
+  render() {
+    const { message, article } = this;
+    article.dataset.status = message.status ?? "done";
+    article.setAttribute("aria-busy", String(message.status === "streaming"));
+    if (message.role !== "assistant") return;
+    this.renderReasoning();
+    this.renderBody();
+    const error = message.status === "error";
+    this.note.className = error ? "message-error" : "message-note";
+    this.note.textContent = error ? message.error : (STATUS_NOTES[message.status] ?? "");
+    this.note.hidden = !this.note.textContent;
+  }
+
+  renderBody() {
+    const { message } = this;
+    if (message.status === "streaming") {
+      if (!this.stream) {
+        this.body.replaceChildren();
+        this.stream = new MarkdownStream(this.body);
+        this.shown = null;
+      }
+      if (!message.content) {
+        this.typing ??= this.body.appendChild(element("span", "typing", "Thinking…"));
+        return;
+      }
+      this.typing?.remove();
+      this.typing = null;
+      this.stream.update(message.content);
+      return;
+    }
+    this.typing?.remove();
+    this.typing = null;
+    if (this.stream) {
+      if (message.content) this.stream.update(message.content, true);
+      else this.body.replaceChildren();
+      this.stream = null;
+      this.shown = message.content;
+    } else if (this.shown !== message.content) {
+      renderMarkdown(this.body, message.content ?? "");
+      this.shown = message.content;
+    }
+  }
+
+  renderReasoning() {
+    const { reasoning } = this.message;
+    if (!reasoning) return;
+    if (!this.reasoning) {
+      this.reasoning = element("details", "reasoning");
+      this.reasoningText = element("div", "");
+      this.reasoning.append(element("summary", "", "Reasoning"), this.reasoningText);
+      this.role.after(this.reasoning);
+    }
+    if (this.reasoningText.textContent.length !== reasoning.length) {
+      this.reasoningText.textContent = reasoning;
+    }
+  }
+
+  // Which actions a message offers depends on whether it is the last and whether a chat runs.
+  renderActions(isLast, busy) {
+    const { message } = this;
+    const key = [isLast, busy, message.status, Boolean(message.content), message.usage?.total_tokens];
+    if (String(key) === this.actionsKey) return;
+    this.actionsKey = String(key);
+    this.actions.classList.toggle("resting", busy);
+    const buttons = [];
+    if (message.role === "user") {
+      buttons.push(button("Edit", "edit", { "aria-label": "Edit this message and resend" }));
+    } else if (message.status !== "streaming") {
+      if (message.content) buttons.push(button("Copy", "copy-answer"));
+      if (isLast && message.status === "error") buttons.push(button("Retry", "retry"));
+      else if (isLast) buttons.push(button("Regenerate", "regenerate"));
+      if (isLast && canContinue(message)) buttons.push(button("Continue", "continue"));
+      const usage = describeUsage(message.usage, message.model);
+      if (usage) buttons.push(element("span", "usage muted", usage));
+    }
+    this.actions.replaceChildren(...buttons);
+  }
+
+  // The answer as plain text, for the screen reader's one announcement.
+  get text() {
+    return this.body.textContent;
+  }
+}

@@ -1,0 +1,64 @@
+// Export and import: every conversation as one JSON file (import merges by id), and the shown
+// one as Markdown.
+
+const FORMAT = "chatrelay.conversations";
+
+function download(name, type, text) {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+const stamp = () => new Date().toISOString().slice(0, 10);
+
+export function exportAll(conversations) {
+  const kept = conversations.filter((c) => c.messages.length);
+  const data = { format: FORMAT, version: 1, exportedAt: new Date().toISOString(), conversations: kept };
+  download(`chatrelay-${stamp()}.json`, "application/json", JSON.stringify(data, null, 2));
+}
+
+export function toMarkdown(conversation) {
+  const lines = [`# ${conversation.title}`, ""];
+  if (conversation.systemPrompt?.trim()) lines.push(`> System: ${conversation.systemPrompt.trim()}`, "");
+  for (const message of conversation.messages) {
+    const who = message.role === "user" ? "You" : `Assistant${message.model ? ` (${message.model})` : ""}`;
+    lines.push(`## ${who}`, "", message.content ?? "", "");
+    if (message.status === "error") lines.push(`*Error: ${message.error}*`, "");
+  }
+  return lines.join("\n");
+}
+
+export function exportMarkdown(conversation) {
+  const name = conversation.title.replace(/[^\w-]+/g, "-").slice(0, 40) || "conversation";
+  download(`${name}.md`, "text/markdown", toMarkdown(conversation));
+}
+
+const isConversation = (c) =>
+  c && typeof c.id === "string" && typeof c.title === "string" && Array.isArray(c.messages);
+
+// The conversations of an exported file, checked enough that a bad file breaks nothing.
+export async function readExport(file) {
+  let data;
+  try {
+    data = JSON.parse(await file.text());
+  } catch {
+    throw new Error(`${file.name} is not JSON.`);
+  }
+  const conversations = Array.isArray(data) ? data : data?.conversations;
+  if (!Array.isArray(conversations) || !conversations.every(isConversation)) {
+    throw new Error(`${file.name} is not an export of chatrelay conversations.`);
+  }
+  for (const conversation of conversations) {
+    conversation.updatedAt ??= Date.now();
+    conversation.systemPrompt ??= "";
+    for (const message of conversation.messages) {
+      message.id ??= crypto.getRandomValues(new Uint32Array(3)).join("-");
+      // An answer that was streaming in the exporting browser cannot be resumed here.
+      if (message.status === "streaming") message.status = "interrupted";
+    }
+  }
+  return conversations;
+}
