@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.chat_page import conversation_links, last_answer, send_message, wait_until_answered
+from tests.browser.chat_page import (
+    conversation_links,
+    last_answer,
+    send_message,
+    wait_until_answered,
+)
 from tests.browser.conftest import OpenPage, screenshot
 
 pytestmark = pytest.mark.browser

@@ -86,7 +86,8 @@ async def test_a_dropped_socket_is_reported_and_an_answer_the_server_lost_is_mar
 
     await expect(connection).to_have_text("Connected", timeout=20_000)
     await expect(answers(page).last).to_have_attribute("data-status", "interrupted")
-    await expect(answers(page).last.get_by_text("Connection lost: this answer was cut off.")).to_be_visible()
+    cut_off = answers(page).last.get_by_text("Connection lost: this answer was cut off.")
+    await expect(cut_off).to_be_visible()
     await expect(last_answer(page)).to_have_text("Half an")
     await send_message(page, "back again")
     await expect(last_answer(page)).to_have_text("back again")

@@ -20,6 +20,7 @@ from tests.fake_openrouter import (
     COMMENT,
     FakeOpenRouter,
     Reply,
+    Step,
     chunk,
     error_reply,
     event,
@@ -90,13 +91,14 @@ async def test_model_output_cannot_reach_the_page_controls(
     await stop.click()
     await expect(answers(page).last).to_have_attribute("data-status", "cancelled")
     await expect(prompt(page)).to_have_value("")
-    assert fake_openrouter.requests[1].body["messages"][-1] == {"role": "user", "content": "and now?"}
+    last_sent = fake_openrouter.requests[1].body["messages"][-1]
+    assert last_sent == {"role": "user", "content": "and now?"}
 
 
 async def test_saving_a_key_does_not_stop_a_running_answer(
     open_page: OpenPage, fake_openrouter: FakeOpenRouter
 ) -> None:
-    steps = [COMMENT, event(chunk("First half,")), 2.0, event(chunk(" second half."))]
+    steps: list[Step] = [COMMENT, event(chunk("First half,")), 2.0, event(chunk(" second half."))]
     fake_openrouter.script(Reply(steps=[*steps, *sse_reply([]).steps[1:]]))
     page = await open_page(upstream_timeout_s=10.0)
     await send_message(page, "a slow answer")
