@@ -21,7 +21,7 @@ async function copyWithFeedback(target, text) {
 }
 
 export class ChatView {
-  // actions: {edit(message, text), regenerate(), retry(), continue(message)}
+  // actions: {edit(message, text), regenerate(), retry(), continue(message), showVersion(message, i)}
   constructor({ container, announcer, jump }, actions) {
     this.container = container;
     this.announcer = announcer;
@@ -161,6 +161,9 @@ export class ChatView {
         break;
       case "continue":
         this.actions.continue(view.message);
+        break;
+      case "version":
+        this.actions.showVersion(view.message, Number(target.dataset.to));
         break;
     }
   }

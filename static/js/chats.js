@@ -54,6 +54,19 @@ export class ChatRunner {
     return this.run(conversation, message, frame);
   }
 
+  // Answers `message` again in place (a new version of it, or a retry of a failed one).
+  restart(conversation, message) {
+    const index = conversation.messages.indexOf(message);
+    for (const field of ["error", "errorStatus", "usage", "reasoning"]) delete message[field];
+    Object.assign(message, { content: "", model: conversation.model });
+    const frame = {
+      type: "chat",
+      chatSettings: { model: conversation.model, temperature: conversation.temperature },
+      messages: requestMessages(conversation, index),
+    };
+    return this.run(conversation, message, frame);
+  }
+
   // An answer cut short (the server shut down, the connection was lost) goes on where it
   // stopped: a new chat whose messages end with the partial answer, for the model to continue.
   continue(conversation, message) {
@@ -69,7 +82,7 @@ export class ChatRunner {
   }
 
   async run(conversation, message, frame) {
-    Object.assign(message, { status: "streaming", chatId: newId(), seq: 0 });
+    Object.assign(message, { status: "streaming", chatId: newId(), seq: 0, changedAt: Date.now() });
     frame.id = message.chatId;
     this.events.changed(conversation, message);
     const release = await acquire(lockName(message.chatId));

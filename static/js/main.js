@@ -14,6 +14,7 @@ import { DEFAULT_TITLE, newId, Store } from "./store.js";
 import { exportAll, exportMarkdown, readExport } from "./transfer.js";
 import { ui } from "./ui.js";
 import { describeConversation } from "./usage.js";
+import { addVersion, showVersion } from "./versions.js";
 
 const TITLE_CHARS = 40;
 
@@ -62,12 +63,26 @@ const view = new ChatView(
     edit(message, text) {
       const conversation = active();
       const index = conversation.messages.indexOf(message);
+      const answer = conversation.messages[index + 1];
+      // The last question edited: its answer gets a new version and the old one is kept.
+      if (answer?.role === "assistant" && index + 2 === conversation.messages.length) {
+        regenerate(conversation, text);
+        return;
+      }
       const edited = { id: newId(), role: "user", content: text, images: message.images };
       conversation.messages.splice(index, Infinity, edited);
       send(conversation);
     },
     regenerate: () => regenerate(active()),
     retry: () => regenerate(active()),
+    showVersion(message, index) {
+      const conversation = active();
+      const question = conversation.messages[conversation.messages.indexOf(message) - 1];
+      showVersion(message, question, index);
+      store.touch(conversation);
+      view.refreshAll(conversation);
+      updateComposer();
+    },
     continue(message) {
       runner.continue(active(), message);
       ui.prompt.focus();
@@ -160,10 +175,23 @@ function send(conversation) {
   ui.prompt.focus();
 }
 
-function regenerate(conversation) {
+// A new answer to the last question (edited to `text`, if given); a good answer it replaces
+// is kept as a version, a failed one is simply retried.
+function regenerate(conversation, text) {
   if (runner.isRunning(conversation)) return;
-  if (conversation.messages.at(-1)?.role === "assistant") conversation.messages.pop();
-  send(conversation);
+  const answer = conversation.messages.at(-1);
+  if (answer?.role !== "assistant") {
+    send(conversation);
+    return;
+  }
+  const question = conversation.messages.at(-2);
+  if (answer.content && answer.status !== "error") addVersion(answer, question);
+  if (text !== undefined && question) question.content = text;
+  runner.restart(conversation, answer);
+  store.touch(conversation, { activity: true });
+  view.refreshAll(conversation);
+  renderSidebar();
+  ui.prompt.focus();
 }
 
 function newChat() {

@@ -1,8 +1,10 @@
 // How two copies of one conversation (this tab's, another tab's) become one without losing work.
 
-// An ended answer is further along than a streaming one; then the one that saw more frames.
+// A newer run or version of an answer (`changedAt`) beats an older one; within one run, an
+// ended answer is further along than a streaming one, then the one that saw more frames.
 function progress(message) {
-  return [message.status === "streaming" ? 0 : 1, message.seq ?? 0, message.content?.length ?? 0];
+  const ended = message.status === "streaming" ? 0 : 1;
+  return [message.changedAt ?? 0, ended, message.seq ?? 0, message.content?.length ?? 0];
 }
 
 function further(a, b) {
@@ -23,7 +25,9 @@ export function mergeInto(local, incoming) {
     const own = mine.get(message.id);
     const other = theirs.get(message.id);
     if (!own) return other;
-    if (other && further(other, own) === other) Object.assign(own, other);
+    // A question is as the newer copy has it (an edit may shorten it); an answer, as above.
+    const take = own.role === "assistant" ? further(other ?? own, own) === other : incomingNewer;
+    if (other && take) Object.assign(own, other);
     return own;
   });
   if (incomingNewer) {

@@ -4,6 +4,7 @@
 
 import { MarkdownStream, renderMarkdown } from "./markdown.js";
 import { describeUsage } from "./usage.js";
+import { hasVersions, versionLabel } from "./versions.js";
 
 const STATUS_NOTES = {
   cancelled: "Stopped.",
@@ -49,6 +50,7 @@ export class MessageView {
 
   renderUser() {
     const { message } = this;
+    this.shown = message.content;
     this.body.textContent = message.content;
     for (const url of message.images ?? []) {
       const image = element("img", "attachment");
@@ -62,7 +64,10 @@ export class MessageView {
     const { message, article } = this;
     article.dataset.status = message.status ?? "done";
     article.setAttribute("aria-busy", String(message.status === "streaming"));
-    if (message.role !== "assistant") return;
+    if (message.role !== "assistant") {
+      if (this.shown !== message.content) this.renderUser();
+      return;
+    }
     this.renderReasoning();
     this.renderBody();
     const error = message.status === "error";
@@ -119,6 +124,7 @@ export class MessageView {
   renderActions(isLast, busy) {
     const { message } = this;
     const key = [isLast, busy, message.status, Boolean(message.content), message.usage?.total_tokens];
+    key.push(message.version, message.versions?.length);
     if (String(key) === this.actionsKey) return;
     this.actionsKey = String(key);
     this.actions.classList.toggle("resting", busy);
@@ -126,6 +132,7 @@ export class MessageView {
     if (message.role === "user") {
       buttons.push(button("Edit", "edit", { "aria-label": "Edit this message and resend" }));
     } else if (message.status !== "streaming") {
+      if (hasVersions(message)) buttons.push(...this.versionButtons());
       if (message.content) buttons.push(button("Copy", "copy-answer"));
       if (isLast && message.status === "error") buttons.push(button("Retry", "retry"));
       else if (isLast) buttons.push(button("Regenerate", "regenerate"));
@@ -134,6 +141,16 @@ export class MessageView {
       if (usage) buttons.push(element("span", "usage muted", usage));
     }
     this.actions.replaceChildren(...buttons);
+  }
+
+  versionButtons() {
+    const { message } = this;
+    const at = message.version ?? 0;
+    const previous = button("‹", "version", { "aria-label": "Previous version", "data-to": at - 1 });
+    const next = button("›", "version", { "aria-label": "Next version", "data-to": at + 1 });
+    previous.disabled = at === 0;
+    next.disabled = at === message.versions.length - 1;
+    return [previous, element("span", "version muted", versionLabel(message)), next];
   }
 
   // The answer as plain text, for the screen reader's one announcement.

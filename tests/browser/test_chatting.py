@@ -94,6 +94,14 @@ async def test_regenerate_replaces_the_last_answer(
 
     await expect(last_answer(page)).to_have_text("A fresh answer")
     await expect(answers(page)).to_have_count(1)
+    # The replaced answer is kept as a version.
+    await wait_until_answered(page)
+    await expect(answers(page).last.get_by_text("2/2")).to_be_visible()
+    await page.get_by_role("button", name="Previous version").click()
+    await expect(last_answer(page)).to_have_text("First answer")
+    await expect(answers(page).last.get_by_text("1/2")).to_be_visible()
+    await page.get_by_role("button", name="Next version").click()
+    await expect(last_answer(page)).to_have_text("A fresh answer")
     first, second = fake_openrouter.requests
     assert (
         second.body["messages"]
@@ -118,6 +126,11 @@ async def test_edit_resends_from_that_message(
     await expect(page.locator("#messages article.user .message-body")).to_have_text(["second try"])
     await expect(last_answer(page)).to_have_text("second try")
     await expect(answers(page)).to_have_count(1)
+    # The first exchange is kept: its version shows the question it answered.
+    await wait_until_answered(page)
+    await page.get_by_role("button", name="Previous version").click()
+    await expect(page.locator("#messages article.user .message-body")).to_have_text(["first try"])
+    await expect(last_answer(page)).to_have_text("first try")
     assert fake_openrouter.requests[1].body["messages"] == [
         {"role": "user", "content": "second try"}
     ]
