@@ -1,17 +1,18 @@
 // The chat page: wires the stored conversations, the socket and the views to the page's controls.
 
 import * as api from "./api.js";
-import { Attachments } from "./attachments.js";
 import { ChatView } from "./chat-view.js";
+import { setupComposer } from "./composer.js";
 import { ChatRunner } from "./chats.js";
 import { ConnectionStatus } from "./connection.js";
 import { KeyDialog, LoginDialog } from "./dialogs.js";
-import { isSidebarOpen, setupLayout, toggleSidebar } from "./layout.js";
+import { setupLayout, toggleSidebar } from "./layout.js";
 import { rememberModel, SettingsPanel } from "./settings.js";
+import { setupShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
 import { DEFAULT_TITLE, newId, Store } from "./store.js";
-import { exportAll, exportMarkdown, readExport } from "./transfer.js";
+import { setupTransfer } from "./transfer.js";
 import { ui } from "./ui.js";
 import { describeConversation } from "./usage.js";
 import { addVersion, showVersion } from "./versions.js";
@@ -122,10 +123,6 @@ const keyDialog = new KeyDialog(ui.keyDialog, (saved) => {
 });
 const loginDialog = new LoginDialog(ui.loginDialog, () => start());
 const settings = new SettingsPanel(ui.settings, (conversation) => store.touch(conversation));
-const attachments = new Attachments(
-  { list: ui.attachments, button: ui.attach, input: ui.attachFile, dropZone: ui.main, pasteTarget: ui.prompt },
-  showBanner,
-);
 
 function renderSidebar() {
   sidebar.show(store.conversations, activeId);
@@ -231,39 +228,24 @@ socket.addEventListener("close", async () => {
   }
 });
 
-ui.composer.addEventListener("submit", (event) => {
-  event.preventDefault();
-  const conversation = active();
-  const text = ui.prompt.value.trim();
-  if ((!text && !attachments.images.length) || runner.isRunning(conversation)) return;
-  ui.prompt.value = "";
-  const images = attachments.take();
-  conversation.messages.push({ id: newId(), role: "user", content: text, ...(images.length && { images }) });
-  send(conversation);
-});
-ui.prompt.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    ui.composer.requestSubmit();
-  } else if (event.key === "ArrowUp" && !ui.prompt.value && !runner.isRunning(active())) {
+setupComposer({
+  submit(text, images) {
+    const conversation = active();
+    conversation.messages.push({ id: newId(), role: "user", content: text, ...(images.length && { images }) });
+    send(conversation);
+    return true;
+  },
+  editLast() {
     const last = active().messages.findLast((m) => m.role === "user");
-    if (last) {
-      event.preventDefault();
-      view.editMessage(last);
-    }
-  }
+    if (last) view.editMessage(last);
+    return Boolean(last);
+  },
+  stop: () => runner.stop(active()),
+  busy: () => runner.isRunning(active()),
+  error: showBanner,
 });
-ui.stop.addEventListener("click", () => runner.stop(active()));
+setupShortcuts({ busy: () => runner.isRunning(active()), stop: () => runner.stop(active()), newChat });
 ui.newChat.addEventListener("click", newChat);
-document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && !document.querySelector("dialog[open]")) {
-    if (isSidebarOpen()) toggleSidebar(false);
-    else if (runner.isRunning(active())) runner.stop(active());
-  } else if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key.toLowerCase() === "o") {
-    event.preventDefault();
-    newChat();
-  }
-});
 ui.conversationList.addEventListener("click", (event) => {
   if (event.target.closest("a.conversation-open")) toggleSidebar(false);
 });
@@ -272,28 +254,17 @@ ui.openKeyDialog.addEventListener("click", () => keyDialog.open(profile));
 ui.bannerClose.addEventListener("click", () => {
   ui.banner.hidden = true;
 });
-ui.exportAll.addEventListener("click", () => exportAll(store.conversations));
-ui.exportMarkdown.addEventListener("click", () => exportMarkdown(active()));
-ui.importButton.addEventListener("click", () => ui.importFile.click());
-ui.importFile.addEventListener("change", async () => {
-  const [file] = ui.importFile.files;
-  ui.importFile.value = "";
-  try {
-    await store.importAll(await readExport(file));
+setupTransfer(ui, {
+  conversations: () => store.conversations,
+  active,
+  async importAll(conversations) {
+    await store.importAll(conversations);
     renderSidebar();
     view.refreshAll(active());
-  } catch (error) {
-    showBanner(error.message);
-  }
+  },
+  error: showBanner,
 });
 setupLayout();
-// The message box grows with its text; where CSS cannot say so (field-sizing), script does.
-if (!CSS.supports("field-sizing", "content")) {
-  ui.prompt.addEventListener("input", () => {
-    ui.prompt.style.height = "auto";
-    ui.prompt.style.height = `${Math.min(ui.prompt.scrollHeight, window.innerHeight * 0.4)}px`;
-  });
-}
 
 async function boot() {
   try {

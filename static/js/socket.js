@@ -15,7 +15,8 @@ export class ChatSocket extends EventTarget {
     this.attempt = 0;
     this.retryTimer = null;
     this.chatsOn = new WeakMap(); // socket → ids of the chats it carries
-    window.addEventListener("online", () => this.retryNow());
+    // Back online: a socket that survived is said to be open again; else try at once.
+    window.addEventListener("online", () => (this.isOpen ? this.emit("open") : this.retryNow()));
     window.addEventListener("offline", () => this.emit("offline"));
   }
 

@@ -62,3 +62,21 @@ export async function readExport(file) {
   }
   return conversations;
 }
+
+// The buttons: Export all, Import (a file chooser), and the shown conversation as Markdown.
+// hooks: {conversations(), active(), importAll(list) → promise, error(text)}
+export function setupTransfer(ui, hooks) {
+  ui.exportAll.addEventListener("click", () => exportAll(hooks.conversations()));
+  ui.exportMarkdown.addEventListener("click", () => exportMarkdown(hooks.active()));
+  ui.importButton.addEventListener("click", () => ui.importFile.click());
+  ui.importFile.addEventListener("change", async () => {
+    const [file] = ui.importFile.files;
+    ui.importFile.value = "";
+    if (!file) return;
+    try {
+      await hooks.importAll(await readExport(file));
+    } catch (error) {
+      hooks.error(error.message);
+    }
+  });
+}
