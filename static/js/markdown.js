@@ -88,6 +88,10 @@ function linkImages(fragment) {
 function toFragment(html, highlight) {
   const fragment = libraries.sanitizer.sanitize(html, SANITIZE);
   for (const code of fragment.querySelectorAll("pre > code")) dressCode(code, highlight);
+  // A task list's checkboxes (read-only) say what they mean.
+  for (const box of fragment.querySelectorAll("input[type=checkbox]")) {
+    box.setAttribute("aria-label", box.checked ? "Done" : "Not done");
+  }
   linkImages(fragment);
   return fragment;
 }

@@ -47,31 +47,31 @@ export class Sidebar {
   render() {
     const { conversations, activeId } = this.shown;
     const query = this.search.value.trim().toLowerCase();
-    const items = [];
-    let group = null;
+    const groups = [];
+    let list = null;
     for (const conversation of conversations) {
-      const active = conversation.id === activeId;
       // A new chat is listed once it has a message: empty ones never pile up.
-      if (conversation.messages.length === 0) continue;
-      if (!matches(conversation, query)) continue;
+      if (conversation.messages.length === 0 || !matches(conversation, query)) continue;
       const name = groupOf(conversation.updatedAt ?? 0);
-      if (name !== group) {
-        group = name;
-        const heading = document.createElement("li");
+      if (name !== groups.at(-1)?.dataset.group) {
+        const group = document.createElement("li");
+        group.dataset.group = name;
+        const heading = document.createElement("h2");
         heading.className = "conversation-group";
-        heading.setAttribute("role", "presentation");
         heading.textContent = name;
-        items.push(heading);
+        list = document.createElement("ul");
+        group.append(heading, list);
+        groups.push(group);
       }
-      items.push(this.build(conversation, active));
+      list.append(this.build(conversation, conversation.id === activeId));
     }
-    if (query && !items.length) {
+    if (query && !groups.length) {
       const none = document.createElement("li");
       none.className = "conversation-group";
       none.textContent = "No conversation matches.";
-      items.push(none);
+      groups.push(none);
     }
-    this.list.replaceChildren(...items);
+    this.list.replaceChildren(...groups);
   }
 
   build(conversation, active) {
