@@ -1,0 +1,244 @@
+"""What users of ChatGPT, Open WebUI and LibreChat expect: search, days, a URL per conversation,
+export and import, images, tokens and cost, math, shortcuts, jump to latest, the model picker."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, Route, expect
+
+from tests.browser.chat_page import (
+    answers,
+    conversation_links,
+    last_answer,
+    prompt,
+    send_message,
+    wait_until_answered,
+)
+from tests.browser.conftest import OpenPage
+from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, Step, chunk, event, sse_reply
+
+pytestmark = pytest.mark.browser
+
+# A 1×1 PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+)
+
+
+async def chat(page: Page, text: str) -> None:
+    await send_message(page, text)
+    await wait_until_answered(page)
+
+
+async def new_chat(page: Page) -> None:
+    await page.get_by_role("button", name="New chat").click()
+
+
+async def test_search_days_and_a_url_per_conversation(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(sse_reply(["The answer mentions kiwis."]))
+    page = await open_page()
+    await chat(page, "apples question")
+    first_url = page.url
+    await new_chat(page)
+    await chat(page, "bananas question")
+    assert page.url != first_url and "#/c/" in page.url
+    sidebar = page.get_by_role("complementary", name="Conversations")
+    await expect(sidebar.get_by_text("Today")).to_be_visible()
+
+    search = page.get_by_role("searchbox", name="Search conversations")
+    await search.fill("banan")
+    await expect(conversation_links(page)).to_have_text(["bananas question"])
+    await search.fill("KIWI")  # found in an answer's text, whatever the case
+    await expect(conversation_links(page)).to_have_text(["apples question"])
+    await search.fill("durian")
+    await expect(sidebar.get_by_text("No conversation matches.")).to_be_visible()
+    await search.fill("")
+
+    await conversation_links(page).filter(has_text="apples").click()
+    await expect(last_answer(page)).to_have_text("The answer mentions kiwis.")
+    assert page.url == first_url
+    await page.go_back()
+    await expect(last_answer(page)).to_have_text("bananas question")
+    await page.go_forward()
+    await expect(last_answer(page)).to_have_text("The answer mentions kiwis.")
+    await page.goto(first_url.replace("#", "?bookmark#"))
+    await expect(last_answer(page)).to_have_text("The answer mentions kiwis.")
+
+
+async def test_export_and_import_merge_by_id(open_page: OpenPage, tmp_path: Path) -> None:
+    page = await open_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    await chat(page, "keep me safe")
+    async with page.expect_download() as download_info:
+        await page.get_by_role("button", name="Export all").click()
+    exported = tmp_path / "export.json"
+    await (await download_info.value).save_as(exported)
+    data = json.loads(exported.read_text())
+    [conversation] = data["conversations"]
+    assert conversation["title"] == "keep me safe"
+
+    await page.get_by_role("button", name="Delete “keep me safe”").click()
+    await expect(conversation_links(page)).to_have_count(0)
+    for _ in range(2):  # a second import of the same file merges, it does not duplicate
+        async with page.expect_file_chooser() as chooser_info:
+            await page.get_by_role("button", name="Import").click()
+        await (await chooser_info.value).set_files(exported)
+        await expect(conversation_links(page)).to_have_text(["keep me safe"])
+
+    await conversation_links(page).first.click()
+    await expect(last_answer(page)).to_have_text("keep me safe")
+    await page.get_by_role("button", name="Settings").click()
+    async with page.expect_download() as markdown_info:
+        await page.get_by_role("button", name="Export this conversation as Markdown").click()
+    markdown = tmp_path / "one.md"
+    await (await markdown_info.value).save_as(markdown)
+    assert markdown.read_text().startswith("# keep me safe\n\n## You\n\nkeep me safe\n")
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"not": "an export"}')
+    async with page.expect_file_chooser() as chooser_info:
+        await page.get_by_role("button", name="Import").click()
+    await (await chooser_info.value).set_files(bad)
+    await expect(page.get_by_role("alert")).to_contain_text("is not an export of chatrelay")
+    await expect(conversation_links(page)).to_have_text(["keep me safe"])
+
+
+async def test_images_go_as_image_url_parts(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    image = tmp_path / "dot.png"
+    image.write_bytes(PNG)
+    page = await open_page()
+    async with page.expect_file_chooser() as chooser_info:
+        await page.get_by_role("button", name="Attach images").click()
+    await (await chooser_info.value).set_files(image)
+    await expect(page.get_by_role("img", name="Attached image 1")).to_be_visible()
+
+    await chat(page, "what is this?")
+
+    url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    assert fake_openrouter.requests[0].body["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": url}},
+            ],
+        }
+    ]
+    user = page.locator("#messages article.user")
+    await expect(user.get_by_role("img", name="Attached image")).to_be_visible()
+    await expect(page.get_by_role("list", name="Attached images")).to_be_hidden()
+
+
+async def test_tokens_and_cost_per_answer_and_conversation(open_page: OpenPage) -> None:
+    page = await open_page()
+    await chat(page, "one")
+    await expect(answers(page).last.get_by_text("15 tokens · $0.00010")).to_be_visible()
+    await chat(page, "two")
+    await expect(page.get_by_text("This conversation: 30 tokens · $0.00020")).to_be_visible()
+
+
+async def test_cost_from_the_model_price_when_usage_has_none(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    usage = {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}
+    fake_openrouter.script(sse_reply(["priced"], usage=usage))
+    page = await open_page(connected=False)
+    models = {
+        "data": [
+            {
+                "id": "openai/gpt-4o-mini",
+                "name": "OpenAI: GPT-4o-mini",
+                "context_length": 128000,
+                "pricing": {"prompt": "0.00000015", "completion": "0.0000006"},
+            }
+        ]
+    }
+
+    async def with_prices(route: Route) -> None:
+        await route.fulfill(json=models)
+
+    await page.route("**/api/models", with_prices)
+    await page.reload()
+    await expect(page.locator("#model-options option")).to_have_text(
+        "OpenAI: GPT-4o-mini · 128k context · $0.150/M in, $0.600/M out"
+    )
+    await chat(page, "price it")
+    # 1000 × 0.15 $/M + 500 × 0.60 $/M = $0.00045
+    await expect(answers(page).last.get_by_text("1,500 tokens · $0.00045")).to_be_visible()
+
+
+async def test_math_is_set_and_money_is_not(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(sse_reply(["Euler: $e^{i\\pi}+1=0$. ", "It costs $5 and $6.\n\n", "$$x^2$$"]))
+    page = await open_page()
+    await chat(page, "math")
+    await expect(last_answer(page).get_by_role("math")).to_have_count(2)
+    await expect(last_answer(page)).to_contain_text("It costs $5 and $6.")
+
+
+def hanging(*tokens: str) -> Reply:
+    return Reply(steps=[COMMENT, *(event(chunk(t)) for t in tokens), "hang"])
+
+
+async def test_shortcuts(open_page: OpenPage, fake_openrouter: FakeOpenRouter) -> None:
+    fake_openrouter.script(sse_reply(["first answer"]), hanging("going on"))
+    page = await open_page()
+    await chat(page, "first question")
+
+    await prompt(page).press("ArrowUp")  # empty box: edit the last message
+    await expect(page.get_by_role("textbox", name="Edit message")).to_have_value("first question")
+    await page.get_by_role("textbox", name="Edit message").press("Escape")
+    await expect(page.get_by_role("textbox", name="Edit message")).to_have_count(0)
+
+    await send_message(page, "a long one")
+    await expect(last_answer(page)).to_have_text("going on")
+    await page.keyboard.press("Escape")  # stops
+    await expect(answers(page).last).to_have_attribute("data-status", "cancelled")
+
+    await page.keyboard.press("Control+Shift+O")  # a new chat
+    await expect(answers(page)).to_have_count(0)
+    await expect(prompt(page)).to_be_focused()
+    await expect(conversation_links(page)).to_have_text(["first question"])
+
+
+async def test_jump_to_latest_while_scrolled_up(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    steps: list[Step] = [COMMENT, *(event(chunk(f"line {n}\n\n")) for n in range(60)), "hang"]
+    fake_openrouter.script(Reply(steps=steps))
+    page = await open_page()
+    await send_message(page, "long")
+    await expect(last_answer(page).get_by_text("line 59")).to_be_visible()
+    jump = page.get_by_role("button", name="Jump to latest")
+    await expect(jump).to_be_hidden()
+
+    await page.locator("#messages").evaluate("el => el.scrollTop = 0")
+    await expect(jump).to_be_visible()
+    await jump.click()
+
+    await expect(last_answer(page).get_by_text("line 59")).to_be_in_viewport()
+    await expect(jump).to_be_hidden()
+
+
+async def test_the_model_picker_lists_details_and_recent_models(open_page: OpenPage) -> None:
+    page = await open_page()
+    options = page.locator("#model-options option")
+    await expect(options).to_have_count(3)
+    await expect(options.first).to_have_text("OpenAI: GPT-4o-mini · 128k context")
+    model = page.get_by_role("combobox", name="Model")
+    await model.fill("meta-llama/llama-3-8b-instruct:free")
+    await chat(page, "hi")
+    await expect(options).to_have_count(3)
+    await expect(options.first).to_have_text("Recent · Meta: Llama 3 8B (free) · 8k context")
+    await model.fill("some-lab/unlisted-model")  # any id is still accepted
+    await chat(page, "hi again")
+    await expect(options.first).to_have_text("Recent · some-lab/unlisted-model")
