@@ -21,7 +21,8 @@ RUN_AXE = """async () => {
   const result = await axe.run(document, {resultTypes: ["violations"]});
   return result.violations
     .filter((v) => v.impact === "serious" || v.impact === "critical")
-    .map((v) => ({id: v.id, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" "))}));
+    .map((v) => ({id: v.id, help: v.help,
+                  nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" "))}));
 }"""
 
 MARKDOWN = [

@@ -7,7 +7,7 @@ import asyncio
 import re
 
 import pytest
-from playwright.async_api import Locator, expect
+from playwright.async_api import FloatRect, Locator, expect
 
 from tests.browser.chat_page import (
     answers,
@@ -32,10 +32,10 @@ DETAILS = [
 ]
 
 
-async def box(locator: Locator) -> dict[str, float]:
+async def box(locator: Locator) -> FloatRect:
     found = await locator.bounding_box()
     assert found is not None
-    return dict(found)
+    return found
 
 
 async def test_markdown_and_code_blocks_look_right(

@@ -23,7 +23,7 @@ from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, Step, chunk, e
 
 pytestmark = pytest.mark.browser
 
-# A 1×1 PNG.
+# A PNG of one pixel.
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 )
@@ -171,14 +171,16 @@ async def test_cost_from_the_model_price_when_usage_has_none(
         "OpenAI: GPT-4o-mini · 128k context · $0.150/M in, $0.600/M out"
     )
     await chat(page, "price it")
-    # 1000 × 0.15 $/M + 500 × 0.60 $/M = $0.00045
+    # 1000 tokens at 0.15 $/M + 500 at 0.60 $/M = $0.00045
     await expect(answers(page).last.get_by_text("1,500 tokens · $0.00045")).to_be_visible()
 
 
 async def test_math_is_set_and_money_is_not(
     open_page: OpenPage, fake_openrouter: FakeOpenRouter
 ) -> None:
-    fake_openrouter.script(sse_reply(["Euler: $e^{i\\pi}+1=0$. ", "It costs $5 and $6.\n\n", "$$x^2$$"]))
+    fake_openrouter.script(
+        sse_reply(["Euler: $e^{i\\pi}+1=0$. ", "It costs $5 and $6.\n\n", "$$x^2$$"])
+    )
     page = await open_page()
     await chat(page, "math")
     await expect(last_answer(page).get_by_role("math")).to_have_count(2)
