@@ -244,3 +244,25 @@ async def test_the_model_picker_lists_details_and_recent_models(open_page: OpenP
     await model.fill("some-lab/unlisted-model")  # any id is still accepted
     await chat(page, "hi again")
     await expect(options.first).to_have_text("Recent · some-lab/unlisted-model")
+
+
+async def test_images_can_be_pasted_and_dropped(open_page: OpenPage) -> None:
+    page = await open_page()
+    # What the browser hands the page when a user pastes or drops an image file.
+    deliver = """(target, [kind, data]) => {
+      const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([bytes], "dot.png", {type: "image/png"}));
+      const event = kind === "paste"
+        ? new ClipboardEvent("paste", {clipboardData: transfer, bubbles: true, cancelable: true})
+        : new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true});
+      target.dispatchEvent(event);
+    }"""
+    data = base64.b64encode(PNG).decode()
+    await prompt(page).evaluate(deliver, ["paste", data])
+    await expect(page.get_by_role("img", name="Attached image 1")).to_be_visible()
+    await page.get_by_role("region", name="Messages").evaluate(deliver, ["drop", data])
+    await expect(page.get_by_role("img", name="Attached image 2")).to_be_visible()
+    await page.get_by_role("button", name="Remove attached image 1").click()
+    await expect(page.get_by_role("img", name="Attached image 2")).to_have_count(0)
+    await expect(page.get_by_role("img", name="Attached image 1")).to_be_visible()

@@ -3,6 +3,9 @@ over the page's controls, a key change killing an answer, failed turns poisoning
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from playwright.async_api import Page, expect
 
@@ -157,3 +160,28 @@ async def test_retry_sends_the_failed_turn_again(
     assert fake_openrouter.requests[1].body["messages"] == [
         {"role": "user", "content": "please work"}
     ]
+
+
+async def test_a_conversation_larger_than_local_storage_is_kept_whole(
+    open_page: OpenPage, tmp_path: Path
+) -> None:
+    big = "x" * (6 * 1024 * 1024)  # more than localStorage's 5 MB
+    conversation = {
+        "id": "big-one",
+        "title": "big one",
+        "messages": [{"id": "m1", "role": "user", "content": big}],
+    }
+    exported = tmp_path / "big.json"
+    exported.write_text(json.dumps({"conversations": [conversation]}))
+    page = await open_page()
+    async with page.expect_file_chooser() as chooser_info:
+        await page.get_by_role("button", name="Import").click()
+    await (await chooser_info.value).set_files(exported)
+    await expect(conversation_links(page)).to_have_text(["big one"])
+
+    await page.reload()
+
+    await conversation_links(page).first.click()
+    shown = page.locator("#messages article.user .message-body")
+    assert await shown.evaluate("el => el.textContent.length") == len(big)
+    await expect(page.get_by_role("alert")).to_be_hidden()
