@@ -191,9 +191,11 @@ function regenerate(conversation, text) {
   ui.prompt.focus();
 }
 
+// Shown at once (a hashchange would come later, after a message typed fast went elsewhere).
 function newChat() {
   const conversation = store.create(active());
-  window.location.hash = `#/c/${conversation.id}`;
+  history.pushState(null, "", `#/c/${conversation.id}`);
+  openConversation(conversation.id);
   toggleSidebar(false);
   ui.prompt.focus();
 }
