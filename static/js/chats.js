@@ -100,7 +100,13 @@ export class ChatRunner {
 
   async follow(conversation, message) {
     const { chatId } = message;
-    if (!chatId || this.chats.has(chatId) || this.waiting.has(chatId)) return;
+    // Streaming when an older page (without chat ids) went away: nothing to resume it by.
+    if (!chatId) {
+      message.status = "interrupted";
+      this.events.ended(conversation, message);
+      return;
+    }
+    if (this.chats.has(chatId) || this.waiting.has(chatId)) return;
     this.waiting.add(chatId);
     const release = await acquire(lockName(chatId));
     this.waiting.delete(chatId);
