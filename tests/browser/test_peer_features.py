@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, Route, expect
+from playwright.async_api import Page, expect
 
 from tests.browser.chat_page import (
     answers,
@@ -150,24 +150,9 @@ async def test_cost_from_the_model_price_when_usage_has_none(
 ) -> None:
     usage = {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}
     fake_openrouter.script(sse_reply(["priced"], usage=usage))
-    page = await open_page(connected=False)
-    models = {
-        "data": [
-            {
-                "id": "openai/gpt-4o-mini",
-                "name": "OpenAI: GPT-4o-mini",
-                "context_length": 128000,
-                "pricing": {"prompt": "0.00000015", "completion": "0.0000006"},
-            }
-        ]
-    }
-
-    async def with_prices(route: Route) -> None:
-        await route.fulfill(json=models)
-
-    await page.route("**/api/models", with_prices)
-    await page.reload()
-    await expect(page.locator("#model-options option")).to_have_text(
+    page = await open_page()
+    # /api/models passes on upstream's pricing: gpt-4o-mini at 0.15 and 0.60 $ per million.
+    await expect(page.locator("#model-options option").first).to_have_text(
         "OpenAI: GPT-4o-mini · 128k context · $0.150/M in, $0.600/M out"
     )
     await chat(page, "price it")
@@ -235,7 +220,12 @@ async def test_the_model_picker_lists_details_and_recent_models(open_page: OpenP
     page = await open_page()
     options = page.locator("#model-options option")
     await expect(options).to_have_count(3)
-    await expect(options.first).to_have_text("OpenAI: GPT-4o-mini · 128k context")
+    await expect(options.first).to_have_text(
+        "OpenAI: GPT-4o-mini · 128k context · $0.150/M in, $0.600/M out"
+    )
+    await expect(options.nth(1)).to_have_text(
+        "Anthropic: Claude 3.5 Sonnet · 200k context · $3.00/M in, $15.00/M out"
+    )
     model = page.get_by_role("combobox", name="Model")
     await model.fill("meta-llama/llama-3-8b-instruct:free")
     await chat(page, "hi")
