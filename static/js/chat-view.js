@@ -5,6 +5,7 @@
 import { element, MessageView } from "./message-view.js";
 
 const FOLLOW_SLACK_PX = 48;
+const DRAW_EVERY_MS = 50;
 const ANNOUNCE_CHARS = 1500;
 
 async function copyWithFeedback(target, text) {
@@ -31,7 +32,9 @@ export class ChatView {
     this.views = new Map(); // message id → MessageView
     this.follow = true;
     this.dirty = new Set();
-    this.frame = null;
+    this.timer = null; // waits out DRAW_EVERY_MS
+    this.frame = null; // then waits for the animation frame
+    this.drawnAt = 0;
     container.addEventListener("scroll", () => {
       const { scrollHeight, scrollTop, clientHeight } = container;
       this.follow = scrollHeight - scrollTop - clientHeight < FOLLOW_SLACK_PX;
@@ -58,11 +61,18 @@ export class ChatView {
     this.redraw();
   }
 
-  // A message of `conversation` changed: redraw it with the next frame if it is on screen.
+  // A message of `conversation` changed: redraw it with a coming frame if it is on screen. A
+  // stream is drawn at most every DRAW_EVERY_MS: each drawing costs a layout and a paint, and
+  // text growing 20 times a second reads as smooth as 60.
   refresh(conversation, message) {
     if (conversation !== this.conversation) return;
     if (message) this.dirty.add(message);
-    this.frame ??= requestAnimationFrame(() => this.redraw());
+    if (this.timer !== null || this.frame !== null) return;
+    const wait = Math.max(0, this.drawnAt + DRAW_EVERY_MS - performance.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.frame = requestAnimationFrame(() => this.redraw());
+    }, wait);
   }
 
   // All of it may have changed (another tab, an import): redraw what differs.
@@ -73,8 +83,11 @@ export class ChatView {
   }
 
   redraw() {
+    clearTimeout(this.timer);
     cancelAnimationFrame(this.frame);
+    this.timer = null;
     this.frame = null;
+    this.drawnAt = performance.now();
     const { messages } = this.conversation;
     this.placeViews(messages);
     const busy = this.busy;
@@ -133,7 +146,8 @@ export class ChatView {
   }
 
   showJump() {
-    this.jump.hidden = this.follow || !this.busy;
+    const hidden = this.follow || !this.busy;
+    if (this.jump.hidden !== hidden) this.jump.hidden = hidden;
   }
 
   onClick(event) {

@@ -148,10 +148,12 @@ function updateComposer() {
   const busy = runner.isRunning(active());
   // The button under the keyboard focus is about to hide: hand the focus to the message box.
   const focusLost = document.activeElement === (busy ? ui.send : ui.stop);
-  ui.send.hidden = busy;
-  ui.stop.hidden = !busy;
+  // Runs on every frame of an answer: write only what changed (a write costs a layout).
+  if (ui.send.hidden !== busy) ui.send.hidden = busy;
+  if (ui.stop.hidden === busy) ui.stop.hidden = !busy;
   if (focusLost) ui.prompt.focus();
-  ui.conversationUsage.textContent = describeConversation(active());
+  const usage = describeConversation(active());
+  if (ui.conversationUsage.textContent !== usage) ui.conversationUsage.textContent = usage;
 }
 
 function showKeyHint() {

@@ -91,6 +91,7 @@ function toFragment(html, highlight) {
   // A task list's checkboxes (read-only) say what they mean.
   for (const box of fragment.querySelectorAll("input[type=checkbox]")) {
     box.setAttribute("aria-label", box.checked ? "Done" : "Not done");
+    box.closest("li")?.classList.add("task");
   }
   linkImages(fragment);
   return fragment;

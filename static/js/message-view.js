@@ -62,8 +62,11 @@ export class MessageView {
 
   render() {
     const { message, article } = this;
-    article.dataset.status = message.status ?? "done";
-    article.setAttribute("aria-busy", String(message.status === "streaming"));
+    const status = message.status ?? "done";
+    if (article.dataset.status !== status) {
+      article.dataset.status = status;
+      article.setAttribute("aria-busy", String(status === "streaming"));
+    }
     if (message.role !== "assistant") {
       if (this.shown !== message.content) this.renderUser();
       return;
@@ -71,9 +74,12 @@ export class MessageView {
     this.renderReasoning();
     this.renderBody();
     const error = message.status === "error";
-    this.note.className = error ? "message-error" : "message-note";
-    this.note.textContent = error ? message.error : (STATUS_NOTES[message.status] ?? "");
-    this.note.hidden = !this.note.textContent;
+    const note = error ? message.error : (STATUS_NOTES[message.status] ?? "");
+    if (this.note.textContent !== note) {
+      this.note.className = error ? "message-error" : "message-note";
+      this.note.textContent = note;
+      this.note.hidden = !note;
+    }
   }
 
   renderBody() {

@@ -49,6 +49,8 @@ async def test_markdown_and_code_blocks_look_right(
 
     checkbox = answer.get_by_role("checkbox").first
     assert (await box(checkbox))["width"] < 30
+    task = answer.get_by_role("listitem").first
+    assert await task.evaluate("li => getComputedStyle(li).listStyleType") == "none"
     quote = answer.locator("blockquote")
     assert await quote.evaluate("q => parseFloat(getComputedStyle(q).borderLeftWidth)") > 0
 
