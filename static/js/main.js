@@ -7,27 +7,31 @@ import { ChatRunner } from "./chats.js";
 import { ConnectionStatus } from "./connection.js";
 import { KeyDialog, LoginDialog } from "./dialogs.js";
 import { setupLayout, toggleSidebar } from "./layout.js";
-import { rememberModel, SettingsPanel } from "./settings.js";
+import { SettingsPanel } from "./settings.js";
 import { setupShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
-import { DEFAULT_TITLE, newId, Store } from "./store.js";
+import { DEFAULT_TITLE, Store } from "./store.js";
 import { setupTransfer } from "./transfer.js";
 import { ui } from "./ui.js";
+import { Turns } from "./turns.js";
 import { describeConversation } from "./usage.js";
-import { addVersion, showVersion } from "./versions.js";
-
-const TITLE_CHARS = 40;
 
 function showBanner(text) {
   ui.bannerText.textContent = text;
   ui.banner.hidden = false;
 }
 
+// Conversations first: nothing else works without them.
+const saveFailed = (error) => showBanner(`Conversations could not be saved: ${error.message}`);
+const store = await Store.open(saveFailed).catch((error) => {
+  showBanner(`This browser cannot keep conversations (${error.message}).`);
+  throw error;
+});
+
 const socketScheme = window.location.protocol === "https:" ? "wss" : "ws";
 const socket = new ChatSocket(`${socketScheme}://${window.location.host}/api/chat/ws`);
 new ConnectionStatus({ line: ui.connection, retryNow: ui.retryNow }, socket);
-let store = null;
 let activeId = null;
 let profile = { openrouter_api_key_set: false, source: null, hint: null };
 // The conversation whose answer failed for want of a key: it is retried once a key is saved.
@@ -61,27 +65,11 @@ const runner = new ChatRunner(socket, {
 const view = new ChatView(
   { container: ui.messages, announcer: ui.announcer, jump: ui.jumpLatest },
   {
-    edit(message, text) {
-      const conversation = active();
-      const index = conversation.messages.indexOf(message);
-      const answer = conversation.messages[index + 1];
-      // The last question edited: its answer gets a new version and the old one is kept.
-      if (answer?.role === "assistant" && index + 2 === conversation.messages.length) {
-        regenerate(conversation, text);
-        return;
-      }
-      const edited = { id: newId(), role: "user", content: text, images: message.images };
-      conversation.messages.splice(index, Infinity, edited);
-      send(conversation);
-    },
-    regenerate: () => regenerate(active()),
-    retry: () => regenerate(active()),
+    edit: (message, text) => turns.edit(active(), message, text),
+    regenerate: () => turns.regenerate(active()),
+    retry: () => turns.regenerate(active()),
     showVersion(message, index) {
-      const conversation = active();
-      const question = conversation.messages[conversation.messages.indexOf(message) - 1];
-      showVersion(message, question, index);
-      store.touch(conversation);
-      view.refreshAll(conversation);
+      turns.showVersion(active(), message, index);
       updateComposer();
     },
     continue(message) {
@@ -118,11 +106,12 @@ const keyDialog = new KeyDialog(ui.keyDialog, (saved) => {
   const conversation = waitingForKey;
   waitingForKey = null;
   if (store.conversations.includes(conversation) && isKeyMissing(conversation.messages.at(-1))) {
-    regenerate(conversation);
+    turns.regenerate(conversation);
   }
 });
 const loginDialog = new LoginDialog(ui.loginDialog, () => start());
 const settings = new SettingsPanel(ui.settings, (conversation) => store.touch(conversation));
+const turns = new Turns(store, runner, { view, settings, renderSidebar: () => renderSidebar() });
 
 function renderSidebar() {
   sidebar.show(store.conversations, activeId);
@@ -158,39 +147,6 @@ function updateComposer() {
 
 function showKeyHint() {
   ui.keyHint.textContent = profile.source === "session" ? profile.hint : "";
-}
-
-function send(conversation) {
-  if (conversation.title === DEFAULT_TITLE) {
-    const first = conversation.messages.find((m) => m.role === "user");
-    const text = first.content || (first.images?.length ? "Image" : DEFAULT_TITLE);
-    conversation.title = text.replace(/\s+/g, " ").slice(0, TITLE_CHARS);
-  }
-  rememberModel(conversation.model);
-  runner.start(conversation);
-  store.touch(conversation, { activity: true });
-  renderSidebar();
-  settings.renderOptions();
-  ui.prompt.focus();
-}
-
-// A new answer to the last question (edited to `text`, if given); a good answer it replaces
-// is kept as a version, a failed one is simply retried.
-function regenerate(conversation, text) {
-  if (runner.isRunning(conversation)) return;
-  const answer = conversation.messages.at(-1);
-  if (answer?.role !== "assistant") {
-    send(conversation);
-    return;
-  }
-  const question = conversation.messages.at(-2);
-  if (answer.content && answer.status !== "error") addVersion(answer, question);
-  if (text !== undefined && question) question.content = text;
-  runner.restart(conversation, answer);
-  store.touch(conversation, { activity: true });
-  view.refreshAll(conversation);
-  renderSidebar();
-  ui.prompt.focus();
 }
 
 // Shown at once (a hashchange would come later, after a message typed fast went elsewhere).
@@ -234,9 +190,7 @@ socket.addEventListener("close", async () => {
 
 setupComposer({
   submit(text, images) {
-    const conversation = active();
-    conversation.messages.push({ id: newId(), role: "user", content: text, ...(images.length && { images }) });
-    send(conversation);
+    turns.ask(active(), text, images);
     return true;
   },
   editLast() {
@@ -270,26 +224,16 @@ setupTransfer(ui, {
 });
 setupLayout();
 
-async function boot() {
-  try {
-    store = await Store.open((error) => showBanner(`Conversations could not be saved: ${error.message}`));
-  } catch (error) {
-    showBanner(`This browser cannot keep conversations (${error.message}).`);
-    return;
-  }
-  store.addEventListener("changed", ({ detail: { conversation } }) => {
-    runner.adopt([conversation]);
-    renderSidebar();
-    view.refreshAll(conversation);
-    if (conversation === active()) updateComposer();
-  });
-  store.addEventListener("removed", ({ detail: { id } }) => {
-    if (id === activeId) openConversation(null);
-    else renderSidebar();
-  });
-  route();
-  runner.adopt(store.conversations);
-  start();
-}
-
-boot();
+store.addEventListener("changed", ({ detail: { conversation } }) => {
+  runner.adopt([conversation]);
+  renderSidebar();
+  view.refreshAll(conversation);
+  if (conversation === active()) updateComposer();
+});
+store.addEventListener("removed", ({ detail: { id } }) => {
+  if (id === activeId) openConversation(null);
+  else renderSidebar();
+});
+route();
+runner.adopt(store.conversations);
+start();
