@@ -6,6 +6,8 @@ import { element, MessageView } from "./message-view.js";
 
 const FOLLOW_SLACK_PX = 48;
 const DRAW_EVERY_MS = 50;
+const CHARS_PER_EXTRA_MS = 1000; // a 100,000-character answer is drawn every 150 ms
+const DRAW_AT_LEAST_EVERY_MS = 150;
 const ANNOUNCE_CHARS = 1500;
 
 async function copyWithFeedback(target, text) {
@@ -62,13 +64,16 @@ export class ChatView {
   }
 
   // A message of `conversation` changed: redraw it with a coming frame if it is on screen. A
-  // stream is drawn at most every DRAW_EVERY_MS: each drawing costs a layout and a paint, and
-  // text growing 20 times a second reads as smooth as 60.
+  // stream is drawn at most every DRAW_EVERY_MS, a little less often as the answer grows: each
+  // drawing costs a layout and a paint that grow with it, and text growing 10 to 20 times a
+  // second reads as smooth as 60.
   refresh(conversation, message) {
     if (conversation !== this.conversation) return;
     if (message) this.dirty.add(message);
     if (this.timer !== null || this.frame !== null) return;
-    const wait = Math.max(0, this.drawnAt + DRAW_EVERY_MS - performance.now());
+    const length = message?.content?.length ?? 0;
+    const every = Math.min(DRAW_EVERY_MS + length / CHARS_PER_EXTRA_MS, DRAW_AT_LEAST_EVERY_MS);
+    const wait = Math.max(0, this.drawnAt + every - performance.now());
     this.timer = setTimeout(() => {
       this.timer = null;
       this.frame = requestAnimationFrame(() => this.redraw());
