@@ -102,8 +102,9 @@ def chatrelay_sse_parser(result: StreamResult) -> Callable[[bytes], bool]:
     def feed(data: bytes) -> bool:
         got = False
         for lines in splitter.feed(data):
+            # event:, then chatrelay's id: (the seq), then data:
             name = lines[0].removeprefix(b"event: ")
-            payload = orjson.loads(lines[1].removeprefix(b"data: "))
+            payload = orjson.loads(lines[-1].removeprefix(b"data: "))
             if name == b"delta":
                 result.parts.append(payload["content"])
                 got = True
@@ -311,6 +312,10 @@ async def _leave(
     left_at = time.monotonic()
     for result in results.values():
         result.left_at = left_at
+    # A closed socket no longer stops chatrelay's chats (they wait to be resumed): Stop is a
+    # cancel frame, as the page sends it. The bare relay ignores it and stops at the close.
+    for chat_id in results:
+        await ws.send_str(orjson.dumps({"type": "cancel", "id": chat_id}).decode())
     await ws.close()
     return list(results.values())
 

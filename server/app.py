@@ -10,6 +10,7 @@ from aiohttp_session import session_middleware
 from cryptography.fernet import Fernet
 
 from .access import access_middleware, setup_access
+from .chats_route import setup_chats_route
 from .config import Settings, settings_key
 from .http_route import setup_http_route
 from .limits import setup_limits
@@ -23,6 +24,7 @@ from .proxy import proxy_middleware
 from .redis_conn import setup_redis
 from .request_time import request_time_middleware
 from .routes import setup_routes
+from .runs import chat_runs
 from .session import SessionCookieStorage
 from .shutdown import setup_shutdown
 from .web_json import error_middleware
@@ -79,8 +81,11 @@ def create_app(settings: Settings) -> web.Application:
     setup_routes(app)
     setup_access(app)
     setup_limits(app)
+    # After the upstream client and the limits, so it is cleaned up first: runs use both.
+    app.cleanup_ctx.append(chat_runs)
     setup_http_route(app)
     setup_ws_route(app)
     setup_openai_api(app)
+    setup_chats_route(app)
     setup_page(app)
     return app

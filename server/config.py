@@ -71,6 +71,16 @@ def _seconds(name: str, value: str) -> float:
     return number
 
 
+def _seconds_or_zero(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number < float("inf"):
+        raise ConfigError(f"{name} must be 0 or a positive number of seconds, got {value!r}")
+    return number
+
+
 def _is_one(name: str, value: str) -> bool:
     return value == "1"
 
@@ -124,6 +134,10 @@ class Settings:
     # For a rediss:// URL without its own ssl_cert_reqs: platforms' add-ons manage REDIS_URL
     # and serve a self-signed certificate, so the URL cannot carry `?ssl_cert_reqs=none`.
     redis_ssl_cert_reqs: str = env("REDIS_SSL_CERT_REQS", _cert_reqs, "required")
+    # Durable chats (server/runs.py): how long one runs with nobody listening, and how long
+    # one that ended can still be replayed.
+    resume_window_s: float = env("RESUME_WINDOW_S", _seconds_or_zero, 300.0)
+    chat_retention_s: float = env("CHAT_RETENTION_S", _seconds, 600.0)
     # Limits per client (see server/limits.py); 0 turns one off.
     max_sockets_per_client: int = env("MAX_SOCKETS_PER_CLIENT", _count, 32)
     max_chats_per_client: int = env("MAX_CHATS_PER_CLIENT", _count, 16)

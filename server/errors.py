@@ -209,3 +209,13 @@ class ChatTooLong(ChatError):
 
     http_status = 504
     code = "chat_too_long"
+
+
+class ChatNotFound(ChatError):
+    """No chat with that id to resume or stop: unknown, expired, or another session's."""
+
+    http_status = 404
+    code = "chat_not_found"
+
+    def __init__(self, chat_id: str) -> None:
+        super().__init__(f"No chat with id {chat_id} to resume")

@@ -1,29 +1,35 @@
-"""POST /api/chat/openrouter: the chat core written as plain text, or as SSE on request."""
+"""POST /api/chat/openrouter: a chat's log written as plain text, or as SSE on request."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
-from contextlib import aclosing
+from collections.abc import AsyncIterator
 
 import orjson
 from aiohttp import web
 
-from .chat import stream_chat
 from .config import settings_key
-from .drain import running_chat
-from .errors import ChatError, ClientTooSlow, InternalError
-from .events import ChatEvent, Delta, Done
+from .errors import ChatError, ClientTooSlow
+from .events import Delta, Done, Failed, LogEvent, merged
 from .limits import admit_chat
 from .media import wants_event_stream
-from .openrouter import openrouter_key
-from .profile import check_api_key, request_profile
+from .profile import chat_owner, check_api_key, request_profile
 from .request import parse_chat_request
+from .runs import chat_key, runs_key
+from .store import Slice, chat_store_key
 from .watchdog import SilenceWatchdog
 from .web_json import error_response, read_json
 
 log = logging.getLogger(__name__)
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    # Proxies such as nginx buffer streamed bodies unless told not to.
+    "X-Accel-Buffering": "no",
+}
 
 
 class LazyStart:
@@ -53,67 +59,101 @@ class LazyStart:
             self._task.cancel()
 
 
-def sse_event(name: str, data: object) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+def sse_event(name: str, data: object, seq: int | None = None) -> bytes:
+    event_id = b"" if seq is None else b"id: " + str(seq).encode() + b"\n"
+    return b"event: " + name.encode() + b"\n" + event_id + b"data: " + orjson.dumps(data) + b"\n\n"
 
 
-def sse_bytes(event: ChatEvent) -> bytes:
-    if isinstance(event, Done):
-        return sse_event("done", {"finish_reason": event.finish_reason, "usage": event.usage})
-    return sse_event(event.kind, {"content": event.content})
+def sse_bytes(first_seq: int, events: list[LogEvent]) -> bytes:
+    """The events as SSE, each with `id: <seq>` so a client can resume with Last-Event-ID."""
+    out = []
+    for seq, event in merged(first_seq, events):
+        if isinstance(event, Done):
+            data = {"finish_reason": event.finish_reason, "usage": event.usage}
+            out.append(sse_event("done", data, seq))
+        elif isinstance(event, Failed):
+            out.append(sse_event("error", event.to_dict(), seq))
+        else:
+            out.append(sse_event(event.kind, {"content": event.content}, seq))
+    return b"".join(out)
 
 
-def text_bytes(event: ChatEvent) -> bytes:
-    return event.content.encode() if isinstance(event, Delta) else b""
+def text_bytes(first_seq: int, events: list[LogEvent]) -> bytes:
+    return b"".join(e.content.encode() for e in events if isinstance(e, Delta))
 
 
 async def chat_openrouter(request: web.Request) -> web.StreamResponse:
-    chat = parse_chat_request(await read_json(request))
+    body = await read_json(request)
+    chat = parse_chat_request(body)
     profile = await request_profile(request)
     api_key = check_api_key(profile)
     lease = await admit_chat(request, profile)
     as_sse = wants_event_stream(request.headers)
+    # Random and long: for a POST without a session, holding the id is what owning it means.
+    chat_id = secrets.token_hex(16)
+    key = chat_key(await chat_owner(request), chat_id)
+    transport = "sse" if as_sse else "http"
+    run = await request.app[runs_key].start(key, chat_id, transport, chat, api_key, lease)
     response = web.StreamResponse(
         headers={
+            **SSE_HEADERS,
             "Content-Type": "text/event-stream" if as_sse else "text/plain; charset=utf-8",
-            "Cache-Control": "no-cache",
-            # Proxies such as nginx buffer streamed bodies unless told not to.
-            "X-Accel-Buffering": "no",
+            "X-Chat-Id": chat_id,
         }
     )
+    try:
+        events = request.app[chat_store_key].read(key, 0)
+        answered = await relay(request, response, events, as_sse)
+        # The next request on this keep-alive connection waits for this handler: let upstream's
+        # connection go back to the pool first, so the client's next chat reuses it.
+        await run.wound_down()
+        return answered
+    finally:
+        # A plain POST's client leaving stops its chat at once (chatbot-ui's Stop is an
+        # abort); a resumable one's goes on for whoever resumes it.
+        if not (isinstance(body, dict) and body.get("resumable") is True):
+            run.cancel()
+
+
+async def relay(
+    request: web.Request, response: web.StreamResponse, events: AsyncIterator[Slice], as_sse: bool
+) -> web.StreamResponse:
+    """Write a chat's log to a POST's response, its 200 sent lazily (LazyStart)."""
     encode = sse_bytes if as_sse else text_bytes
     settings = request.app[settings_key]
     start = LazyStart(request, response, settings.first_byte_s)
-    events = stream_chat(
-        chat,
-        api_key,
-        request.app[openrouter_key],
-        transport="sse" if as_sse else "http",
-        chat_id=secrets.token_hex(6),
-    )
     # SPEC's slow reader: a client that accepts nothing for write_timeout_s is dropped.
     writes = SilenceWatchdog(
         settings.write_timeout_s,
         f"The client accepted nothing for {settings.write_timeout_s:g} seconds",
         error=ClientTooSlow,
     )
-    answered = False
+    final: LogEvent | None = None
     try:
-        async with lease, running_chat(request.app), aclosing(events):
-            async for event in events:
-                data = encode(event)
+        try:
+            async for first_seq, logged in events:
+                final = logged[-1]
+                # Nothing written yet: upstream's error can still have its own status.
+                if isinstance(final, Failed) and not start.started:  # noqa: SIM102
+                    if not encode(first_seq, logged[:-1]):
+                        return error_response(error_of(final))
+                data = encode(first_seq, logged)
                 if data:
                     with writes:
                         await start.start()
                         await response.write(data)
-                if isinstance(event, Done):
-                    # The answer is complete: end the body now, while the core winds the
-                    # upstream connection down for reuse.
-                    with writes:
-                        await start.start()
-                        await response.write_eof()
-                    answered = True
-        return response
+        except ClientTooSlow:
+            raise
+        except ChatError as error:  # the store lost the chat (expired, Redis down)
+            if not start.started:
+                return error_response(error)
+            final = Failed(error.status, error.message)
+            if as_sse:
+                with writes:
+                    await response.write(sse_event("error", final.to_dict()))
+        with writes:
+            await start.start()
+            return await finish(request, response, final, as_sse)
     except ClientTooSlow as error:
         # Telling it would wait on the same client: drop the connection instead.
         log.info("chat stopped: %s", error.message)
@@ -121,42 +161,29 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
             request.transport.abort()
         return response
     except ConnectionResetError:
-        # The client left mid-stream: the core logs the chat as cancelled; not a failure.
+        # The client left mid-stream: not a failure (the chat's line says what became of it).
         return response
-    except ChatError as error:
-        if answered:  # e.g. a shutdown while upstream's connection was being wound down
-            return response
-        return await _fail(request, response, start, error, as_sse)
-    except Exception:
-        log.exception("chat failed")
-        if answered:
-            return response
-        return await _fail(request, response, start, InternalError(), as_sse)
     finally:
         writes.close()
         await start.close()
 
 
-async def _fail(
-    request: web.Request,
-    response: web.StreamResponse,
-    start: LazyStart,
-    error: ChatError,
-    as_sse: bool,
+async def finish(
+    request: web.Request, response: web.StreamResponse, final: LogEvent | None, as_sse: bool
 ) -> web.StreamResponse:
-    if not start.started:
-        return error_response(error)
-    await start.start()
-    if as_sse:
-        await response.write(sse_event("error", error.to_dict()))
-        await response.write_eof()
+    if isinstance(final, Failed) and not as_sse:
+        # Plain text has no way to say "failed" in-band: drop the connection before the last
+        # chunk, so the client's read fails instead of showing a silently truncated answer.
+        log.warning("chat failed after the 200 status=%d message=%s", final.status, final.message)
+        if request.transport is not None:
+            request.transport.abort()
         return response
-    # Plain text has no way to say "failed" in-band: drop the connection before the last
-    # chunk, so the client's read fails instead of showing a silently truncated answer.
-    log.warning("chat failed after the 200 status=%d message=%s", error.status, error.message)
-    if request.transport is not None:
-        request.transport.abort()
+    await response.write_eof()
     return response
+
+
+def error_of(final: Failed) -> ChatError:
+    return ChatError(final.message, status=final.status, retry_after=final.retry_after)
 
 
 def setup_http_route(app: web.Application) -> None:

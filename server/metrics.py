@@ -7,7 +7,6 @@ values to files there and /metrics adds up all the dyno's workers, whichever one
 from __future__ import annotations
 
 import os
-from contextvars import ContextVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -95,18 +94,6 @@ class ChatMetrics:
 
 
 metrics_key = web.AppKey("metrics", ChatMetrics)
-
-# stream_chat has no app at hand; running_chat (server/shutdown.py) sets this around each chat.
-current_metrics: ContextVar[ChatMetrics | None] = ContextVar("chatrelay_metrics", default=None)
-
-
-def observe_chat(
-    transport: str, outcome: str, tokens: int, ttft_ms: int | None, duration_ms: int
-) -> None:
-    """Count one ended chat in the metrics of the app running it (none in bare unit tests)."""
-    metrics = current_metrics.get()
-    if metrics is not None:
-        metrics.observe_chat(transport, outcome, tokens, ttft_ms, duration_ms)
 
 
 def setup_metrics(app: web.Application) -> None:

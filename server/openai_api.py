@@ -10,24 +10,26 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
+from contextlib import AbstractAsyncContextManager, aclosing
 
 import orjson
 from aiohttp import web
 
 from .chat import stream_chat
 from .config import settings_key
-from .drain import running_chat
 from .errors import ChatError, ClientTooSlow, InternalError
 from .events import Chunks, Done
 from .http_route import LazyStart
 from .limits import ChatLease, admit_chat
+from .metrics import metrics_key
+from .observer import ChatObserver
 from .openai_completion import CompletionBuilder
 from .openai_errors import openai_error_response, sse_error
 from .openai_request import CompletionRequest, parse_completion_request
 from .openrouter import openrouter_key
 from .profile import Profile, check_api_key, request_profile
 from .routes import cached_models
+from .runs import running_chat
 from .watchdog import SilenceWatchdog
 from .web_json import json_response, read_json
 
@@ -36,7 +38,8 @@ log = logging.getLogger(__name__)
 DONE_LINE = b"data: [DONE]\n\n"
 MAX_KEY_CHARS = 512
 
-ChunkStream = AsyncGenerator[Chunks | Done, None]
+ChunkStream = AsyncGenerator[list[Chunks | Done], None]
+Held = AbstractAsyncContextManager[None]
 
 
 async def caller_profile(request: web.Request) -> Profile:
@@ -67,17 +70,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     profile = await caller_profile(request)
     api_key = check_api_key(profile)
     lease = await admit_chat(request, profile)
+    observer = ChatObserver(secrets.token_hex(6), "v1", completion.model, request.app[metrics_key])
     chunks = stream_chat(
-        completion,
-        api_key,
-        request.app[openrouter_key],
-        transport="v1",
-        chat_id=secrets.token_hex(6),
-        relay_chunks=True,
+        completion, api_key, request.app[openrouter_key], observer, relay_chunks=True
     )
+    # Stateless, not a durable run: the chat lives exactly as long as this request.
+    held = running_chat(request.app, observer)
     if completion.stream:
-        return await stream_completion(request, completion, chunks, lease)
-    return await answer_completion(request, chunks, lease)
+        return await stream_completion(request, completion, chunks, lease, held)
+    return await answer_completion(request, chunks, lease, held)
 
 
 def sse_lines(payloads: list[bytes]) -> bytes:
@@ -105,7 +106,11 @@ def without_usage_chunks(payloads: list[bytes]) -> list[bytes]:
 
 
 async def stream_completion(
-    request: web.Request, completion: CompletionRequest, chunks: ChunkStream, lease: ChatLease
+    request: web.Request,
+    completion: CompletionRequest,
+    chunks: ChunkStream,
+    lease: ChatLease,
+    held: Held,
 ) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
@@ -121,24 +126,25 @@ async def stream_completion(
     writes = client_writes(request)
     answered = False
     try:
-        async with lease, running_chat(request.app), aclosing(chunks):
-            async for event in chunks:
-                if isinstance(event, Done):
+        async with lease, held, aclosing(chunks):
+            async for events in chunks:
+                for event in events:
+                    if isinstance(event, Done):
+                        with writes:
+                            await start.start()
+                            await response.write(DONE_LINE)
+                            # Complete: end the body while the core winds upstream down for reuse.
+                            await response.write_eof()
+                        answered = True
+                        continue
+                    payloads = event.payloads
+                    if event.has_usage and not completion.wants_usage:
+                        payloads = without_usage_chunks(payloads)
+                        if not payloads:
+                            continue
                     with writes:
                         await start.start()
-                        await response.write(DONE_LINE)
-                        # Complete: end the body while the core winds upstream down for reuse.
-                        await response.write_eof()
-                    answered = True
-                    continue
-                payloads = event.payloads
-                if event.has_usage and not completion.wants_usage:
-                    payloads = without_usage_chunks(payloads)
-                    if not payloads:
-                        continue
-                with writes:
-                    await start.start()
-                    await response.write(sse_lines(payloads))
+                        await response.write(sse_lines(payloads))
         return response
     except ClientTooSlow as error:
         return drop_slow_client(request, response, error)
@@ -192,24 +198,25 @@ async def _fail_stream(
 
 
 async def answer_completion(
-    request: web.Request, chunks: ChunkStream, lease: ChatLease
+    request: web.Request, chunks: ChunkStream, lease: ChatLease, held: Held
 ) -> web.StreamResponse:
     builder = CompletionBuilder()
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     writes = client_writes(request)
     try:
-        async with lease, running_chat(request.app), aclosing(chunks):
-            async for event in chunks:
-                if isinstance(event, Chunks):
-                    builder.feed(event.payloads)
-                    continue
-                body = orjson.dumps(builder.completion())
-                response.content_length = len(body)
-                with writes:
-                    await response.prepare(request)
-                    await response.write(body)
-                    # Answered: the client need not wait while upstream is wound down.
-                    await response.write_eof()
+        async with lease, held, aclosing(chunks):
+            async for events in chunks:
+                for event in events:
+                    if isinstance(event, Chunks):
+                        builder.feed(event.payloads)
+                        continue
+                    body = orjson.dumps(builder.completion())
+                    response.content_length = len(body)
+                    with writes:
+                        await response.prepare(request)
+                        await response.write(body)
+                        # Answered: the client need not wait while upstream is wound down.
+                        await response.write_eof()
         return response
     except ClientTooSlow as error:
         return drop_slow_client(request, response, error)

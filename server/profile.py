@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
-from aiohttp_session import get_session
+from aiohttp_session import STORAGE_KEY, get_session
 
 from .config import settings_key
 from .errors import KeyNotFound
 
 SESSION_KEY_FIELD = "openrouter_api_key"
+# Who started a chat: only the same session may resume or stop it (server/runs.py).
+SESSION_OWNER_FIELD = "chat_owner"
 
 # "bearer": a /v1 caller's own key, sent as its Authorization (server/openai_api.py).
 KeySource = Literal["session", "server", "bearer"]
@@ -49,3 +52,30 @@ def check_api_key(profile: Profile) -> str:
     if not profile.api_key:
         raise KeyNotFound()
     return profile.api_key
+
+
+async def chat_owner(request: web.Request, *, create: bool = False) -> str | None:
+    """The session's random owner id of its chats; made (`create`) when it has none yet.
+
+    GET /api/profile, which the page calls before it opens its socket, creates it, so a
+    page's chats are always owned by its session.
+    """
+    session = await get_session(request)
+    owner = session.get(SESSION_OWNER_FIELD)
+    if isinstance(owner, str) and owner:
+        return owner
+    if not create:
+        return None
+    owner = session[SESSION_OWNER_FIELD] = secrets.token_hex(16)
+    return owner
+
+
+async def socket_chat_owner(request: web.Request, handshake: web.StreamResponse) -> str:
+    """The owner id for a WebSocket's chats, made and set as a cookie on the handshake
+    when the session had none (aiohttp-session's middleware leaves prepared responses be)."""
+    owner = await chat_owner(request)
+    if owner is None:
+        owner = await chat_owner(request, create=True)
+        await request[STORAGE_KEY].save_session(request, handshake, await get_session(request))
+    assert owner is not None
+    return owner

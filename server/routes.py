@@ -11,7 +11,7 @@ from aiohttp_session import get_session
 from .config import settings_key
 from .errors import BadRequest
 from .openrouter import openrouter_key
-from .profile import SESSION_KEY_FIELD, request_profile
+from .profile import SESSION_KEY_FIELD, chat_owner, request_profile
 from .web_json import json_response, read_json
 
 MAX_KEY_CHARS = 512
@@ -22,6 +22,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def get_profile(request: web.Request) -> web.Response:
+    # The page calls this first: its session gets the owner id its chats will carry.
+    await chat_owner(request, create=True)
     return json_response((await request_profile(request)).public_view())
 
 

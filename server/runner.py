@@ -45,9 +45,11 @@ def raise_open_files_limit() -> None:
 class GracefulRunner(web.AppRunner):
     """Stops listening, then holds the grace period while open connections are still read.
 
-    aiohttp's own cleanup marks every connection as closing before on_shutdown, and from
-    then on drops what arrives on open WebSockets: cancel frames, and the pongs whose
-    absence makes the heartbeat kill the socket. Draining first keeps those working.
+    aiohttp's own cleanup (`AppRunner.cleanup()`) calls `Server.pre_shutdown()`, closing
+    every connection's handler, before on_shutdown, and from then on drops what arrives on
+    open WebSockets: cancel frames, and the pongs whose absence makes the heartbeat kill the
+    socket. Draining first keeps those working; tests/deploy/test_shutdown.py pins it.
+    The only path to finish_chats: python -m server and each gunicorn worker use this runner.
     """
 
     _clocked: ClockedServer | None = None

@@ -1,8 +1,10 @@
 """Graceful shutdown: running chats finish within SHUTDOWN_GRACE, then end cleanly.
 
 Once listening stops (server/runner.py), new chats get 503 and running ones may finish;
-when the grace runs out, each chat still running ends with a 503 error (an error frame,
-an SSE error event, or an aborted plain stream) and every WebSocket closes with 1001.
+when the grace runs out, each chat still running ends with a 503 error event and every
+WebSocket closes with 1001. When the chat store is shared (Redis), every WebSocket closes
+at once with 1012 instead: the page reconnects to another process and follows its chats
+there, through the store, while this one keeps running them for the grace.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import logging
 from aiohttp import WSCloseCode, web
 
 from .config import settings_key
-from .drain import Drain, drain_key
-from .ws_route import sockets_key
+from .registry import Registry, registry_key
+from .store import chat_store_key
 
 log = logging.getLogger(__name__)
 
@@ -33,31 +35,31 @@ def shutdown_budget_s(grace_s: float) -> float:
 
 
 async def finish_chats(app: web.Application) -> None:
-    """Hold the grace period once, then close every WebSocket with 1001.
+    """Hold the grace period, then end what still runs with 503 and close every WebSocket.
 
-    GracefulRunner calls it before aiohttp's cleanup; as an on_shutdown hook it also
-    covers other runners, and closes any socket opened since the first call.
+    GracefulRunner (server/runner.py) calls it, once, before aiohttp's own cleanup.
     """
-    drain = app[drain_key]
+    registry = app[registry_key]
     grace_s = app[settings_key].shutdown_grace_s
-    if drain.draining:
-        await close_sockets(app)
-        return
-    drain.draining = True
-    if drain.deadlines:
-        log.info("shutdown: waiting up to %.0f s for %d chats", grace_s, len(drain.deadlines))
-    if not await drain.wait_idle(grace_s):
-        log.warning("shutdown: ending %d chats still running", len(drain.deadlines))
-        drain.end_all()
-        await drain.wait_idle(END_WAIT_S)
-    await close_sockets(app)
+    registry.draining = True
+    if app[chat_store_key].shared:
+        await close_sockets(registry, WSCloseCode.SERVICE_RESTART, b"Server restart")
+    if registry.runs:
+        log.info("shutdown: waiting up to %.0f s for %d chats", grace_s, len(registry.runs))
+    if not await registry.wait_idle(grace_s):
+        log.warning("shutdown: ending %d chats still running", len(registry.runs))
+        registry.shut_down_runs()
+        await registry.wait_idle(END_WAIT_S)
+    await registry.wait_listeners(END_WAIT_S)
+    # The chats' last frames went out on their sockets (or through the store): close them.
+    await close_sockets(registry, WSCloseCode.GOING_AWAY, b"Server shutdown")
 
 
-async def close_sockets(app: web.Application) -> None:
+async def close_sockets(registry: Registry, code: int, message: bytes) -> None:
     # Concurrently and bounded: each close waits for the client's answer.
     closing = [
-        asyncio.ensure_future(ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown"))
-        for ws in app[sockets_key].copy()
+        asyncio.ensure_future(ws.close(code=code, message=message))
+        for ws in registry.sockets.copy()
     ]
     if not closing:
         return
@@ -67,7 +69,7 @@ async def close_sockets(app: web.Application) -> None:
 
 
 def setup_shutdown(app: web.Application) -> None:
-    app[drain_key] = Drain()
+    app[registry_key] = Registry()
     grace_s = app[settings_key].shutdown_grace_s
     if shutdown_budget_s(grace_s) >= PLATFORM_KILL_S:
         log.warning(
@@ -76,4 +78,3 @@ def setup_shutdown(app: web.Application) -> None:
             shutdown_budget_s(grace_s),
             PLATFORM_KILL_S,
         )
-    app.on_shutdown.append(finish_chats)

@@ -1,28 +1,29 @@
-"""GET /api/chat/ws: the chat core written as JSON frames, several chats per socket."""
+"""GET /api/chat/ws: chats started, followed, resumed and cancelled over one socket.
+
+Each chat the socket follows is a listener task reading the chat's log (server/store.py)
+and writing it as JSON text frames; closing the socket ends the listeners, not the chats.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
-import weakref
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
-from .chat import stream_chat
 from .config import settings_key
-from .drain import running_chat
-from .errors import BadRequest, ChatError, ChatIdInUse, InternalError, TooManyChats
-from .events import ChatEvent, Done
+from .errors import BadRequest, ChatError, ChatIdInUse, ChatNotFound, InternalError, TooManyChats
+from .events import Done, Failed, LogEvent, merged
 from .limits import admit_chat, socket_slot
 from .metrics import metrics_key
-from .openrouter import openrouter_key
-from .profile import Profile, check_api_key, request_profile
+from .profile import Profile, check_api_key, request_profile, socket_chat_owner
+from .registry import registry_key
 from .request import parse_chat_request
+from .runs import chat_key, runs_key
+from .store import chat_store_key
 from .web_json import decode_json
 from .ws_response import ChatWebSocketResponse
 
@@ -31,26 +32,49 @@ log = logging.getLogger(__name__)
 MAX_ID_CHARS = 64
 WRITER_LIMIT_BYTES = 64 * 1024
 
-sockets_key: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
-
-
-def done_frame(chat_id: str, done: Done) -> dict[str, Any]:
-    return {"type": "done", "id": chat_id, "finish_reason": done.finish_reason, "usage": done.usage}
-
 
 def error_frame(chat_id: str | None, error: ChatError) -> dict[str, Any]:
     return {"type": "error", "id": chat_id, **error.to_dict()}
 
 
-class ChatSocket:
-    """One browser's socket: reads frames, runs each chat as its own task, cancels on demand."""
+class ChatFrames:
+    """One chat's frames. Text frames are the per-token path: their JSON head is encoded
+    once per chat, and each frame is that head, the seq and the content."""
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse, profile: Profile) -> None:
-        self.request, self.ws, self.profile = request, ws, profile
-        self.limit = request.app[settings_key].max_chats_per_socket
-        self.running: dict[str, asyncio.Task[None]] = {}
-        # The tasks a cancel frame stopped, as opposed to those a closing socket stopped.
-        self.cancelled: set[asyncio.Task[None]] = set()
+    def __init__(self, chat_id: str) -> None:
+        self.chat_id = chat_id
+        encoded_id = orjson.dumps(chat_id)
+        self.heads = {
+            kind: b'{"type":"' + kind.encode() + b'","id":' + encoded_id + b',"seq":'
+            for kind in ("delta", "reasoning")
+        }
+
+    def encode(self, first_seq: int, events: list[LogEvent]) -> list[bytes]:
+        frames = []
+        for seq, event in merged(first_seq, events):
+            if isinstance(event, Done):
+                frame = {"type": "done", "id": self.chat_id, "seq": seq}
+                frame |= {"finish_reason": event.finish_reason, "usage": event.usage}
+                frames.append(orjson.dumps(frame))
+            elif isinstance(event, Failed):
+                frame = {"type": "error", "id": self.chat_id, "seq": seq, **event.to_dict()}
+                frames.append(orjson.dumps(frame))
+            else:
+                content = b',"content":' + orjson.dumps(event.content) + b"}"
+                frames.append(self.heads[event.kind] + str(seq).encode() + content)
+        return frames
+
+
+class ChatSocket:
+    """One browser's socket: reads frames, follows each of its chats with a listener task."""
+
+    def __init__(
+        self, request: web.Request, ws: web.WebSocketResponse, profile: Profile, owner: str
+    ) -> None:
+        self.request, self.ws, self.profile, self.owner = request, ws, profile, owner
+        self.app = request.app
+        self.limit = self.app[settings_key].max_chats_per_socket
+        self.following: dict[str, asyncio.Task[None]] = {}
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.send_encoded(orjson.dumps(frame))
@@ -85,11 +109,13 @@ class ChatSocket:
             if raw_id is not None and readable_id is None:
                 raise BadRequest(f"id must be a string of at most {MAX_ID_CHARS} characters")
             if kind == "chat":
-                self.start_chat(readable_id or secrets.token_hex(8), frame)
+                await self.start_chat(readable_id or secrets.token_hex(8), frame)
             elif kind == "cancel":
                 await self.cancel_chat(readable_id)
+            elif kind == "resume":
+                await self.resume_chat(readable_id, frame.get("after"))
             else:
-                raise BadRequest("type must be chat or cancel")
+                raise BadRequest("type must be chat or cancel or resume")
         except ChatError as error:
             await self.send(error_frame(readable_id, error))
         except Exception:
@@ -97,80 +123,67 @@ class ChatSocket:
             log.exception("frame failed")
             await self.send(error_frame(readable_id, InternalError()))
 
-    def start_chat(self, chat_id: str, frame: dict[str, Any]) -> None:
-        if chat_id in self.running:
+    def check_room(self, chat_id: str) -> None:
+        if chat_id in self.following:
             raise ChatIdInUse(f"A chat with id {chat_id} is still running on this socket")
-        if len(self.running) >= self.limit:
+        if len(self.following) >= self.limit:
             raise TooManyChats(f"At most {self.limit} chats may run at once on one socket")
+
+    async def start_chat(self, chat_id: str, frame: dict[str, Any]) -> None:
+        self.check_room(chat_id)
         chat = parse_chat_request(frame)
         api_key = check_api_key(self.profile)
-        events = stream_chat(
-            chat, api_key, self.request.app[openrouter_key], transport="ws", chat_id=chat_id
-        )
-        self.running[chat_id] = asyncio.create_task(self.relay(chat_id, events))
+        lease = await admit_chat(self.request, self.profile)
+        key = chat_key(self.owner, chat_id)
+        await self.app[runs_key].start(key, chat_id, "ws", chat, api_key, lease)
+        self.follow(chat_id, key, 0)
 
-    async def relay(self, chat_id: str, events: AsyncGenerator[ChatEvent, None]) -> None:
-        task = asyncio.current_task()
-        answered = False
-        try:
-            # Text frames are the per-token path: their JSON head is encoded once per chat.
-            encoded_id = orjson.dumps(chat_id)
-            heads = {
-                kind: b'{"type":"' + kind.encode() + b'","id":' + encoded_id + b',"content":'
-                for kind in ("delta", "reasoning")
-            }
-            # Admitted inside the task: a task cancelled before it ran has taken no slot.
-            lease = await admit_chat(self.request, self.profile)
-            async with lease, running_chat(self.request.app), aclosing(events):
-                async for event in events:
-                    if isinstance(event, Done):
-                        await self.send(done_frame(chat_id, event))
-                        # Its one terminal frame is out: a cancel or a reused id no longer
-                        # concerns this task, which only winds upstream's connection down.
-                        answered = True
-                        self.forget(chat_id)
-                    else:
-                        await self.send_encoded(
-                            heads[event.kind] + orjson.dumps(event.content) + b"}"
-                        )
-        except asyncio.CancelledError:
-            if task not in self.cancelled:
-                raise
-            # The upstream request is closed by now (aclosing); tell the page it stopped.
-            await self.send(
-                {"type": "done", "id": chat_id, "finish_reason": "cancelled", "usage": None}
-            )
-        except ChatError as error:
-            if not answered:
-                await self.send(error_frame(chat_id, error))
-        except ConnectionResetError:
-            pass  # the socket closed under a send: the core logs the chat as cancelled
-        except Exception:
-            log.exception("chat failed id=%s", chat_id)
-            if not answered:
-                await self.send(error_frame(chat_id, InternalError()))
-        finally:
-            self.forget(chat_id)
-            self.cancelled.discard(task)
-
-    def forget(self, chat_id: str) -> None:
-        """Take the current task off the running chats (not a newer chat reusing its id)."""
-        if self.running.get(chat_id) is asyncio.current_task():
-            del self.running[chat_id]
+    async def resume_chat(self, chat_id: str | None, after: object) -> None:
+        if chat_id is None:
+            raise BadRequest("A resume frame needs the id of the chat to follow")
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise BadRequest("after must be a whole number of 0 or more (the last seq seen)")
+        self.check_room(chat_id)
+        key = chat_key(self.owner, chat_id)
+        if not await self.app[chat_store_key].exists(key):
+            raise ChatNotFound(chat_id)
+        self.follow(chat_id, key, after)
 
     async def cancel_chat(self, chat_id: str | None) -> None:
         if chat_id is None:
             raise BadRequest("A cancel frame needs the id of the chat to stop")
-        task = self.running.get(chat_id)
         # A chat that already ended has sent its one done or error frame: nothing more to say.
-        if task is None or task.done():
-            return
-        self.cancelled.add(task)
-        task.cancel()
-        await asyncio.wait([task])
+        await self.app[chat_store_key].cancel(chat_key(self.owner, chat_id))
+
+    def follow(self, chat_id: str, key: str, after: int) -> None:
+        task = asyncio.create_task(self.relay(chat_id, key, after))
+        self.following[chat_id] = task
+        self.app[registry_key].add_listener(task)
+
+    async def relay(self, chat_id: str, key: str, after: int) -> None:
+        frames = ChatFrames(chat_id)
+        try:
+            async for first_seq, events in self.app[chat_store_key].read(key, after):
+                if isinstance(events[-1], Done | Failed):
+                    # Its one final frame goes out now: the id is free for a new chat.
+                    self.forget(chat_id)
+                for frame in frames.encode(first_seq, events):
+                    await self.send_encoded(frame)
+        except ChatError as error:  # the store lost the chat (expired, Redis down)
+            await self.send(error_frame(chat_id, error))
+        except ConnectionResetError:
+            pass  # the socket closed under a send: the chat goes on without this listener
+        finally:
+            self.forget(chat_id)
+
+    def forget(self, chat_id: str) -> None:
+        """Take the current task off the followed chats (not a newer one reusing its id)."""
+        if self.following.get(chat_id) is asyncio.current_task():
+            del self.following[chat_id]
 
     async def close(self) -> None:
-        tasks = list(self.running.values())
+        """The socket closed: its listeners stop; the chats go on (Durable chats)."""
+        tasks = list(self.following.values())
         for task in tasks:
             task.cancel()
         if tasks:
@@ -190,11 +203,13 @@ async def chat_ws(request: web.Request) -> web.WebSocketResponse:
         writer_limit=WRITER_LIMIT_BYTES,
     )
     async with socket_slot(request):
+        owner = await socket_chat_owner(request, ws)
         await ws.prepare(request)
-        request.app[sockets_key].add(ws)
+        registry = request.app[registry_key]
+        registry.sockets.add(ws)
         sockets_open = request.app[metrics_key].sockets_open
         sockets_open.inc()
-        socket = ChatSocket(request, ws, profile)
+        socket = ChatSocket(request, ws, profile, owner)
         try:
             await socket.receive_frames()
         finally:
@@ -204,5 +219,4 @@ async def chat_ws(request: web.Request) -> web.WebSocketResponse:
 
 
 def setup_ws_route(app: web.Application) -> None:
-    app[sockets_key] = weakref.WeakSet()
     app.router.add_get("/api/chat/ws", chat_ws)

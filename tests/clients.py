@@ -85,9 +85,18 @@ def text_of(frames: list[Frame]) -> str:
 
 
 def parse_sse(text: str) -> list[tuple[str, Frame]]:
-    """A whole SSE body from the relay as (event name, data) pairs, in order."""
+    """A whole SSE body from the relay as (event name, data) pairs, in order; an event's
+    `id:` line (its seq) comes as the data's `seq`."""
     events = []
     for block in text.strip().split("\n\n"):
         fields = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((fields["event"], orjson.loads(fields["data"])))
+        data = orjson.loads(fields["data"])
+        if "id" in fields:
+            data = {"seq": int(fields["id"]), **data}
+        events.append((fields["event"], data))
     return events
+
+
+def resume_frame(chat_id: str, after: int) -> str:
+    """The page's frame to follow a chat again from the last seq it has."""
+    return orjson.dumps({"type": "resume", "id": chat_id, "after": after}).decode()

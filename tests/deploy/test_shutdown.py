@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from server.app import create_app
 from server.config import Settings
+from server.metrics import metrics_key
 from server.runner import GracefulRunner, make_runner
 from server.shutdown import shutdown_budget_s
 from tests.clients import chat_frame, receive
@@ -106,9 +108,45 @@ async def test_a_running_chat_finishes_within_the_grace_then_the_socket_closes_1
     assert len(fake_openrouter.requests) == 1
 
 
+async def test_aiohttp_own_cleanup_stops_reading_open_websockets(unused_tcp_port: int) -> None:
+    """Pins the aiohttp behaviour GracefulRunner (server/runner.py) works around:
+    `AppRunner.cleanup()` calls `Server.pre_shutdown()`, which closes every connection's
+    request handler, before `on_shutdown` runs; from then on what a client sends on an open
+    WebSocket is not delivered. Were the grace held in on_shutdown, cancel frames and the
+    heartbeat's pongs would be lost. If this starts failing, aiohttp changed its order."""
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            await ws.send_str(message.data)
+        return ws
+
+    async def hold(app: web.Application) -> None:
+        await asyncio.sleep(1.0)
+
+    app = web.Application()
+    app.router.add_get("/echo", echo)
+    app.on_shutdown.append(hold)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"http://127.0.0.1:{unused_tcp_port}/echo")
+        await ws.send_str("before")
+        assert (await ws.receive(timeout=2)).data == "before"
+        cleanup = asyncio.ensure_future(runner.cleanup())
+        await asyncio.sleep(0.2)  # on_shutdown is holding now
+        await ws.send_str("during")
+        message = await ws.receive(timeout=5)
+        assert message.type is not aiohttp.WSMsgType.TEXT, message
+        await cleanup
+
+
 async def test_cancel_still_works_during_the_grace(
     serve_graceful: ServeGraceful, fake_openrouter: FakeOpenRouter
 ) -> None:
+    # GracefulRunner holds the grace before aiohttp's cleanup: see the test above.
     fake_openrouter.script(HANG)
     served = await serve_graceful(shutdown_grace_s=10.0)
     ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
@@ -155,8 +193,8 @@ async def test_when_the_grace_runs_out_sse_gets_an_error_event(
     assert first.startswith(b"event: delta")
     shutdown = served.shut_down()
     rest = await asyncio.wait_for(response.content.read(), timeout=10)
-    name, data = rest.strip().split(b"\n")
-    assert name == b"event: error"
+    name, seq, data = rest.strip().split(b"\n")
+    assert (name, seq) == (b"event: error", b"id: 2")
     assert orjson.loads(data.removeprefix(b"data: "))["status"] == 503
     await asyncio.wait_for(shutdown, timeout=10)
     upstream = fake_openrouter.requests[0]
@@ -214,3 +252,24 @@ async def test_idle_sockets_close_at_once(serve_graceful: ServeGraceful) -> None
 
 def test_the_default_grace_ends_before_the_platform_kill() -> None:
     assert shutdown_budget_s(Settings().shutdown_grace_s) < 29
+
+
+async def test_a_chat_ended_by_the_shutdown_is_logged_and_counted_as_503_not_a_cancel(
+    serve_graceful: ServeGraceful, fake_openrouter: FakeOpenRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="server.chat")
+    fake_openrouter.script(HANG)
+    served = await serve_graceful(shutdown_grace_s=0.3)
+    ws = await served.session.ws_connect(f"{served.url}/api/chat/ws")
+    await ws.send_str(chat_frame("a"))
+    assert (await receive(ws))["content"] == "started"
+    metrics = served.runner.app[metrics_key]
+    shutdown = served.shut_down()
+    assert (await receive(ws))["status"] == 503
+    await asyncio.wait_for(shutdown, timeout=10)
+    [line] = [r for r in caplog.records if r.name == "server.chat"]
+    fields = vars(line)
+    assert (fields["status"], fields["outcome"], fields["cancelled"]) == (503, "error", False)
+    counted = metrics.registry.get_sample_value
+    assert counted("chatrelay_chats_total", {"transport": "ws", "outcome": "error"}) == 1
+    assert counted("chatrelay_chats_total", {"transport": "ws", "outcome": "cancelled"}) == 0

@@ -95,8 +95,10 @@ async def test_sse_mode_sends_deltas_reasoning_and_done(
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/event-stream")
     events = parse_sse(await response.text())
-    assert events[0] == ("reasoning", {"content": "hmm"})
+    assert events[0] == ("reasoning", {"seq": 1, "content": "hmm"})
     assert "".join(d["content"] for kind, d in events if kind == "delta") == "AB"
+    # Every event carries its seq (`id:`), one more each, the final event included.
+    assert [d["seq"] for _, d in events] == list(range(1, len(events) + 1))
     assert events[-1][0] == "done"
     assert events[-1][1]["finish_reason"] == "stop"
     assert events[-1][1]["usage"]["completion_tokens"] == 3
@@ -285,7 +287,8 @@ async def test_error_mid_stream_is_an_sse_error_event(
     assert response.status == 200
     events = parse_sse(await response.text())
     assert "".join(d["content"] for kind, d in events if kind == "delta") == "Partial"
-    assert events[-1] == ("error", {"status": 503, "message": "Provider overloaded"})
+    seq = len(events)
+    assert events[-1] == ("error", {"seq": seq, "status": 503, "message": "Provider overloaded"})
     assert [kind for kind, _ in events].count("error") == 1
     assert "done" not in [kind for kind, _ in events]
 

@@ -63,18 +63,24 @@ async def test_post_client_leaving_while_model_is_silent_closes_upstream(
     await seen.wait_dropped_by_relay(1)
 
 
-async def test_websocket_closing_closes_upstream(
+async def test_a_closed_socket_leaves_its_chat_running_and_a_cancel_stops_it(
     server_url: str, fake_openrouter: FakeOpenRouter
 ) -> None:
     fake_openrouter.script(Reply(steps=[COMMENT, event(chunk("one")), "hang"]))
-    async with aiohttp.ClientSession() as session:
+    # unsafe: keep cookies of an IP address host (127.0.0.1), as browsers do.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         ws = await session.ws_connect(f"{server_url}/api/chat/ws")
         frame = {"type": "chat", "id": "s", **chat_body()}
         await ws.send_str(orjson.dumps(frame).decode())
         assert orjson.loads((await ws.receive()).data)["content"] == "one"
         await ws.close()
-    seen = fake_openrouter.requests[0]
-    await seen.wait_dropped_by_relay(1)
+        seen = fake_openrouter.requests[0]
+        await asyncio.sleep(0.3)
+        assert not seen.ended.is_set()
+        # The same session (its cookie came with the first handshake) stops it from a new socket.
+        async with session.ws_connect(f"{server_url}/api/chat/ws") as again:
+            await again.send_str('{"type": "cancel", "id": "s"}')
+            await seen.wait_dropped_by_relay(1)
 
 
 async def test_open_relay_refuses_to_start(unused_tcp_port: int) -> None:

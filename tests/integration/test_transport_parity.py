@@ -26,6 +26,7 @@ async def test_sse_and_websocket_carry_the_same_events(
         headers={"Accept": "text/event-stream"},
     )
     over_sse = [(kind, data) for kind, data in parse_sse(await response.text())]
+    # SSE carries each event's seq as its `id:` line, WebSocket as a field.
     async with client.ws_connect("/api/chat/ws") as ws:
         await ws.send_str(chat_frame("p"))
         over_ws = [
@@ -34,5 +35,5 @@ async def test_sse_and_websocket_carry_the_same_events(
         ]
     plain = await (await client.post("/api/chat/openrouter", data=orjson.dumps(chat_body()))).text()
     assert over_sse == over_ws
-    assert over_sse[0] == ("reasoning", {"content": "plan"})
+    assert over_sse[0] == ("reasoning", {"seq": 1, "content": "plan"})
     assert plain == "".join(d["content"] for kind, d in over_ws if kind == "delta") == "Só 🙂 fin"

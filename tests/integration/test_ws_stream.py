@@ -61,7 +61,7 @@ async def test_reasoning_frames(client: Client, fake_openrouter: FakeOpenRouter)
     async with client.ws_connect("/api/chat/ws") as ws:
         await ws.send_str(chat_frame("r"))
         frames = await until_end(ws, "r")
-    assert frames[0] == {"type": "reasoning", "id": "r", "content": "Let me think"}
+    assert frames[0] == {"type": "reasoning", "id": "r", "seq": 1, "content": "Let me think"}
     assert text_of(frames) == "42"
 
 
@@ -89,10 +89,16 @@ async def test_cancel_closes_upstream_and_ends_with_done_cancelled(
     fake_openrouter.script(HANG)
     async with client.ws_connect("/api/chat/ws") as ws:
         await ws.send_str(chat_frame("c"))
-        assert await receive(ws) == {"type": "delta", "id": "c", "content": "started"}
+        assert await receive(ws) == {"type": "delta", "id": "c", "seq": 1, "content": "started"}
         await ws.send_str('{"type": "cancel", "id": "c"}')
         frame = await receive(ws)
-        assert frame == {"type": "done", "id": "c", "finish_reason": "cancelled", "usage": None}
+        assert frame == {
+            "type": "done",
+            "id": "c",
+            "seq": 2,
+            "finish_reason": "cancelled",
+            "usage": None,
+        }
         seen = fake_openrouter.requests[0]
         await seen.wait_dropped_by_relay(1)
         # Exactly one terminal frame: nothing more comes for "c", and the socket still works.
@@ -113,9 +119,10 @@ async def test_cancel_of_a_finished_chat_says_nothing_more(
         assert text_of(frames) == "next"
 
 
-async def test_closing_the_socket_closes_every_upstream(
-    client: Client, fake_openrouter: FakeOpenRouter
+async def test_closing_the_socket_closes_every_upstream_with_no_resume_window(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter
 ) -> None:
+    client = await make_client(resume_window_s=0)
     fake_openrouter.script(HANG, HANG)
     ws = await client.ws_connect("/api/chat/ws")
     await ws.send_str(chat_frame("a"))
@@ -160,7 +167,7 @@ async def test_a_running_id_reused_is_409(client: Client, fake_openrouter: FakeO
     [
         ("not json", None, "The frame is not valid JSON"),
         ("[1, 2]", None, "The frame must be a JSON object"),
-        ('{"type": "dance", "id": "d"}', "d", "type must be chat or cancel"),
+        ('{"type": "dance", "id": "d"}', "d", "type must be chat or cancel or resume"),
         ('{"type": "cancel"}', None, "A cancel frame needs the id of the chat to stop"),
         ('{"type": "chat", "id": 7}', None, "id must be a string of at most 64 characters"),
         ('{"type": "chat", "id": "' + "i" * 65 + '"}', None, "id must be a string"),
@@ -242,7 +249,15 @@ async def test_upstream_errors_become_error_frames(
     async with client.ws_connect("/api/chat/ws") as ws:
         await ws.send_str(chat_frame("e"))
         frames = await until_end(ws, "e")
-    assert frames[-1] == {"type": "error", "id": "e", "status": status, "message": message, **extra}
+    seq = len(frames)
+    assert frames[-1] == {
+        "type": "error",
+        "id": "e",
+        "seq": seq,
+        "status": status,
+        "message": message,
+        **extra,
+    }
 
 
 async def test_unreachable_and_silent_upstream(
@@ -263,7 +278,7 @@ async def test_silent_upstream_is_504(
     async with client.ws_connect("/api/chat/ws") as ws:
         await ws.send_str(chat_frame("s"))
         frame = await receive(ws)
-    assert frame == {"type": "error", "id": "s", "status": 504,
+    assert frame == {"type": "error", "id": "s", "seq": 1, "status": 504,
                      "message": "OpenRouter sent nothing for 0.3 seconds"}  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from server.chat import stream_chat
 from server.chunks import read_batch
 from server.errors import BadRequest, UpstreamError
 from server.events import ChatEvent, Delta, Done, Reasoning
+from server.observer import ChatObserver
 from server.openrouter import Batches
 from server.request import parse_chat_request
 from tests.conftest import chat_body
@@ -53,10 +54,22 @@ def data(**kwargs: Any) -> bytes:
     return orjson.dumps(chunk(**kwargs))
 
 
-async def events_of(upstream: ScriptedUpstream) -> list[ChatEvent]:
+def observer() -> ChatObserver:
+    return ChatObserver("c1", "test", "openai/gpt-4o-mini")
+
+
+async def batches_of(
+    upstream: ScriptedUpstream, seen: ChatObserver | None = None
+) -> list[list[ChatEvent]]:
     request = parse_chat_request(chat_body())
-    stream = stream_chat(request, KEY, upstream, transport="test", chat_id="c1")
-    return [event async for event in stream]
+    stream = stream_chat(request, KEY, upstream, seen or observer())
+    return [events async for events in stream]
+
+
+async def events_of(
+    upstream: ScriptedUpstream, seen: ChatObserver | None = None
+) -> list[ChatEvent]:
+    return [event for events in await batches_of(upstream, seen) for event in events]
 
 
 async def test_deltas_of_one_read_are_merged_and_reads_stay_apart() -> None:
@@ -65,7 +78,11 @@ async def test_deltas_of_one_read_are_merged_and_reads_stay_apart() -> None:
         [data(content=" world"), data(finish_reason="stop")],
         [data(finish_reason="stop", usage=USAGE), b"[DONE]"],
     )
-    assert await events_of(upstream) == [Delta("Hello"), Delta(" world"), Done("stop", USAGE)]
+    assert await batches_of(upstream) == [
+        [Delta("Hello")],
+        [Delta(" world")],
+        [Done("stop", USAGE)],
+    ]
     assert upstream.closed
 
 
@@ -134,8 +151,8 @@ async def test_malformed_event_is_a_502(payload: bytes) -> None:
 async def test_closing_the_stream_early_closes_upstream() -> None:
     upstream = ScriptedUpstream([data(content="a")], [data(content="b")], [b"[DONE]"])
     request = parse_chat_request(chat_body())
-    async with aclosing(stream_chat(request, KEY, upstream, transport="t", chat_id="c")) as events:
-        assert await anext(events) == Delta("a")
+    async with aclosing(stream_chat(request, KEY, upstream, observer())) as events:
+        assert await anext(events) == [Delta("a")]
     assert upstream.closed
 
 
@@ -144,7 +161,10 @@ async def test_one_info_line_per_chat_without_key_or_content(
 ) -> None:
     caplog.set_level(logging.INFO, logger="server.chat")
     upstream = ScriptedUpstream([data(content="secret answer")], [data(usage=USAGE), b"[DONE]"])
-    await events_of(upstream)
+    # The core fills the observer in; whoever ran the chat ends it (server/runs.py).
+    seen = observer()
+    await events_of(upstream, seen)
+    seen.ended(200, "done")
     lines = [r.getMessage() for r in caplog.records if r.name == "server.chat"]
     assert len(lines) == 1
     line = lines[0]
@@ -227,6 +247,6 @@ async def test_text_before_an_error_in_the_same_read_is_delivered() -> None:
     request = parse_chat_request(chat_body())
     received: list[ChatEvent] = []
     with pytest.raises(UpstreamError):
-        async for event in stream_chat(request, KEY, upstream, transport="t", chat_id="c"):
-            received.append(event)
+        async for events in stream_chat(request, KEY, upstream, observer()):
+            received += events
     assert received == [Delta("Partial")]

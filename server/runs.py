@@ -1,0 +1,267 @@
+"""Runs: a chat that outlives its connection. The run owns the upstream request and writes
+its events to the chat store; transports only listen (server/store.py).
+
+A run ends with exactly one final event (Done or Failed) whatever happens: upstream's
+answer, an error, a cancel from anywhere, nobody listening for RESUME_WINDOW_S, or the
+server shutting down (503). After it nothing more is written, so no listener sees an error
+raised past its chat's end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+
+from aiohttp import web
+
+from .chat import stream_chat
+from .config import settings_key
+from .errors import ChatError, ChatNotFound, ChatTooLong, InternalError, ServerShuttingDown
+from .events import ChatEvent, Done, Failed, Final, LogEvent
+from .limits import ChatLease
+from .metrics import metrics_key
+from .observer import ChatObserver
+from .openrouter import openrouter_key
+from .registry import Registry, registry_key
+from .request import ChatRequest
+from .store import ChatLog, ChatStore, chat_store_key, open_store
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS = "-"
+# After a chat's end its pump may spend up to a second handing upstream's connection back.
+WIND_DOWN_S = 1.5
+
+
+def chat_key(owner: str | None, chat_id: str) -> str:
+    """Chats are kept per owner: two sessions may use one id, and neither sees the other's.
+    A POST without a session is owned by whoever holds its random id."""
+    return f"{owner or ANONYMOUS}:{chat_id}"
+
+
+def too_long(max_s: float) -> ChatTooLong:
+    return ChatTooLong(
+        f"The chat was stopped after {max_s:g} seconds, the longest a chat may run here"
+    )
+
+
+def failed(error: ChatError) -> Failed:
+    return Failed(error.status, error.message, error.retry_after)
+
+
+class Run:
+    """One chat's upstream request, pumped into its log by a task of its own."""
+
+    def __init__(
+        self, registry: Registry, observer: ChatObserver, lease: ChatLease, max_s: float
+    ) -> None:
+        self.registry = registry
+        self.max_s = max_s
+        self.observer = observer
+        # The chat's MAX_CHATS_PER_CLIENT slot, held for its whole life, detached included.
+        self.lease = lease
+        self.task: asyncio.Task[None] | None = None
+        self.stop_reason: ChatError | None = None
+
+    def start(self, chat_log: ChatLog, batches: AsyncGenerator[list[ChatEvent], None]) -> None:
+        self.registry.add_run(self)
+        if self.observer.metrics is not None:
+            self.observer.metrics.chats_running.inc()
+        self.task = asyncio.create_task(self._pump(chat_log, batches))
+
+    @property
+    def running(self) -> bool:
+        return self in self.registry.runs
+
+    async def wound_down(self) -> None:
+        """Wait until the pump let go of upstream's connection (about a second at most)."""
+        if self.task is not None:
+            await asyncio.wait([self.task])
+
+    def cancel(self) -> None:
+        # Once ended, the task only winds upstream's connection down for reuse: leave it be.
+        if self.task is not None and self.running and self.stop_reason is None:
+            self.task.cancel()
+
+    def abandon(self) -> None:
+        self.observer.detached = True
+        self.cancel()
+
+    def shut_down(self) -> None:
+        if self.task is not None and self.running and self.stop_reason is None:
+            self.stop_reason = ServerShuttingDown()
+            self.task.cancel()
+
+    async def _pump(
+        self, chat_log: ChatLog, batches: AsyncGenerator[list[ChatEvent], None]
+    ) -> None:
+        final: Final | None = None
+        try:
+            # MAX_CHAT_DURATION_S: comment lines could keep a chat open forever.
+            async with asyncio.timeout(self.max_s) as deadline, aclosing(batches):
+                async for events in batches:
+                    if isinstance(events[-1], Done):
+                        final = events[-1]
+                        await self._end(chat_log, list[LogEvent](events))
+                    else:
+                        await chat_log.append(list[LogEvent](events))
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            final = final or failed(too_long(self.max_s))
+        except asyncio.CancelledError:
+            if final is None:
+                final = Done("cancelled", None)
+                if self.stop_reason is not None:
+                    final = failed(self.stop_reason)
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        except ChatError as error:
+            final = final or failed(error)
+        except Exception:
+            log.exception("chat failed id=%s", self.observer.chat_id)
+            final = final or failed(InternalError())
+        finally:
+            await self._end(chat_log, [final or failed(InternalError())])
+
+    async def _end(self, chat_log: ChatLog, events: list[LogEvent]) -> None:
+        """Write the final event (last of `events`) once, then the slot, metrics, log line."""
+        if not self.running:
+            return
+        self.registry.remove_run(self)
+        try:
+            await chat_log.append(events)
+        except ChatError as error:
+            log.warning("chat end not stored id=%s: %s", self.observer.chat_id, error.message)
+        await self.lease.release()
+        observer, final = self.observer, events[-1]
+        if observer.metrics is not None:
+            observer.metrics.chats_running.dec()
+        if isinstance(final, Failed):
+            observer.ended(final.status, "error")
+        elif isinstance(final, Done) and final.finish_reason == "cancelled":
+            observer.ended(499, "cancelled")
+        else:
+            observer.ended(200, "done")
+
+
+class Runs:
+    """Starts, finds and stops the runs of one app."""
+
+    def __init__(self, app: web.Application, store: ChatStore) -> None:
+        self.app, self.store = app, store
+        # Every pump, until upstream's connection is wound down after its chat ended.
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def stop_all(self) -> None:
+        """At cleanup: end what still runs (503) and wait for every pump to let go."""
+        self.app[registry_key].shut_down_runs()
+        if not self.tasks:
+            return
+        _, winding_down = await asyncio.wait(list(self.tasks), timeout=WIND_DOWN_S)
+        for task in winding_down:
+            task.cancel()
+        if winding_down:
+            await asyncio.wait(winding_down)
+
+    async def start(
+        self,
+        key: str,
+        chat_id: str,
+        transport: str,
+        request: ChatRequest,
+        api_key: str,
+        lease: ChatLease,
+    ) -> Run:
+        """Start the chat, which holds `lease` until it ends. ChatIdInUse (409) when the
+        key's chat still runs; 503 while shutting down or when the store is down."""
+        registry = self.app[registry_key]
+        observer = ChatObserver(chat_id, transport, request.model, self.app[metrics_key])
+        run = Run(registry, observer, lease, self.app[settings_key].max_chat_duration_s)
+        try:
+            if registry.draining:
+                raise ServerShuttingDown()
+            chat_log = await self.store.create(key, run)
+        except BaseException:
+            await lease.release()
+            raise
+        batches = stream_chat(request, api_key, self.app[openrouter_key], observer)
+        run.start(chat_log, batches)
+        assert run.task is not None
+        self.tasks.add(run.task)
+        run.task.add_done_callback(self.tasks.discard)
+        return run
+
+    async def find(self, owner: str | None, chat_id: str) -> str:
+        """The key of the caller's chat with that id; ChatNotFound (404) for anyone else's."""
+        for key in {chat_key(owner, chat_id), chat_key(None, chat_id)}:
+            if await self.store.exists(key):
+                return key
+        raise ChatNotFound(chat_id)
+
+
+runs_key = web.AppKey("runs", Runs)
+
+
+async def chat_runs(app: web.Application) -> AsyncIterator[None]:
+    """The app's chat store and runs; at cleanup what still runs ends, then the store."""
+    settings = app[settings_key]
+    store = app[chat_store_key] = open_store(settings)
+    runs = app[runs_key] = Runs(app, store)
+    try:
+        yield
+    finally:
+        await runs.stop_all()
+        await store.close()
+
+
+class _Deadline:
+    """A stateless chat's entry in the registry: a shutdown reschedules its deadline."""
+
+    def __init__(self, deadline: asyncio.Timeout) -> None:
+        self.deadline = deadline
+
+    def shut_down(self) -> None:
+        self.deadline.reschedule(asyncio.get_running_loop().time())
+
+
+@asynccontextmanager
+async def running_chat(app: web.Application, observer: ChatObserver) -> AsyncIterator[None]:
+    """Hold a chat that is not a run (/v1, stateless): counted, ended by the shutdown with
+    ServerShuttingDown, and observed once when it leaves, by how it left."""
+    registry = app[registry_key]
+    if registry.draining:
+        raise ServerShuttingDown()
+    status, outcome = 499, "cancelled"
+    gauge = app[metrics_key].chats_running
+    gauge.inc()
+    try:
+        # A deadline at MAX_CHAT_DURATION_S, moved to now when the grace runs out; it cancels
+        # only the chat inside, and asyncio turns that cancel into TimeoutError right here.
+        max_s = app[settings_key].max_chat_duration_s
+        async with asyncio.timeout(max_s) as deadline:
+            entry = _Deadline(deadline)
+            registry.add_run(entry)
+            yield
+        status, outcome = 200, "done"
+    except TimeoutError:
+        if not deadline.expired():
+            status, outcome = 500, "error"
+            raise
+        status, outcome = (503 if registry.draining else 504), "error"
+        if registry.draining:
+            raise ServerShuttingDown() from None
+        raise too_long(max_s) from None
+    except ChatError as error:
+        status, outcome = error.status, "error"
+        raise
+    except Exception:
+        status, outcome = 500, "error"
+        raise
+    finally:
+        registry.remove_run(entry)
+        gauge.dec()
+        observer.ended(status, outcome)

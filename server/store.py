@@ -1,0 +1,84 @@
+"""The chat store's one interface: chat logs written by runs and read by listeners.
+
+Two implementations: MemoryStore (server/memory_store.py, one process) and RedisStore
+(server/redis_store.py, shared by every process). Nothing outside them knows which one
+is in use; tests/store/ runs one suite against both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from aiohttp import web
+
+from .config import Settings
+from .events import LogEvent
+
+# A replay never goes out as one message: a listener gets at most this much per read.
+MAX_READ_CHARS = 64 * 1024
+MAX_READ_EVENTS = 1024
+
+# What a read yields: the seq of its first event, and the events (seq +1 each).
+Slice = tuple[int, list[LogEvent]]
+
+
+class RunControl(Protocol):
+    """What the store tells the run it holds a log for, from whichever process."""
+
+    def cancel(self) -> None:
+        """Someone stopped the chat: a cancel frame or DELETE, here or on another process."""
+
+    def abandon(self) -> None:
+        """Nobody listened for RESUME_WINDOW_S: end it as if cancelled."""
+
+
+class ChatLog(Protocol):
+    """The writing end of one chat's log, held by its run."""
+
+    async def append(self, events: list[LogEvent]) -> None:
+        """Add one upstream read's events; a Done or Failed last ends the log.
+
+        May wait while a listener of this process is far behind (backpressure)."""
+
+
+class ChatStore(Protocol):
+    """Where chat logs live. A key is a chat's owner and id (server/runs.py)."""
+
+    # Whether another process can serve this one's listeners (SIGTERM then closes sockets
+    # at once with 1012: the page reconnects elsewhere and follows its chats from there).
+    shared: bool
+
+    async def create(self, key: str, run: RunControl) -> ChatLog:
+        """A new, empty log for a starting chat; one that ended under the key is replaced.
+
+        ChatIdInUse when a chat with the key is still running; ChatStoreUnavailable (503)
+        when the store cannot take it."""
+        ...
+
+    async def exists(self, key: str) -> bool:
+        """Whether a chat is kept under the key, running or ended."""
+        ...
+
+    def read(self, key: str, after: int) -> AsyncIterator[Slice]:
+        """The chat's events with seq > `after`, in bounded slices, then live until its
+        final event; ChatNotFound when it is not kept (or no longer from `after`)."""
+        ...
+
+    async def cancel(self, key: str) -> bool:
+        """Stop the running chat under the key, wherever it runs; False when none is."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of connections; logs of this process's runs end with them."""
+        ...
+
+
+chat_store_key = web.AppKey("chat_store", ChatStore)
+
+
+def open_store(settings: Settings) -> ChatStore:
+    """Redis when REDIS_URL is set, else this process's memory."""
+    from .memory_store import MemoryStore  # noqa: PLC0415 (it imports this module)
+
+    return MemoryStore(settings.resume_window_s, settings.chat_retention_s)

@@ -1,0 +1,52 @@
+"""The memory store's bounds: per chat by its text, in total by MAX_STORE_CHARS."""
+
+from __future__ import annotations
+
+import pytest
+
+from server import memory_store
+from server.errors import ChatNotFound
+from server.events import Delta, Done
+from server.memory_store import MemoryStore
+from tests.store.test_store import FakeRun, read_all
+
+
+async def test_a_chat_keeps_only_its_newest_text_past_the_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(memory_store, "MAX_CHAT_CHARS", 100)
+    store = MemoryStore(300, 600)
+    log = await store.create("o:big", FakeRun())
+    for n in range(50):
+        await log.append([Delta(f"{n:04d}")])
+    assert store.total <= 100
+    # The newest text is still there for a listener not far behind, with its own seqs...
+    assert [seq for seq, _ in await read_all_until(store, "o:big", 45)] == [46, 47, 48, 49, 50]
+    # ...and one asking for what is gone gets 404, never a gap.
+    with pytest.raises(ChatNotFound):
+        await read_all_until(store, "o:big", 0)
+
+
+async def read_all_until(store: MemoryStore, key: str, after: int) -> list[tuple[int, object]]:
+    out: list[tuple[int, object]] = []
+    async for first_seq, events in store.read(key, after):
+        out += list(enumerate(events, first_seq))
+        if first_seq + len(events) - 1 >= 50:
+            break
+    return out
+
+
+async def test_past_the_total_cap_the_oldest_ended_chats_go_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(memory_store, "MAX_STORE_CHARS", 250)
+    store = MemoryStore(300, 600)
+    running = await store.create("o:running", FakeRun())
+    await running.append([Delta("r" * 100)])
+    for name in ("old", "mid", "new"):
+        log = await store.create(f"o:{name}", FakeRun())
+        await log.append([Delta(name[0] * 60), Done("stop", None)])
+    assert not await store.exists("o:old")
+    assert await store.exists("o:mid") and await store.exists("o:new")
+    assert await store.exists("o:running") and store.total <= 250
+    assert [e for _, e in await read_all(store, "o:new")] == [Delta("n" * 60), Done("stop", None)]

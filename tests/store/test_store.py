@@ -1,0 +1,136 @@
+"""One suite for every chat store: what runs write is what listeners read, from any offset."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from server.errors import ChatIdInUse, ChatNotFound
+from server.events import Delta, Done, Failed, LogEvent, Reasoning
+from server.store import MAX_READ_CHARS, MAX_READ_EVENTS, ChatStore
+from tests.store.conftest import MakeStore
+
+
+class FakeRun:
+    """What a store tells a run: cancelled, or abandoned by its listeners."""
+
+    def __init__(self) -> None:
+        self.cancelled = asyncio.Event()
+        self.abandoned = asyncio.Event()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def abandon(self) -> None:
+        self.abandoned.set()
+
+
+async def read_all(store: ChatStore, key: str, after: int = 0) -> list[tuple[int, LogEvent]]:
+    out = []
+    async for first_seq, events in store.read(key, after):
+        out += list(enumerate(events, first_seq))
+    return out
+
+
+async def test_a_log_reads_back_with_seqs_from_any_offset(make_store: MakeStore) -> None:
+    store = await make_store()
+    log = await store.create("o:a", FakeRun())
+    await log.append([Reasoning("hm"), Delta("Hel")])
+    await log.append([Delta("lo")])
+    await log.append([Done("stop", {"completion_tokens": 2})])
+    everything = await read_all(store, "o:a")
+    assert everything == [
+        (1, Reasoning("hm")),
+        (2, Delta("Hel")),
+        (3, Delta("lo")),
+        (4, Done("stop", {"completion_tokens": 2})),
+    ]
+    assert await read_all(store, "o:a", 2) == everything[2:]
+    assert await read_all(store, "o:a", 4) == []
+
+
+async def test_a_listener_follows_live_until_the_final_event(make_store: MakeStore) -> None:
+    store = await make_store()
+    log = await store.create("o:live", FakeRun())
+    await log.append([Delta("a")])
+    following = asyncio.ensure_future(read_all(store, "o:live"))
+    second = asyncio.ensure_future(read_all(store, "o:live", 1))
+    await asyncio.sleep(0.05)
+    await log.append([Delta("b")])
+    await log.append([Failed(502, "gone", None)])
+    assert await asyncio.wait_for(following, 5) == [
+        (1, Delta("a")),
+        (2, Delta("b")),
+        (3, Failed(502, "gone", None)),
+    ]
+    assert await asyncio.wait_for(second, 5) == [(2, Delta("b")), (3, Failed(502, "gone", None))]
+
+
+async def test_unknown_chats_are_not_found(make_store: MakeStore) -> None:
+    store = await make_store()
+    assert not await store.exists("o:none")
+    with pytest.raises(ChatNotFound, match="No chat with id none to resume"):
+        await read_all(store, "o:none")
+    assert not await store.cancel("o:none")
+
+
+async def test_a_running_key_is_taken_an_ended_one_is_replaced(make_store: MakeStore) -> None:
+    store = await make_store()
+    log = await store.create("o:k", FakeRun())
+    await log.append([Delta("first")])
+    with pytest.raises(ChatIdInUse):
+        await store.create("o:k", FakeRun())
+    await log.append([Done("stop", None)])
+    again = await store.create("o:k", FakeRun())
+    await again.append([Delta("second"), Done("stop", None)])
+    assert await read_all(store, "o:k") == [(1, Delta("second")), (2, Done("stop", None))]
+
+
+async def test_a_cancel_reaches_the_run_and_an_ended_chat_is_not_cancelled(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store()
+    run = FakeRun()
+    log = await store.create("o:c", run)
+    assert await store.cancel("o:c")
+    await asyncio.wait_for(run.cancelled.wait(), 5)
+    await log.append([Done("cancelled", None)])
+    assert not await store.cancel("o:c")
+
+
+async def test_nobody_listening_for_the_window_abandons_the_run(make_store: MakeStore) -> None:
+    store = await make_store(resume_window_s=0.2)
+    run = FakeRun()
+    log = await store.create("o:w", run)
+    await log.append([Delta("a")])
+    reading = asyncio.ensure_future(read_all(store, "o:w"))
+    await asyncio.sleep(0.4)
+    assert not run.abandoned.is_set()  # someone listens
+    reading.cancel()
+    await asyncio.wait_for(run.abandoned.wait(), 5)
+
+
+async def test_an_ended_chat_is_dropped_after_the_retention(make_store: MakeStore) -> None:
+    store = await make_store(retention_s=0.2)
+    log = await store.create("o:r", FakeRun())
+    await log.append([Delta("a"), Done("stop", None)])
+    assert await store.exists("o:r")
+    await asyncio.sleep(0.5)
+    assert not await store.exists("o:r")
+
+
+async def test_a_long_replay_comes_in_bounded_slices(make_store: MakeStore) -> None:
+    store = await make_store()
+    log = await store.create("o:long", FakeRun())
+    for n in range(0, 20_000, 100):
+        await log.append([Delta(f"<{m}>") for m in range(n, n + 100)])
+    await log.append([Delta("x" * (3 * MAX_READ_CHARS)), Done("stop", None)])
+    slices = [events async for _, events in store.read("o:long", 0)]
+    assert len(slices) > 20_000 / MAX_READ_EVENTS
+    for events in slices:
+        assert len(events) <= MAX_READ_EVENTS
+        chars = sum(len(e.content) for e in events if isinstance(e, Delta))
+        assert chars <= MAX_READ_CHARS or len(events) == 1 or events[-1] == Done("stop", None)
+    text = "".join(e.content for events in slices for e in events if isinstance(e, Delta))
+    assert text == "".join(f"<{m}>" for m in range(20_000)) + "x" * (3 * MAX_READ_CHARS)
