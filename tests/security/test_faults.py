@@ -54,7 +54,7 @@ async def test_http_fault_ends_the_chat_and_the_server_serves_on(
     if text_first:
         assert got == 200
         events = parse_sse(body)
-        assert events[0] == ("delta", {"content": "Hi"})
+        assert events[0] == ("delta", {"seq": 1, "content": "Hi"})
         kind, data = events[-1]
         assert (kind, data["status"]) == ("error", status)
         message = data["message"]
