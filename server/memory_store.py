@@ -73,10 +73,10 @@ class MemoryLogWriter:
     """The run's end of a MemoryLog."""
 
     def __init__(self, store: MemoryStore, key: str, log: MemoryLog) -> None:
-        self._store, self._key, self._log = store, key, log
+        self._store, self._key, self.log = store, key, log
 
     async def append(self, events: list[LogEvent]) -> None:
-        log = self._log
+        log = self.log
         if log.ended:
             return
         log.events += events
@@ -143,7 +143,7 @@ class MemoryStore:
                 if start < 0:
                     raise ChatNotFound(key.partition(":")[2])
                 if start < len(log.events):
-                    taken = _bounded(log.events, start)
+                    taken = bounded(log.events, start)
                     reader.chars += _chars(taken)
                     yield seq + 1, taken
                     seq += len(taken)
@@ -208,7 +208,7 @@ class MemoryStore:
         self.ended_logs.clear()
 
 
-def _bounded(events: list[LogEvent], start: int) -> list[LogEvent]:
+def bounded(events: list[LogEvent], start: int) -> list[LogEvent]:
     """A slice from `start` of at most MAX_READ_EVENTS events and about MAX_READ_CHARS."""
     end = min(len(events), start + MAX_READ_EVENTS)
     if end - start == 1:

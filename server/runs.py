@@ -24,6 +24,7 @@ from .limits import ChatLease
 from .metrics import metrics_key
 from .observer import ChatObserver
 from .openrouter import openrouter_key
+from .redis_conn import redis_key
 from .registry import Registry, registry_key
 from .request import ChatRequest
 from .store import ChatLog, ChatStore, chat_store_key, open_store
@@ -209,7 +210,7 @@ runs_key = web.AppKey("runs", Runs)
 async def chat_runs(app: web.Application) -> AsyncIterator[None]:
     """The app's chat store and runs; at cleanup what still runs ends, then the store."""
     settings = app[settings_key]
-    store = app[chat_store_key] = open_store(settings)
+    store = app[chat_store_key] = open_store(settings, app[redis_key])
     runs = app[runs_key] = Runs(app, store)
     try:
         yield

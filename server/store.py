@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from .config import Settings
 from .events import LogEvent
@@ -77,8 +78,12 @@ class ChatStore(Protocol):
 chat_store_key = web.AppKey("chat_store", ChatStore)
 
 
-def open_store(settings: Settings) -> ChatStore:
+def open_store(settings: Settings, redis: Redis | None) -> ChatStore:
     """Redis when REDIS_URL is set, else this process's memory."""
-    from .memory_store import MemoryStore  # noqa: PLC0415 (it imports this module)
+    # Imported here: both implementations import this module.
+    from .memory_store import MemoryStore  # noqa: PLC0415
+    from .redis_store import RedisStore  # noqa: PLC0415
 
-    return MemoryStore(settings.resume_window_s, settings.chat_retention_s)
+    if redis is None:
+        return MemoryStore(settings.resume_window_s, settings.chat_retention_s)
+    return RedisStore(redis, settings.resume_window_s, settings.chat_retention_s)
