@@ -22,9 +22,10 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.clients import text_of, ws_chat
+from tests.clients import receive, resume_frame, text_of, until_end, ws_chat
 from tests.conftest import SESSION_SECRET, USER_KEY, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, event, sse_reply
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 HANG = Reply(steps=[COMMENT, event(chunk("started")), "hang"])
@@ -337,3 +338,68 @@ async def test_two_workers_share_the_limits_through_redis(
     assert len(workers) == 2, f"every chat went to one worker: {workers}"
     # Both workers served chats, and the client got its 4 a minute in all, not 4 from each.
     assert sorted(statuses) == [200] * 4 + [429] * 6
+
+
+# --- A restart with Redis: SIGTERM to the worker holding a page's socket -------------
+
+RESTART_WORDS = [f" w{n}" for n in range(40)]
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def serving_pid(candidates: list[int], client_port: int) -> int:
+    """The process holding the server side of the connection from `client_port`."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        parts = line.split()
+        if int(parts[2].split(":")[1], 16) == client_port:
+            inodes.add(parts[9])
+    for pid in candidates:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                return pid
+    raise AssertionError("no worker holds the connection")
+
+
+async def test_sigterm_to_a_worker_moves_the_page_to_the_other_one_and_the_answer_ends_exact(
+    start_honcho: StartHoncho, fake_openrouter: FakeOpenRouter, redis_url: str
+) -> None:
+    fake_openrouter.script(sse_reply(RESTART_WORDS, delay_s=0.05))
+    honcho = await start_honcho(REDIS_URL=redis_url, SHUTDOWN_GRACE="10")
+    url = honcho.url
+    async with fresh_connection_session() as session:
+        # The page's profile call: the key, and the session's owner id for its chats.
+        async with session.put(f"{url}/api/profile", json={"openrouter_api_key": USER_KEY}):
+            pass
+        ws = await session.ws_connect(f"{url}/api/chat/ws")
+        await ws.send_str(orjson.dumps({"type": "chat", "id": "a", **chat_body()}).decode())
+        frames = [await receive(ws, 10)]
+        sockname = ws.get_extra_info("sockname")
+        worker = serving_pid(children(honcho.web_pid), sockname[1])
+        os.kill(worker, signal.SIGTERM)
+        while (message := await ws.receive(timeout=5)).type is aiohttp.WSMsgType.TEXT:
+            frames.append(orjson.loads(message.data))  # sent before the close
+        assert message.type is aiohttp.WSMsgType.CLOSE and message.data == 1012
+        # The page reconnects: the worker going away stopped listening, the other one answers.
+        async with session.ws_connect(f"{url}/api/chat/ws") as again:
+            await again.send_str(resume_frame("a", frames[-1]["seq"]))
+            frames += await until_end(again, "a", timeout_s=15)
+    assert text_of(frames) == "".join(RESTART_WORDS)
+    assert frames[-1]["type"] == "done" and frames[-1]["finish_reason"] == "stop"
+    assert len(fake_openrouter.requests) == 1
+    # The worker that ran the chat finished it within the grace and exited.
+    await wait_until(lambda: not os.path.exists(f"/proc/{worker}"), "the worker exited")
