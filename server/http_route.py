@@ -16,7 +16,7 @@ from .events import Delta, Done, Failed, LogEvent, merged
 from .limits import admit_chat
 from .media import wants_event_stream
 from .profile import chat_owner, check_api_key, request_profile
-from .request import parse_chat_request
+from .request import ChatRequest, parse_chat_request
 from .runs import chat_key, runs_key
 from .store import Slice, chat_store_key
 from .watchdog import SilenceWatchdog
@@ -82,9 +82,14 @@ def text_bytes(first_seq: int, events: list[LogEvent]) -> bytes:
     return b"".join(e.content.encode() for e in events if isinstance(e, Delta))
 
 
+def parse_post(body: object) -> tuple[ChatRequest, bool]:
+    """The chat, and whether it is resumable (top-level `"resumable": true`). The decoded
+    body is not kept: a running chat holds its request encoded, about its size."""
+    return parse_chat_request(body), isinstance(body, dict) and body.get("resumable") is True
+
+
 async def chat_openrouter(request: web.Request) -> web.StreamResponse:
-    body = await read_json(request)
-    chat = parse_chat_request(body)
+    chat, resumable = parse_post(await read_json(request))
     profile = await request_profile(request)
     api_key = check_api_key(profile)
     lease = await admit_chat(request, profile)
@@ -111,7 +116,7 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
     finally:
         # A plain POST's client leaving stops its chat at once (chatbot-ui's Stop is an
         # abort); a resumable one's goes on for whoever resumes it.
-        if not (isinstance(body, dict) and body.get("resumable") is True):
+        if not resumable:
             run.cancel()
 
 
