@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .metrics import ChatMetrics
-from .request import MAX_MODEL_CHARS
 
 log = logging.getLogger("server.chat")
 
@@ -44,12 +43,14 @@ class ChatObserver:
         ttft_ms = None if first is None else round((first - self.started) * 1000)
         duration_ms = round((time.monotonic() - self.started) * 1000)
         fields = {
-            "chat_id": _loggable(self.chat_id),
+            # Ids, model names and finish reasons come from outside: the log's formatter
+            # (server/logs.py) escapes them, so none can forge a line.
+            "chat_id": self.chat_id,
             "transport": self.transport,
-            "model": _loggable(self.model),
+            "model": self.model,
             "status": status,
             "outcome": outcome,
-            "finish_reason": _loggable(self.finish_reason),
+            "finish_reason": self.finish_reason,
             "tokens": tokens,
             "ttft_ms": ttft_ms,
             "duration_ms": duration_ms,
@@ -59,10 +60,3 @@ class ChatObserver:
         log.info(CHAT_END_LINE, fields, extra=fields)
         if self.metrics is not None:
             self.metrics.observe_chat(self.transport, outcome, tokens, ttft_ms, duration_ms)
-
-
-def _loggable(text: str | None) -> str | None:
-    """Ids, model names and finish reasons come from outside: keep a log line one line."""
-    if text is None:
-        return None
-    return text.encode("unicode_escape").decode("ascii")[:MAX_MODEL_CHARS]

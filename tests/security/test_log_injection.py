@@ -191,5 +191,6 @@ async def test_clients_leaving_mid_stream_are_no_errors(
     entries = server.entries()
     assert [m for level, m in entries if level != "INFO"] == []
     assert not any(" 500 " in message or "status=500" in message for _, message in entries)
-    # Left mid-answer, the chat is a client's cancel (unless it was quicker than the client).
-    assert server.count("cancelled=True") > leavers // 2
+    # Left mid-answer, the chat is a client's cancel, unless its run had read the whole
+    # (fast) answer from upstream before the client left: a run is not paced by its client.
+    assert server.count("cancelled=True") + server.count("outcome=done") == leavers
