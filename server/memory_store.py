@@ -23,6 +23,10 @@ MAX_LAG_CHARS = 1024 * 1024
 
 
 def _chars(events: list[LogEvent]) -> int:
+    # The per-token path: one event per upstream read, most of the time.
+    if len(events) == 1:
+        event = events[0]
+        return 0 if isinstance(event, Done | Failed) else len(event.content)
     return sum(len(e.content) for e in events if not isinstance(e, Done | Failed))
 
 
