@@ -82,7 +82,8 @@ async def replay_ms(lab: Lab, tokens: int) -> float:
     url = f"http://127.0.0.1:{relay.port}/api/chat/ws"
     spec = StreamSpec("replay", tokens)
     try:
-        async with new_session() as session:
+        # One browser: the session cookie (of an IP address host) makes both sockets its own.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
             async with session.ws_connect(url, max_msg_size=0) as ws:
                 await ws.send_str(orjson.dumps(chat_body(spec, "r")).decode())
                 live, _ = await until_final(ws, "r")
@@ -92,7 +93,9 @@ async def replay_ms(lab: Lab, tokens: int) -> float:
                 await ws.send_str('{"type": "resume", "id": "r", "after": 0}')
                 replayed, final = await until_final(ws, "r")
                 took = time.perf_counter() - started
-            assert replayed == spec.text() and final["type"] == "done", "replayed text differs"
+            assert replayed == spec.text() and final["type"] == "done", (
+                f"replayed text differs: {len(replayed)} of {len(spec.text())}, {final}"
+            )
         return took * 1000
     finally:
         relay.stop()
