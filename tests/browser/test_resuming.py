@@ -1,0 +1,102 @@
+"""Answers outlive the socket and the page: after a reload, a dropped socket or a closed tab the
+page resumes each unfinished answer from its last seq, so the text ends exact and upstream is
+asked once."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Page, expect
+
+from tests.browser.chat_page import answers, last_answer, send_message, wait_until_answered
+from tests.browser.conftest import OpenPage
+from tests.conftest import Serve
+from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, Step, chunk, event, sse_reply
+
+pytestmark = pytest.mark.browser
+
+FIRST = ["One, ", "two, ", "three. "]
+SECOND = ["Four, ", "five, ", "six."]
+
+
+def answer_with_a_pause(pause_s: float = 2.5) -> Reply:
+    steps: list[Step] = [COMMENT, *(event(chunk(t)) for t in FIRST), pause_s]
+    steps += [event(chunk(t)) for t in SECOND]
+    return Reply(steps=[*steps, *sse_reply([]).steps[1:]])
+
+
+async def ends_exact(page: Page) -> None:
+    await wait_until_answered(page)
+    await expect(answers(page).last).to_have_attribute("data-status", "done")
+    await expect(last_answer(page)).to_have_text("".join(FIRST + SECOND))
+
+
+def drop_every_connection(server: TestServer) -> None:
+    """The link drops (no closing frame); the server itself stays up."""
+    assert server.runner is not None and server.runner.server is not None
+    for connection in server.runner.server.connections:
+        assert connection.transport is not None
+        connection.transport.abort()
+
+
+async def test_a_reload_mid_answer_resumes_it_exactly(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(answer_with_a_pause())
+    page = await open_page(upstream_timeout_s=10.0)
+    await send_message(page, "count to six")
+    await expect(last_answer(page)).to_have_text("".join(FIRST).strip())
+
+    await page.reload()
+
+    await ends_exact(page)
+    assert len(fake_openrouter.requests) == 1
+
+
+async def test_a_dropped_socket_resumes_the_answer_exactly(
+    open_page: OpenPage, serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(answer_with_a_pause())
+    server = await serve(upstream_timeout_s=10.0)
+    page = await open_page(server)
+    await send_message(page, "count to six")
+    await expect(last_answer(page)).to_have_text("".join(FIRST).strip())
+
+    drop_every_connection(server)
+
+    await expect(page.locator("#connection")).to_contain_text("Connection lost")
+    await expect(answers(page).last).to_have_attribute("data-status", "streaming")
+    await ends_exact(page)
+    assert len(fake_openrouter.requests) == 1
+    assert not fake_openrouter.requests[0].disconnected
+
+
+async def test_a_second_tab_follows_and_takes_over_when_the_first_closes(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(answer_with_a_pause(3.0))
+    first = await open_page(upstream_timeout_s=10.0)
+    await send_message(first, "count to six")
+    await expect(last_answer(first)).to_have_text("".join(FIRST).strip())
+    second = await first.context.new_page()
+    await second.goto(first.url)
+    await expect(last_answer(second)).to_have_text("".join(FIRST).strip())
+
+    await first.close()
+
+    await ends_exact(second)
+    assert len(fake_openrouter.requests) == 1
+
+
+async def test_the_page_has_a_session_before_its_first_chat(browser: Browser, serve: Serve) -> None:
+    server = await serve()
+    context = await browser.new_context()
+    page = await context.new_page()
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url.split("/", 3)[-1]))
+    page.on("websocket", lambda socket: seen.append("socket"))
+    await page.goto(str(server.make_url("/")))
+    await expect(page.locator("#connection")).to_have_text("Connected")
+
+    assert seen.index("api/profile") < seen.index("socket")
+    assert await context.cookies(), "the profile call gave the browser no session"
