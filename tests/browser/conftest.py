@@ -13,7 +13,14 @@ from typing import Any, Literal
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    ViewportSize,
+    async_playwright,
+    expect,
+)
 
 from tests.conftest import Serve
 
@@ -47,8 +54,13 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-def open_page(browser: Browser, serve: Serve) -> OpenPage:
-    """A fresh browser context on a served app (a new one unless given), connected by default."""
+async def open_page(browser: Browser, serve: Serve) -> AsyncIterator[OpenPage]:
+    """A fresh browser context on a served app (a new one unless given), connected by default.
+
+    The contexts close before the served app does: a page left open keeps its WebSocket,
+    and the app's shutdown would wait for that socket's handler (30 s a test).
+    """
+    contexts: list[BrowserContext] = []
 
     async def open_page(
         server: TestServer | None = None,
@@ -63,13 +75,16 @@ def open_page(browser: Browser, serve: Serve) -> OpenPage:
         context = await browser.new_context(
             viewport=viewport, bypass_csp=bypass_csp, color_scheme=color_scheme
         )
+        contexts.append(context)
         page = await context.new_page()
         await page.goto(str(server.make_url("/")))
         if connected:
             await expect(page.locator("#connection")).to_have_text("Connected")
         return page
 
-    return open_page
+    yield open_page
+    for context in contexts:
+        await context.close()
 
 
 async def screenshot(page: Page, name: str) -> None:
