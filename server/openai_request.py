@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from .errors import BadRequest
-from .request import MAX_MODEL_CHARS, compact_json
+from .request import MAX_MODEL_CHARS, check_message, compact_json
 
 # SPEC's roles, plus OpenAI's `developer` (its newer name for `system`), which the SDKs'
 # own examples send; OpenRouter and OpenAI accept it.
@@ -119,7 +119,7 @@ def parse_completion_request(data: object) -> CompletionRequest:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages must be a non-empty list")
     for index, message in enumerate(messages):
-        _check_message(index, message)
+        check_message(index, message, ROLES, tool_calls_only=True)
     body = {name: value for name, value in data.items() if value is not None}
     for name, (valid, what) in OPTIONAL_FIELDS.items():
         if name in body and not valid(body[name]):
@@ -139,26 +139,6 @@ def parse_completion_request(data: object) -> CompletionRequest:
         stream_options=stream_options,
         usage=usage,
     )
-
-
-def _check_message(index: int, message: object) -> None:
-    where = f"messages[{index}]"
-    if not isinstance(message, dict):
-        raise BadRequest(f"{where} must be an object")
-    role = message.get("role")
-    if not isinstance(role, str) or role not in ROLES:
-        raise BadRequest(f"{where}.role must be one of {', '.join(ROLES)}")
-    content = message.get("content")
-    if isinstance(content, str):
-        return
-    # An assistant turn that only called tools has no content (OpenAI sends null).
-    if content is None and role == "assistant":
-        return
-    if not isinstance(content, list):
-        raise BadRequest(f"{where}.content must be a string or a list of content parts")
-    for part_index, part in enumerate(content):
-        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-            raise BadRequest(f"{where}.content[{part_index}] must be an object with a string type")
 
 
 def _check_tools(tools: object) -> None:

@@ -11,7 +11,7 @@ import orjson
 from .errors import BadRequest
 
 MAX_MODEL_CHARS = 200
-ROLES = frozenset({"system", "user", "assistant", "tool"})
+ROLES = ("system", "user", "assistant", "tool")
 # OpenRouter's options passed upstream as given: what each must be, in the 400's words.
 OBJECT_OPTIONS = ("reasoning", "provider")
 
@@ -83,7 +83,7 @@ def parse_chat_request(data: object) -> ChatRequest:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages must be a non-empty list")
     for index, message in enumerate(messages):
-        _check_message(index, message)
+        check_message(index, message)
     return ChatRequest(
         model=model,
         messages=_encoded(messages, "messages"),
@@ -118,15 +118,21 @@ def _encoded(value: object, field: str) -> orjson.Fragment:
         raise BadRequest(f"{field} is nested too deeply") from None
 
 
-def _check_message(index: int, message: object) -> None:
+def check_message(
+    index: int, message: object, roles: tuple[str, ...] = ROLES, *, tool_calls_only: bool = False
+) -> None:
+    """One message of a chat; `tool_calls_only`: an assistant turn may have no content
+    (OpenAI sends null for a turn that only called tools)."""
     where = f"messages[{index}]"
     if not isinstance(message, dict):
         raise BadRequest(f"{where} must be an object")
     role = message.get("role")
-    if not isinstance(role, str) or role not in ROLES:
-        raise BadRequest(f"{where}.role must be one of system, user, assistant, tool")
+    if not isinstance(role, str) or role not in roles:
+        raise BadRequest(f"{where}.role must be one of {', '.join(roles)}")
     content = message.get("content")
     if isinstance(content, str):
+        return
+    if tool_calls_only and content is None and role == "assistant":
         return
     if not isinstance(content, list):
         raise BadRequest(f"{where}.content must be a string or a list of content parts")
