@@ -24,7 +24,8 @@ async function copyWithFeedback(target, text) {
 }
 
 export class ChatView {
-  // actions: {edit(message, text), regenerate(), retry(), continue(message), showVersion(message, i)}
+  // actions: {edit(message, text), regenerate(), retry(), continue(message), showVersion(message, i),
+  //   showBranch(question, i)}
   constructor({ container, announcer, jump }, actions) {
     this.container = container;
     this.announcer = announcer;
@@ -183,6 +184,9 @@ export class ChatView {
         break;
       case "version":
         this.actions.showVersion(view.message, Number(target.dataset.to));
+        break;
+      case "branch":
+        this.actions.showBranch(view.message, Number(target.dataset.to));
         break;
     }
   }

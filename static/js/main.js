@@ -72,6 +72,10 @@ const view = new ChatView(
       turns.showVersion(active(), message, index);
       updateComposer();
     },
+    showBranch(question, index) {
+      turns.showBranch(active(), question, index);
+      updateComposer();
+    },
     continue(message) {
       runner.continue(active(), message);
       ui.prompt.focus();

@@ -4,7 +4,7 @@
 
 import { MarkdownStream, renderMarkdown } from "./markdown.js";
 import { describeUsage } from "./usage.js";
-import { hasVersions, versionLabel } from "./versions.js";
+import { branchLabel, hasBranches, hasVersions, versionLabel } from "./versions.js";
 
 const STATUS_NOTES = {
   cancelled: "Stopped.",
@@ -130,15 +130,16 @@ export class MessageView {
   renderActions(isLast, busy) {
     const { message } = this;
     const key = [isLast, busy, message.status, Boolean(message.content), message.usage?.total_tokens];
-    key.push(message.version, message.versions?.length);
+    key.push(message.version, message.versions?.length, message.branch, message.branches?.length);
     if (String(key) === this.actionsKey) return;
     this.actionsKey = String(key);
     this.actions.classList.toggle("resting", busy);
     const buttons = [];
     if (message.role === "user") {
+      if (hasBranches(message)) buttons.push(...this.switchButtons("branch", message.branch, branchLabel(message)));
       buttons.push(button("Edit", "edit", { "aria-label": "Edit this message and resend" }));
     } else if (message.status !== "streaming") {
-      if (hasVersions(message)) buttons.push(...this.versionButtons());
+      if (hasVersions(message)) buttons.push(...this.switchButtons("version", message.version, versionLabel(message)));
       if (message.content) buttons.push(button("Copy", "copy-answer"));
       if (isLast && message.status === "error") buttons.push(button("Retry", "retry"));
       else if (isLast) buttons.push(button("Regenerate", "regenerate"));
@@ -149,14 +150,14 @@ export class MessageView {
     this.actions.replaceChildren(...buttons);
   }
 
-  versionButtons() {
-    const { message } = this;
-    const at = message.version ?? 0;
-    const previous = button("‹", "version", { "aria-label": "Previous version", "data-to": at - 1 });
-    const next = button("›", "version", { "aria-label": "Next version", "data-to": at + 1 });
+  // ‹ 1/2 › for an answer's versions or a question's branches (`action`), `at` the one shown.
+  switchButtons(action, at = 0, label) {
+    const count = (action === "branch" ? this.message.branches : this.message.versions).length;
+    const previous = button("‹", action, { "aria-label": "Previous version", "data-to": at - 1 });
+    const next = button("›", action, { "aria-label": "Next version", "data-to": at + 1 });
     previous.disabled = at === 0;
-    next.disabled = at === message.versions.length - 1;
-    return [previous, element("span", "version muted", versionLabel(message)), next];
+    next.disabled = at === count - 1;
+    return [previous, element("span", "version muted", label), next];
   }
 
   // The answer as plain text, for the screen reader's one announcement.

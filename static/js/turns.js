@@ -4,7 +4,7 @@
 import { rememberModel } from "./settings.js";
 import { DEFAULT_TITLE, newId } from "./store.js";
 import { ui } from "./ui.js";
-import { addVersion, showVersion } from "./versions.js";
+import { addBranch, addVersion, showBranch, showVersion } from "./versions.js";
 
 const TITLE_CHARS = 40;
 
@@ -51,17 +51,26 @@ export class Turns {
     this.changed(conversation);
   }
 
-  // The last question edited keeps the old exchange as a version; an earlier one starts over
-  // from there.
+  // The last question edited keeps the old exchange as a version of its answer; an earlier one
+  // keeps the turns after it as a branch of the question, and the conversation goes on from it.
   edit(conversation, message, text) {
-    const index = conversation.messages.indexOf(message);
-    if (conversation.messages[index + 1]?.role === "assistant" && index + 2 === conversation.messages.length) {
+    if (this.runner.isRunning(conversation)) return;
+    const { messages } = conversation;
+    const index = messages.indexOf(message);
+    if (messages[index + 1]?.role === "assistant" && index + 2 === messages.length) {
       this.regenerate(conversation, text);
       return;
     }
-    const edited = { id: newId(), role: "user", content: text, images: message.images };
-    conversation.messages.splice(index, Infinity, edited);
+    addBranch(messages, index, text);
     this.send(conversation);
+  }
+
+  showBranch(conversation, question, index) {
+    if (this.runner.isRunning(conversation)) return;
+    showBranch(conversation.messages, conversation.messages.indexOf(question), index);
+    this.store.touch(conversation);
+    this.shown.view.refreshAll(conversation);
+    this.shown.renderSidebar();
   }
 
   showVersion(conversation, answer, index) {

@@ -136,6 +136,47 @@ async def test_edit_resends_from_that_message(
     ]
 
 
+async def test_editing_an_earlier_question_keeps_the_turns_after_it_as_a_branch(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    page = await open_page()
+    questions = page.locator("#messages article.user .message-body")
+    for text in ("one", "two"):
+        await send_message(page, text)
+        await expect(last_answer(page)).to_have_text(text)
+        await wait_until_answered(page)
+
+    await page.get_by_role("button", name="Edit this message and resend").first.click()
+    editor = page.get_by_role("textbox", name="Edit message")
+    await editor.fill("one, again")
+    await editor.press("Enter")
+
+    await expect(last_answer(page)).to_have_text("one, again")
+    await wait_until_answered(page)
+    await expect(questions).to_have_text(["one, again"])
+    assert fake_openrouter.requests[2].body["messages"] == [
+        {"role": "user", "content": "one, again"}
+    ]
+    # Nothing is lost: the old branch, both its turns, is one click away, and so is the new one,
+    # after a reload too.
+    await page.reload()
+    await expect(page.locator("#messages article.user").get_by_text("2/2")).to_be_visible()
+    await page.get_by_role("button", name="Previous version").click()
+    await expect(questions).to_have_text(["one", "two"])
+    await expect(answers(page).locator(".message-body")).to_have_text(["one", "two"])
+    await page.get_by_role("button", name="Next version").click()
+    await expect(questions).to_have_text(["one, again"])
+    await expect(answers(page).locator(".message-body")).to_have_text(["one, again"])
+    # The conversation goes on from the branch shown.
+    await send_message(page, "three")
+    await expect(last_answer(page)).to_have_text("three")
+    assert fake_openrouter.requests[3].body["messages"] == [
+        {"role": "user", "content": "one, again"},
+        {"role": "assistant", "content": "one, again"},
+        {"role": "user", "content": "three"},
+    ]
+
+
 async def test_shift_enter_adds_a_line_and_settings_reach_upstream(
     open_page: OpenPage, fake_openrouter: FakeOpenRouter
 ) -> None:
