@@ -16,8 +16,7 @@ from .http_route import setup_http_route
 from .limits import setup_limits
 from .logs import quiet_malformed_requests
 from .metrics import setup_metrics
-from .openai_api import setup_openai_api
-from .openai_errors import openai_error_middleware
+from .openai_api import openai_error_middleware, setup_openai_api
 from .openrouter import OpenRouterClient, openrouter_key
 from .page import setup_page
 from .proxy import proxy_middleware

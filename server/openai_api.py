@@ -1,8 +1,11 @@
-"""/v1: OpenAI's chat completions and models routes over the same core, for the OpenAI SDKs.
+"""/v1: OpenAI's chat completions and models routes over the same core, errors in OpenAI's shape.
 
 `stream: true` relays upstream's chunks as upstream sent them; `stream: false` answers one
 chat.completion assembled from the same stream, so one upstream client and the core read
 every chat for usage and errors, and a client leaving closes upstream at once either way.
+Every /v1 error is `{"error": {"message", "type", "param", "code"}}` with SPEC's status: the
+SDKs pick their class from the status (RateLimitError, AuthenticationError, …) and read
+`Retry-After`.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import logging
 import secrets
 from collections.abc import AsyncGenerator
 from contextlib import AbstractAsyncContextManager, aclosing
+from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .chat import stream_chat
 from .config import settings_key
@@ -24,9 +29,8 @@ from .limits import ChatLease, admit_chat
 from .metrics import metrics_key
 from .observer import ChatObserver
 from .openai_completion import CompletionBuilder
-from .openai_errors import openai_error_response, sse_error
-from .openai_request import CompletionRequest, parse_completion_request
 from .openrouter import openrouter_key
+from .openai_request import CompletionRequest, parse_completion_request
 from .profile import Profile, check_api_key, request_profile
 from .routes import cached_models
 from .runs import running_chat
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 
 DONE_LINE = b"data: [DONE]\n\n"
 MAX_KEY_CHARS = 512
+V1_PREFIX = "/v1/"
 
 ChunkStream = AsyncGenerator[list[Chunks | Done], None]
 Held = AbstractAsyncContextManager[None]
@@ -254,6 +259,71 @@ async def list_models(request: web.Request) -> web.Response:
             ],
         }
     )
+
+
+# OpenAI's `type` for each status it uses; anything else 4xx is a bad request.
+ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    429: "rate_limit_error",
+}
+
+
+def error_type(status: int) -> str:
+    if status >= 500:
+        return "server_error"
+    return ERROR_TYPES.get(status, "invalid_request_error")
+
+
+def error_body(message: str, status: int, code: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type(status), "param": None, "code": code}}
+
+
+def openai_error_response(error: ChatError) -> web.Response:
+    response = web.Response(
+        body=orjson.dumps(error_body(error.message, error.status, error.code)),
+        status=error.status,
+        content_type="application/json",
+    )
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def sse_error(error: ChatError) -> bytes:
+    """An error once the stream has begun: a `data:` line the SDKs raise APIError for."""
+    return b"data: " + orjson.dumps(error_body(error.message, error.status, error.code)) + b"\n\n"
+
+
+@web.middleware
+async def openai_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every /v1 error, access and routing ones included, leaves in OpenAI's shape."""
+    if not request.path.startswith(V1_PREFIX):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except ChatError as error:
+        return openai_error_response(error)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 404:
+            message = f"Invalid URL ({request.method} {request.path})"
+        else:
+            message = exc.reason
+        response = web.Response(
+            body=orjson.dumps(error_body(message, exc.status, None)),
+            status=exc.status,
+            content_type="application/json",
+        )
+        for name in ("Allow", "Retry-After"):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+    except Exception:
+        # The path is the client's: not logged, so it cannot forge a log line.
+        log.exception("unhandled /v1 error method=%s", request.method)
+        return openai_error_response(InternalError())
 
 
 def setup_openai_api(app: web.Application) -> None:
