@@ -14,7 +14,7 @@ from .openrouter import Upstream
 
 
 class UpstreamRequest(Protocol):
-    """A checked request: chatbot-ui's (request.py) or OpenAI's (openai_request.py)."""
+    """A checked request: chatbot-ui's or OpenAI's (both in request.py)."""
 
     @property
     def model(self) -> str: ...

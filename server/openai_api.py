@@ -30,8 +30,8 @@ from .metrics import metrics_key
 from .observer import ChatObserver
 from .openai_completion import CompletionBuilder
 from .openrouter import openrouter_key
-from .openai_request import CompletionRequest, parse_completion_request
 from .profile import Profile, check_api_key, request_profile
+from .request import CompletionRequest, parse_completion_request
 from .routes import cached_models
 from .runs import running_chat
 from .watchdog import SilenceWatchdog

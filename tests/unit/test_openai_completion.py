@@ -9,7 +9,7 @@ import pytest
 
 from server.errors import BadRequest
 from server.openai_completion import CompletionBuilder
-from server.openai_request import parse_completion_request
+from server.request import parse_completion_request
 
 
 def choice_chunk(index: int, delta: dict[str, Any], **choice: Any) -> bytes:
