@@ -15,7 +15,6 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .limit_store import Lease
 from .redis_conn import REDIS_DOWN, outage_log, store_errors
 
 KEY_PREFIX = "chatrelay:limit:"
@@ -111,7 +110,7 @@ class RedisLimitStore:
             wait = await self._take_rate(keys=[KEY_PREFIX + k for k in keys], args=[per_minute])
         return int(wait) or None
 
-    async def take_slots(self, keys: Sequence[str], cap: int) -> Lease | None:
+    async def take_slots(self, keys: Sequence[str], cap: int) -> RedisLease | None:
         lease = RedisLease(self, [KEY_PREFIX + k for k in keys])
         with store_errors():
             taken = await self._take_slots(

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from server.errors import ChatStoreUnavailable
-from server.limit_store import LimitStore, MemoryLimitStore
+from server.limits import LimitStore, MemoryLimitStore
 from server.redis_limits import KEY_PREFIX, RedisLimitStore
 from tests.redis_server import RedisServer
 

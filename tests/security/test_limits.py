@@ -8,9 +8,9 @@ import aiohttp
 import orjson
 import pytest
 
-from server import limit_store
+from server import limits
 from server.config import ConfigError, Settings
-from server.limit_store import MemoryLimitStore
+from server.limits import MemoryLimitStore
 from server.openrouter import openrouter_key
 from tests.conftest import MakeClient, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply
@@ -30,7 +30,7 @@ class Clock:
 
 
 async def test_tracked_clients_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(limit_store, "MAX_TRACKED_KEYS", 100)
+    monkeypatch.setattr(limits, "MAX_TRACKED_KEYS", 100)
     clock = Clock()
     store = MemoryLimitStore(clock)
     for n in range(1000):
