@@ -1,8 +1,12 @@
-"""create_app(settings): chatrelay's routes, middlewares and lifetimes, like a contents page."""
+"""create_app(settings): chatrelay's routes, middlewares and lifetimes, like a contents page.
+
+`serve()` is gunicorn's factory of it, for the Procfile.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -14,7 +18,7 @@ from .chats_route import setup_chats_route
 from .config import Settings, settings_key
 from .http_route import setup_http_route
 from .limits import setup_limits
-from .logs import quiet_malformed_requests
+from .logs import quiet_known_warnings, quiet_malformed_requests
 from .metrics import setup_metrics
 from .openai_api import openai_error_middleware, setup_openai_api
 from .openrouter import OpenRouterClient, openrouter_key
@@ -23,9 +27,9 @@ from .proxy import proxy_middleware
 from .redis_conn import setup_redis
 from .request_time import request_time_middleware
 from .routes import setup_routes
+from .runner import make_runner, raise_open_files_limit, setup_shutdown
 from .runs import chat_runs
 from .session import SessionCookieStorage
-from .shutdown import setup_shutdown
 from .web_json import error_middleware
 from .ws_route import setup_ws_route
 
@@ -88,3 +92,10 @@ def create_app(settings: Settings) -> web.Application:
     setup_chats_route(app)
     setup_page(app)
     return app
+
+
+async def serve() -> web.AppRunner:
+    """The gunicorn app factory: an AppRunner, so handler_cancellation can be switched on."""
+    quiet_known_warnings()
+    raise_open_files_limit()
+    return make_runner(create_app(Settings.from_env(os.environ)))

@@ -1,14 +1,14 @@
 """Settings read once from the environment: each default, its variable and its check, once.
 
 Every start path (python -m server, gunicorn's master and workers) reads `Settings.from_env`
-and asks `startup_problem()` whether it may start.
+and asks `startup_problem()` whether it may start; gunicorn's master asks for its binds.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -196,6 +196,28 @@ class Settings:
                 "and ACCESS_TOKEN is unset (set ACCESS_TOKEN, or OPEN_ACCESS=1 if you mean it)"
             )
         return None
+
+
+def startup_problem(env: Mapping[str, str], host: str, workers: int) -> str | None:
+    """Why gunicorn must not start these workers on `host`, in one line, or None."""
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as error:
+        return str(error)
+    return dataclasses.replace(settings, host=host).startup_problem(workers)
+
+
+def bind_host(binds: Iterable[str]) -> str:
+    """The first bound address that is not loopback, else the first one (host part only)."""
+    # A unix socket is reachable from this machine only, like loopback.
+    hosts = [
+        "localhost" if bind.startswith("unix:") else bind.rpartition(":")[0].strip("[]") or bind
+        for bind in binds
+    ]
+    for host in hosts:
+        if not is_loopback(host):
+            return host
+    return hosts[0] if hosts else "127.0.0.1"
 
 
 def is_loopback(host: str) -> bool:

@@ -1,5 +1,5 @@
 """The registry: chats running and WebSockets open in this process; the adapters register
-into it, and the shutdown (server/shutdown.py) works from it."""
+into it, and the shutdown (server/runner.py) works from it."""
 
 from __future__ import annotations
 

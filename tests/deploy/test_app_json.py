@@ -9,8 +9,7 @@ from typing import Any
 
 import orjson
 
-from server.config import Settings
-from server.worker import startup_problem
+from server.config import Settings, startup_problem
 from tests.server_process import ROOT
 
 # Read by gunicorn.conf.py, not by Settings.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.worker import bind_host, startup_problem
+from server.config import bind_host, startup_problem
 from tests.conftest import SESSION_SECRET
 
 
