@@ -106,6 +106,7 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
             "X-Chat-Id": chat_id,
         }
     )
+    dropped: ClientTooSlow | None = None
     try:
         events = request.app[chat_store_key].read(key, 0)
         answered = await relay(request, response, events, as_sse)
@@ -113,17 +114,22 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
         # connection go back to the pool first, so the client's next chat reuses it.
         await run.wound_down()
         return answered
+    except ClientTooSlow as error:
+        dropped = error
+        return response
     finally:
         # A plain POST's client leaving stops its chat at once (chatbot-ui's Stop is an
-        # abort); a resumable one's goes on for whoever resumes it.
+        # abort); a resumable one's goes on for whoever resumes it. One we dropped for not
+        # reading is logged as that failure, not as the client's cancel.
         if not resumable:
-            run.cancel()
+            run.cancel(dropped)
 
 
 async def relay(
     request: web.Request, response: web.StreamResponse, events: AsyncIterator[Slice], as_sse: bool
 ) -> web.StreamResponse:
-    """Write a chat's log to a POST's response, its 200 sent lazily (LazyStart)."""
+    """Write a chat's log to a POST's response, its 200 sent lazily (LazyStart); ClientTooSlow
+    once the client, having accepted nothing for WRITE_TIMEOUT_S, is dropped."""
     encode = sse_bytes if as_sse else text_bytes
     settings = request.app[settings_key]
     start = LazyStart(request, response, settings.first_byte_s)
@@ -164,7 +170,7 @@ async def relay(
         log.info("chat stopped: %s", error.message)
         if request.transport is not None:
             request.transport.abort()
-        return response
+        raise
     except ConnectionResetError:
         # The client left mid-stream: not a failure (the chat's line says what became of it).
         return response

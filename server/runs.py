@@ -81,9 +81,11 @@ class Run:
         if self.task is not None:
             await asyncio.wait([self.task])
 
-    def cancel(self) -> None:
+    def cancel(self, reason: ChatError | None = None) -> None:
+        """Stop the chat: as cancelled, or as failed with `reason` (its log line says so)."""
         # Once ended, the task only winds upstream's connection down for reuse: leave it be.
         if self.task is not None and self.running and self.stop_reason is None:
+            self.stop_reason = reason
             self.task.cancel()
 
     def abandon(self) -> None:

@@ -4,17 +4,26 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
 import orjson
+import pytest
 
 from tests.conftest import MakeClient, chat_body
 from tests.fake_openrouter import FakeOpenRouter
 from tests.security.test_backpressure import ANSWER_BYTES, huge_reply, slow_reader, stalled
 
 
+def first_chat_line(caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
+    """The fields of the first `chat end` line logged."""
+    return vars(next(r for r in caplog.records if r.name == "server.chat"))
+
+
 async def test_a_client_that_reads_nothing_is_dropped_and_its_chat_stopped(
-    make_client: MakeClient, fake_openrouter: FakeOpenRouter
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, "server.chat")
     client = await make_client(write_timeout_s=1.0)
     reply, steps = huge_reply()
     fake_openrouter.script(reply)
@@ -38,6 +47,9 @@ async def test_a_client_that_reads_nothing_is_dropped_and_its_chat_stopped(
         pass
     writer.close()
     assert 0 < received < ANSWER_BYTES
+    # Its log line says the server dropped it (408), not that the client cancelled.
+    line = first_chat_line(caplog)
+    assert (line["status"], line["outcome"], line["cancelled"]) == (408, "error", False)
 
     # Nothing else was hurt: the next chat runs to its end.
     async with client.post("/api/chat/openrouter", data=orjson.dumps(chat_body())) as response:
@@ -64,8 +76,9 @@ async def test_a_client_that_reads_slowly_but_steadily_is_not_dropped(
 
 
 async def test_a_v1_client_that_reads_nothing_is_dropped_and_its_chat_stopped(
-    make_client: MakeClient, fake_openrouter: FakeOpenRouter
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, "server.chat")
     client = await make_client(write_timeout_s=1.0)
     reply, steps = huge_reply()
     fake_openrouter.script(reply)
@@ -88,3 +101,10 @@ async def test_a_v1_client_that_reads_nothing_is_dropped_and_its_chat_stopped(
         pass
     writer.close()
     assert not received.endswith(b"data: [DONE]\n\n")  # never a complete answer
+    line = first_chat_line(caplog)
+    assert (line["transport"], line["status"], line["outcome"], line["cancelled"]) == (
+        "v1",
+        408,
+        "error",
+        False,
+    )
