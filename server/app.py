@@ -1,6 +1,7 @@
 """create_app(settings): chatrelay's routes, middlewares and lifetimes, like a contents page.
 
-`serve()` is gunicorn's factory of it, for the Procfile.
+Also the session cookie they all share (encrypted, Secure whenever the request came over
+HTTPS), and `serve()`, gunicorn's factory of the app, for the Procfile.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from aiohttp_session import session_middleware
+from aiohttp_session import Session, session_middleware
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
 from .access import access_middleware, setup_access
@@ -29,13 +31,29 @@ from .request_time import request_time_middleware
 from .routes import setup_routes
 from .runner import make_runner, raise_open_files_limit, setup_shutdown
 from .runs import chat_runs
-from .session import SessionCookieStorage
 from .web_json import error_middleware
 from .ws_route import setup_ws_route
 
 log = logging.getLogger(__name__)
 
 SESSION_MAX_AGE_S = 30 * 24 * 3600
+
+
+class SessionCookieStorage(EncryptedCookieStorage):
+    """Fernet-encrypted cookie storage; `Secure` follows the request's scheme.
+
+    aiohttp-session fixes `secure` once per storage, but one server answers both plain
+    loopback HTTP and HTTPS behind a proxy (whose scheme a proxy middleware restores in
+    `request.scheme`): a Secure cookie over plain HTTP would never come back.
+    """
+
+    async def save_session(
+        self, request: web.Request, response: web.StreamResponse, session: Session
+    ) -> None:
+        await super().save_session(request, response, session)
+        morsel = response.cookies.get(self.cookie_name)
+        if morsel is not None and request.secure:
+            morsel["secure"] = True
 
 
 def session_storage(settings: Settings) -> SessionCookieStorage:

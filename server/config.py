@@ -6,6 +6,8 @@ and asks `startup_problem()` whether it may start; gunicorn's master asks for it
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
@@ -14,11 +16,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-
-from .session import fernet_key_for
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+# A platform's generated secret (Heroku's: 64 hex characters) is long enough to stretch; a
+# shorter one could be guessed offline from any cookie, so start-up refuses it.
+MIN_SECRET_CHARS = 32
+HKDF_INFO = b"chatrelay session cookie"
 
 
 class ConfigError(Exception):
@@ -103,6 +109,28 @@ def _cert_reqs(name: str, value: str) -> str:
     if value.lower() not in ("none", "optional", "required"):
         raise ConfigError(f"{name} must be none, optional or required, got {value!r}")
     return value.lower()
+
+
+def is_fernet_key(secret: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(secret.encode("ascii"))) == 32
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return False
+
+
+def fernet_key_for(secret: str) -> str:
+    """A Fernet key as is; any other secret of MIN_SECRET_CHARS or more stretched into one
+    with HKDF-SHA256 (the same on every process); ValueError for a shorter one."""
+    if is_fernet_key(secret):
+        return secret
+    if len(secret) < MIN_SECRET_CHARS:
+        raise ValueError(
+            f"must be a Fernet key or a secret of at least {MIN_SECRET_CHARS} characters "
+            f"(this one has {len(secret)}); make one with: python -c "
+            '"import secrets; print(secrets.token_hex(32))"'
+        )
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO)
+    return base64.urlsafe_b64encode(hkdf.derive(secret.encode())).decode()
 
 
 def _session_secret(name: str, value: str) -> str:
