@@ -1,7 +1,8 @@
 """create_app(settings): chatrelay's routes, middlewares and lifetimes, like a contents page.
 
-Also the session cookie they all share (encrypted, Secure whenever the request came over
-HTTPS), and `serve()`, gunicorn's factory of the app, for the Procfile.
+Below it: `serve()`, gunicorn's factory of the app (the Procfile's), the session cookie
+every route shares (encrypted, Secure whenever the request came over HTTPS), and the public
+routes: the chat page with its static files and vendor libraries, and /healthz.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path, PurePath
 
 from aiohttp import web
 from aiohttp_session import Session, session_middleware
@@ -24,19 +26,61 @@ from .logs import quiet_known_warnings, quiet_malformed_requests
 from .metrics import setup_metrics
 from .openai_api import openai_error_middleware, setup_openai_api
 from .openrouter import OpenRouterClient, openrouter_key
-from .page import setup_page
+from .profile import setup_profile
 from .proxy import proxy_middleware
 from .redis_conn import setup_redis
 from .request_time import request_time_middleware
-from .routes import setup_routes
 from .runner import make_runner, raise_open_files_limit, setup_shutdown
 from .runs import chat_runs
-from .web_json import error_middleware
+from .web_json import error_middleware, json_response
 from .ws_route import setup_ws_route
 
 log = logging.getLogger(__name__)
 
 SESSION_MAX_AGE_S = 30 * 24 * 3600
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            # Outermost: the request time counts for every request, whatever answers it.
+            request_time_middleware,
+            # Every later middleware and handler sees the forwarded scheme and client.
+            proxy_middleware,
+            error_middleware,
+            # Inside error_middleware: /v1 errors, access ones included, in OpenAI's shape.
+            openai_error_middleware,
+            session_middleware(session_storage(settings)),
+            access_middleware,
+        ],
+    )
+    app[settings_key] = settings
+    setup_redis(app)
+    # Here, not only in the start paths: whatever serves the app, a malformed request
+    # that anyone can send must not write an ERROR with a traceback.
+    quiet_malformed_requests()
+    app.cleanup_ctx.append(openrouter_client)
+    setup_shutdown(app)
+    setup_metrics(app)
+    setup_profile(app)
+    setup_access(app)
+    setup_limits(app)
+    # After the upstream client and the limits, so it is cleaned up first: runs use both.
+    app.cleanup_ctx.append(chat_runs)
+    setup_http_route(app)
+    setup_ws_route(app)
+    setup_openai_api(app)
+    setup_chats_route(app)
+    setup_public_routes(app)
+    return app
+
+
+async def serve() -> web.AppRunner:
+    """The gunicorn app factory: an AppRunner, so handler_cancellation can be switched on."""
+    quiet_known_warnings()
+    raise_open_files_limit()
+    return make_runner(create_app(Settings.from_env(os.environ)))
 
 
 class SessionCookieStorage(EncryptedCookieStorage):
@@ -76,44 +120,82 @@ async def openrouter_client(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def create_app(settings: Settings) -> web.Application:
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[
-            # Outermost: the request time counts for every request, whatever answers it.
-            request_time_middleware,
-            # Every later middleware and handler sees the forwarded scheme and client.
-            proxy_middleware,
-            error_middleware,
-            # Inside error_middleware: /v1 errors, access ones included, in OpenAI's shape.
-            openai_error_middleware,
-            session_middleware(session_storage(settings)),
-            access_middleware,
-        ],
+ROOT_DIR = Path(__file__).resolve().parent.parent
+STATIC_DIR = ROOT_DIR / "static"
+NODE_MODULES_DIR = ROOT_DIR / "node_modules"
+
+# Only these files of node_modules are served: the rest of it is nobody's business.
+VENDOR_FILES = {
+    "marked.js": "marked/lib/marked.esm.js",
+    "purify.js": "dompurify/dist/purify.es.mjs",
+    "highlight.js": "@highlightjs/cdn-assets/es/highlight.min.js",
+    "highlight-light.css": "@highlightjs/cdn-assets/styles/github.min.css",
+    "highlight-dark.css": "@highlightjs/cdn-assets/styles/github-dark.min.css",
+    "idb.js": "idb/build/index.js",
+    "katex.js": "katex/dist/katex.mjs",
+}
+# Named by the served name: the files' own suffixes (.mjs) are unknown to some MIME tables, and
+# with nosniff a module script of the wrong type does not run.
+VENDOR_CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+# The page renders model output: even if something slipped past the sanitizer, the CSP lets
+# no inline or foreign script run, and the page can only talk to its own origin.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
     )
-    app[settings_key] = settings
-    setup_redis(app)
-    # Here, not only in the start paths: whatever serves the app, a malformed request
-    # that anyone can send must not write an ERROR with a traceback.
-    quiet_malformed_requests()
-    app.cleanup_ctx.append(openrouter_client)
-    setup_shutdown(app)
-    setup_metrics(app)
-    setup_routes(app)
-    setup_access(app)
-    setup_limits(app)
-    # After the upstream client and the limits, so it is cleaned up first: runs use both.
-    app.cleanup_ctx.append(chat_runs)
-    setup_http_route(app)
-    setup_ws_route(app)
-    setup_openai_api(app)
-    setup_chats_route(app)
-    setup_page(app)
-    return app
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "X-Frame-Options": "DENY",
+    # Revalidate every time (ETag / Last-Modified make that cheap): a new deploy shows at once.
+    "Cache-Control": "no-cache",
+}
 
 
-async def serve() -> web.AppRunner:
-    """The gunicorn app factory: an AppRunner, so handler_cancellation can be switched on."""
-    quiet_known_warnings()
-    raise_open_files_limit()
-    return make_runner(create_app(Settings.from_env(os.environ)))
+def page_file(path: Path, content_type: str | None = None) -> web.FileResponse:
+    headers = (
+        PAGE_HEADERS if content_type is None else {**PAGE_HEADERS, "Content-Type": content_type}
+    )
+    return web.FileResponse(path, headers=headers)
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return page_file(STATIC_DIR / "index.html")
+
+
+async def static_file(request: web.Request) -> web.FileResponse:
+    path = (STATIC_DIR / request.match_info["path"]).resolve()
+    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
+        raise web.HTTPNotFound()
+    return page_file(path)
+
+
+async def vendor_file(request: web.Request) -> web.FileResponse:
+    name = request.match_info["name"]
+    relative = VENDOR_FILES.get(name)
+    path = NODE_MODULES_DIR / relative if relative else None
+    # Missing when `npm ci` has not run: the page then shows answers as plain text.
+    if path is None or not path.is_file():
+        raise web.HTTPNotFound()
+    return page_file(path, VENDOR_CONTENT_TYPES[PurePath(name).suffix])
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+def setup_public_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/", index)
+    app.router.add_get("/static/{path:.+}", static_file)
+    app.router.add_get("/vendor/{name}", vendor_file)

@@ -30,9 +30,8 @@ from .metrics import metrics_key
 from .observer import ChatObserver
 from .openai_completion import CompletionBuilder
 from .openrouter import openrouter_key
-from .profile import Profile, check_api_key, request_profile
+from .profile import Profile, cached_models, check_api_key, is_header_safe, request_profile
 from .request import CompletionRequest, parse_completion_request
-from .routes import cached_models
 from .runs import running_chat
 from .watchdog import SilenceWatchdog
 from .web_json import json_response, read_json
@@ -40,7 +39,6 @@ from .web_json import json_response, read_json
 log = logging.getLogger(__name__)
 
 DONE_LINE = b"data: [DONE]\n\n"
-MAX_KEY_CHARS = 512
 V1_PREFIX = "/v1/"
 
 ChunkStream = AsyncGenerator[list[Chunks | Done], None]
@@ -62,9 +60,7 @@ async def caller_profile(request: web.Request) -> Profile:
         scheme.lower() == "bearer"
         and key
         and key != request.app[settings_key].access_token
-        # It goes into upstream's Authorization header: only visible ASCII travels there.
-        and len(key) <= MAX_KEY_CHARS
-        and all("!" <= c <= "~" for c in key)
+        and is_header_safe(key)
     ):
         return Profile(key, "bearer")
     return profile

@@ -1,8 +1,13 @@
-"""The profile of a request: which OpenRouter key it may use. Both transports call this."""
+"""The profile of a request: which OpenRouter key it may use, and the routes that show it.
+
+Both transports call `request_profile` and `check_api_key`; /api/profile saves the user's
+key in the session, and /api/models lists upstream's models with the profile's key.
+"""
 
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -10,11 +15,14 @@ from aiohttp import web
 from aiohttp_session import STORAGE_KEY, get_session
 
 from .config import settings_key
-from .errors import KeyNotFound
+from .errors import BadRequest, KeyNotFound
+from .openrouter import openrouter_key
+from .web_json import json_response, read_json
 
 SESSION_KEY_FIELD = "openrouter_api_key"
 # Who started a chat: only the same session may resume or stop it (server/runs.py).
 SESSION_OWNER_FIELD = "chat_owner"
+MAX_KEY_CHARS = 512
 
 # "bearer": a /v1 caller's own key, sent as its Authorization (server/openai_api.py).
 KeySource = Literal["session", "server", "bearer"]
@@ -45,6 +53,11 @@ async def request_profile(request: web.Request) -> Profile:
     if server_key:
         return Profile(server_key, "server")
     return Profile(None, None)
+
+
+def is_header_safe(key: str) -> bool:
+    """A key goes into upstream's Authorization header: only visible ASCII travels there."""
+    return len(key) <= MAX_KEY_CHARS and all("!" <= c <= "~" for c in key)
 
 
 def check_api_key(profile: Profile) -> str:
@@ -79,3 +92,79 @@ async def socket_chat_owner(request: web.Request, handshake: web.StreamResponse)
         await request[STORAGE_KEY].save_session(request, handshake, await get_session(request))
     assert owner is not None
     return owner
+
+
+async def get_profile(request: web.Request) -> web.Response:
+    # The page calls this first: its session gets the owner id its chats will carry.
+    await chat_owner(request, create=True)
+    return json_response((await request_profile(request)).public_view())
+
+
+async def put_profile(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object")
+    key = data.get("openrouter_api_key")
+    if not isinstance(key, str):
+        raise BadRequest("openrouter_api_key must be a string")
+    key = key.strip()
+    if not is_header_safe(key):
+        raise BadRequest(
+            f"openrouter_api_key must be at most {MAX_KEY_CHARS} printable ASCII characters "
+            "without spaces"
+        )
+    session = await get_session(request)
+    if key:
+        session[SESSION_KEY_FIELD] = key
+    else:
+        session.pop(SESSION_KEY_FIELD, None)
+    return await get_profile(request)
+
+
+async def delete_profile(request: web.Request) -> web.Response:
+    session = await get_session(request)
+    session.pop(SESSION_KEY_FIELD, None)
+    return await get_profile(request)
+
+
+class ModelsCache:
+    """The upstream models list, kept for `models_cache_s`; it is the same for every key."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self.models: list[dict[str, Any]] | None = None
+        self.fetched_at = 0.0
+
+    def fresh(self) -> list[dict[str, Any]] | None:
+        if self.models is not None and time.monotonic() - self.fetched_at < self.ttl_s:
+            return self.models
+        return None
+
+    def store(self, models: list[dict[str, Any]]) -> None:
+        self.models, self.fetched_at = models, time.monotonic()
+
+
+models_cache_key = web.AppKey("models_cache", ModelsCache)
+
+
+async def cached_models(request: web.Request, api_key: str | None) -> list[dict[str, Any]]:
+    """Upstream's models list from the cache, fetched with `api_key` when it is stale."""
+    cache = request.app[models_cache_key]
+    models = cache.fresh()
+    if models is None:
+        models = await request.app[openrouter_key].list_models(api_key)
+        cache.store(models)
+    return models
+
+
+async def get_models(request: web.Request) -> web.Response:
+    profile = await request_profile(request)
+    return json_response({"data": await cached_models(request, profile.api_key)})
+
+
+def setup_profile(app: web.Application) -> None:
+    app[models_cache_key] = ModelsCache(app[settings_key].models_cache_s)
+    app.router.add_get("/api/profile", get_profile)
+    app.router.add_put("/api/profile", put_profile)
+    app.router.add_delete("/api/profile", delete_profile)
+    app.router.add_get("/api/models", get_models)
