@@ -1,9 +1,15 @@
-"""Who may use /api/*: the ACCESS_TOKEN (Bearer header or logged-in session), Origin and CORS."""
+"""Who is calling, and whether they may: the forwarded client, ACCESS_TOKEN, Origin and CORS.
+
+Behind a router (BEHIND_PROXY=1) the client's scheme and address come from X-Forwarded-*;
+/api/* then needs the ACCESS_TOKEN (Bearer header or logged-in session), and browsers on
+other sites are refused unless ALLOWED_ORIGINS lists them.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -12,6 +18,7 @@ from aiohttp_session import get_session, new_session
 from .config import Settings, normalize_origin, settings_key
 from .errors import AccessDenied, BadRequest
 from .limits import check_login_rate
+from .logs import client_address_key
 from .profile import SESSION_KEY_FIELD
 from .web_json import read_json
 
@@ -26,6 +33,47 @@ CORS_HEADERS = "Content-Type, Authorization, Accept"
 # Without this a cross-origin page cannot read a 429's wait or the chat id to resume with.
 CORS_EXPOSED_HEADERS = "Retry-After, X-Chat-Id"
 CORS_MAX_AGE_S = 600
+SCHEMES = frozenset({"http", "https"})
+
+
+def last_entry(request: web.Request, header: str) -> str | None:
+    """The right-most value of a comma-separated header: the one our router appended."""
+    values = ",".join(request.headers.getall(header, ()))
+    entry = values.rpartition(",")[2].strip()
+    return entry or None
+
+
+def forwarded_scheme(request: web.Request) -> str | None:
+    scheme = (last_entry(request, "X-Forwarded-Proto") or "").lower()
+    return scheme if scheme in SCHEMES else None
+
+
+def forwarded_client(request: web.Request) -> str | None:
+    # Entries left of the last one were written by the client itself and prove nothing.
+    entry = last_entry(request, "X-Forwarded-For")
+    if entry is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(entry))
+    except ValueError:
+        return None
+
+
+@web.middleware
+async def proxy_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Take scheme and client from the router's headers, only when told a router is there.
+
+    X-Forwarded-Host is never trusted: origins compare against the Host the client sent.
+    """
+    if not request.app[settings_key].behind_proxy:
+        return await handler(request)
+    scheme, client = forwarded_scheme(request), forwarded_client(request)
+    if scheme is None and client is None:
+        return await handler(request)
+    if client is None:
+        return await handler(request.clone(scheme=scheme or request.scheme))
+    request[client_address_key] = client
+    return await handler(request.clone(scheme=scheme or request.scheme, remote=client))
 
 
 def token_digest(token: str) -> str:

@@ -17,7 +17,7 @@ from aiohttp_session import Session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
-from .access import access_middleware, setup_access
+from .access import access_middleware, proxy_middleware, setup_access
 from .chats_route import setup_chats_route
 from .config import Settings, settings_key
 from .http_route import setup_http_route
@@ -27,7 +27,6 @@ from .metrics import setup_metrics
 from .openai_api import openai_error_middleware, setup_openai_api
 from .openrouter import OpenRouterClient, openrouter_key
 from .profile import setup_profile
-from .proxy import proxy_middleware
 from .redis_conn import setup_redis
 from .request_time import request_time_middleware
 from .runner import make_runner, raise_open_files_limit, setup_shutdown

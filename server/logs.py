@@ -13,7 +13,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http import HttpProcessingError
 
-from .proxy import client_address_key
+client_address_key = web.RequestKey("client_address", str)
+"""The forwarded client address (server/access.py), kept on the original request for the
+access log."""
 
 
 def quiet_known_warnings() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from server.access import proxy_middleware
 from server.config import Settings, settings_key
-from server.proxy import client_address_key, proxy_middleware
+from server.logs import client_address_key
 
 ROUTER_HEADERS = {
     "Host": "chatrelay.example",
