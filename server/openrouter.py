@@ -19,12 +19,18 @@ from aiohttp import web
 
 from .chunks import Batch
 from .config import Settings
-from .errors import ChatError, ServerBusy, UpstreamError, UpstreamTimeout
+from .errors import (
+    ChatError,
+    ServerBusy,
+    UpstreamError,
+    UpstreamTimeout,
+    error_from_response,
+    transport_error,
+)
 from .redaction import KeyRedactor
 from .request import compact_json
 from .upstream_answer import Answer
 from .upstream_body import read_capped
-from .upstream_faults import error_from_response, transport_error
 from .upstream_pool import PoolWait, pool_tracing
 from .watchdog import SilenceWatchdog
 

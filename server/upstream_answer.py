@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from .chunks import Batch, ChunkReader, read_completion
+from .errors import transport_error
 from .redaction import KeyRedactor
 from .sse import SSEDecoder
 from .upstream_body import inflater_for, read_capped
-from .upstream_faults import transport_error
 from .watchdog import SilenceWatchdog
 
 Batches = AsyncIterator[Batch]

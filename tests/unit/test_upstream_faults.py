@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from server.errors import MAX_RETRY_AFTER_S, error_from_response, parse_retry_after
 from server.redaction import KeyRedactor
-from server.upstream_faults import MAX_RETRY_AFTER_S, error_from_response, parse_retry_after
 
 KEY = "sk-or-v1-0123456789abcdef"
 
