@@ -1,4 +1,5 @@
-"""Process life: the AppRunner both start paths use, and the graceful shutdown it runs.
+"""Process life: the AppRunner both start paths use, the graceful shutdown it runs, and the
+registry of chats running and WebSockets open in this process that the shutdown works from.
 
 The runner switches on handler cancellation, keeps connections alive longer than the
 router, and puts the request clock around each connection. On SIGTERM it stops listening,
@@ -6,7 +7,8 @@ then running chats may finish within SHUTDOWN_GRACE while new ones get 503; when
 runs out, each chat still running ends with a 503 error event and every WebSocket closes
 with 1001. When the chat store is shared (Redis), every WebSocket closes at once with 1012
 instead: the page reconnects to another process and follows its chats there, through the
-store, while this one keeps running them for the grace.
+store, while this one keeps running them for the grace. The adapters register their runs,
+sockets and listeners into the registry.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ import asyncio
 import logging
 import resource
 import signal
+import weakref
 from importlib.util import find_spec
-from typing import cast
+from typing import Protocol, cast
 
 from aiohttp import WSCloseCode, web
 
 from .config import settings_key
 from .logs import AccessLogger
-from .registry import Registry, registry_key
 from .request_time import ClockedServer
 from .store import chat_store_key
 
@@ -42,6 +44,56 @@ HANDLER_WAIT_S = 1.5
 PLATFORM_KILL_S = 30.0
 
 log = logging.getLogger(__name__)
+
+
+class Stoppable(Protocol):
+    def shut_down(self) -> None:
+        """End now with a 503 error event: the server is going away."""
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.draining = False
+        self.runs: set[Stoppable] = set()
+        self.sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+        # The tasks writing chats' frames to those sockets.
+        self.listeners: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def add_run(self, run: Stoppable) -> None:
+        self.runs.add(run)
+        self._idle.clear()
+
+    def remove_run(self, run: Stoppable) -> None:
+        self.runs.discard(run)
+        if not self.runs:
+            self._idle.set()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no chat runs here; False when some still do after `timeout_s`."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def add_listener(self, task: asyncio.Task[None]) -> None:
+        self.listeners.add(task)
+        task.add_done_callback(self.listeners.discard)
+
+    async def wait_listeners(self, timeout_s: float) -> None:
+        """Let the sockets' listeners write the final frames of chats that just ended."""
+        if self.listeners:
+            await asyncio.wait(list(self.listeners), timeout=timeout_s)
+
+    def shut_down_runs(self) -> None:
+        for run in list(self.runs):
+            run.shut_down()
+
+
+registry_key = web.AppKey("registry", Registry)
 
 
 def raise_open_files_limit() -> None:

@@ -25,8 +25,8 @@ from .metrics import metrics_key
 from .observer import ChatObserver
 from .openrouter import openrouter_key
 from .redis_conn import redis_key
-from .registry import Registry, registry_key
 from .request import ChatRequest
+from .runner import Registry, registry_key
 from .store import ChatLog, ChatStore, chat_store_key, open_store
 
 log = logging.getLogger(__name__)
