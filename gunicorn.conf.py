@@ -28,8 +28,8 @@ for _stale in _metrics_dir.glob("*.db"):
 from prometheus_client import multiprocess  # noqa: E402
 
 from server.config import ConfigError, Settings, bind_host, startup_problem  # noqa: E402
-from server.logs import logging_config  # noqa: E402
 from server.runner import shutdown_budget_s  # noqa: E402
+from server.telemetry import logging_config  # noqa: E402
 
 # gunicorn's worker notices SIGTERM on its next one-second tick.
 WORKER_TICK_S = 1.0

@@ -10,8 +10,8 @@ import sys
 
 from .app import create_app
 from .config import ConfigError, Settings
-from .logs import logging_config, quiet_known_warnings
 from .runner import new_event_loop, raise_open_files_limit, serve_until_signalled
+from .telemetry import logging_config, quiet_known_warnings
 
 
 def main(argv: list[str] | None = None) -> int:

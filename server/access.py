@@ -18,8 +18,8 @@ from aiohttp_session import get_session, new_session
 from .config import Settings, normalize_origin, settings_key
 from .errors import AccessDenied, BadRequest
 from .limits import check_login_rate
-from .logs import client_address_key
 from .profile import SESSION_KEY_FIELD
+from .telemetry import client_address_key
 from .web_json import read_json
 
 ACCESS_FIELD = "access"

@@ -22,8 +22,6 @@ from .chats_route import setup_chats_route
 from .config import Settings, settings_key
 from .http_route import setup_http_route
 from .limits import setup_limits
-from .logs import quiet_known_warnings, quiet_malformed_requests
-from .metrics import setup_metrics
 from .openai_api import openai_error_middleware, setup_openai_api
 from .openrouter import OpenRouterClient, openrouter_key
 from .profile import setup_profile
@@ -31,6 +29,7 @@ from .redis_conn import setup_redis
 from .request_time import request_time_middleware
 from .runner import make_runner, raise_open_files_limit, setup_shutdown
 from .runs import chat_runs
+from .telemetry import quiet_known_warnings, quiet_malformed_requests, setup_metrics
 from .web_json import error_middleware, json_response
 from .ws_route import setup_ws_route
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .metrics import ChatMetrics
+from .telemetry import ChatMetrics
 
 log = logging.getLogger("server.chat")
 
@@ -44,7 +44,7 @@ class ChatObserver:
         duration_ms = round((time.monotonic() - self.started) * 1000)
         fields = {
             # Ids, model names and finish reasons come from outside: the log's formatter
-            # (server/logs.py) escapes them, so none can forge a line.
+            # (server/telemetry.py) escapes them, so none can forge a line.
             "chat_id": self.chat_id,
             "transport": self.transport,
             "model": self.model,

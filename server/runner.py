@@ -24,9 +24,9 @@ from typing import Protocol, cast
 from aiohttp import WSCloseCode, web
 
 from .config import settings_key
-from .logs import AccessLogger
 from .request_time import ClockedServer
 from .store import chat_store_key
+from .telemetry import AccessLogger
 
 # Longer than the router's 90 s keep-alive, so the router is the one that closes idle
 # connections and never sends a request down one we are closing.

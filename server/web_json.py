@@ -12,13 +12,13 @@ from aiohttp.typedefs import Handler
 
 from .config import settings_key
 from .errors import BadRequest, ChatError, InternalError, PayloadTooLarge, RequestTimeout
-from .logs import first_line
 from .request_time import (
     body_timed_out_key,
     broken_body_key,
     request_deadline_key,
     timeout_message,
 )
+from .telemetry import first_line
 
 log = logging.getLogger(__name__)
 

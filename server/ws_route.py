@@ -18,12 +18,12 @@ from .config import settings_key
 from .errors import BadRequest, ChatError, ChatIdInUse, ChatNotFound, InternalError, TooManyChats
 from .events import Done, Failed, LogEvent, merged
 from .limits import admit_chat, socket_slot
-from .metrics import metrics_key
 from .profile import Profile, check_api_key, request_profile, socket_chat_owner
 from .request import parse_chat_request
 from .runner import registry_key
 from .runs import chat_key, runs_key
 from .store import chat_store_key
+from .telemetry import metrics_key
 from .web_json import decode_json
 from .ws_response import ChatWebSocketResponse
 

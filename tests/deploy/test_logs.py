@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from server.logs import AccessLogger, JsonFormatter, logging_config
+from server.telemetry import AccessLogger, JsonFormatter, logging_config
 
 
 def record(message: str, *args: object, **extra: Any) -> logging.LogRecord:

@@ -7,7 +7,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from server.access import proxy_middleware
 from server.config import Settings, settings_key
-from server.logs import client_address_key
+from server.telemetry import client_address_key
 
 ROUTER_HEADERS = {
     "Host": "chatrelay.example",

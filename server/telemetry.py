@@ -1,8 +1,15 @@
-"""Logging for both start paths: text lines, or one JSON object a line with LOG_FORMAT=json."""
+"""What the server tells its operator: log lines, and Prometheus metrics at GET /metrics.
+
+Logging is the same for both start paths: text lines, or one JSON object a line with
+LOG_FORMAT=json, every value escaped so that none can forge a line. Under gunicorn
+(PROMETHEUS_MULTIPROC_DIR set by gunicorn.conf.py) every worker writes its metrics to files
+there and /metrics adds up all the dyno's workers, whichever one answers.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 from datetime import UTC, datetime
@@ -12,6 +19,9 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http import HttpProcessingError
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.multiprocess import MultiProcessCollector
 
 client_address_key = web.RequestKey("client_address", str)
 """The forwarded client address (server/access.py), kept on the original request for the
@@ -184,3 +194,92 @@ def quiet_malformed_requests() -> None:
     logger = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, MalformedRequestFilter) for f in logger.filters):
         logger.addFilter(MalformedRequestFilter())
+
+
+TRANSPORTS = ("http", "sse", "ws", "v1")
+OUTCOMES = ("done", "error", "cancelled")
+# Models think for a while: first tokens take from a fraction of a second to minutes.
+FIRST_TOKEN_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120)
+DURATION_BUCKETS_S = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class ChatMetrics:
+    """The app's metrics in its own registry, so several apps in one process never clash."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.chats_running = Gauge(
+            "chatrelay_chats_running",
+            "Chats streaming now, every transport",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.sockets_open = Gauge(
+            "chatrelay_websockets_open",
+            "WebSockets open now",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.chats = Counter(
+            "chatrelay_chats",
+            "Chats ended, by transport and outcome",
+            ["transport", "outcome"],
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "chatrelay_tokens_relayed",
+            "Completion tokens relayed (upstream's usage, else text pieces sent)",
+            ["transport"],
+            registry=registry,
+        )
+        self.first_token = Histogram(
+            "chatrelay_upstream_first_token_seconds",
+            "Time from the chat's start to upstream's first text",
+            ["transport"],
+            buckets=FIRST_TOKEN_BUCKETS_S,
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "chatrelay_chat_duration_seconds",
+            "Time from a chat's start to its end",
+            ["transport"],
+            buckets=DURATION_BUCKETS_S,
+            registry=registry,
+        )
+        # Every series exists from the start, at 0, so rates work from the first scrape.
+        for transport in TRANSPORTS:
+            self.tokens.labels(transport)
+            for outcome in OUTCOMES:
+                self.chats.labels(transport, outcome)
+
+    def observe_chat(
+        self, transport: str, outcome: str, tokens: int, ttft_ms: int | None, duration_ms: int
+    ) -> None:
+        self.chats.labels(transport, outcome).inc()
+        self.tokens.labels(transport).inc(tokens)
+        if ttft_ms is not None:
+            self.first_token.labels(transport).observe(ttft_ms / 1000)
+        self.duration.labels(transport).observe(duration_ms / 1000)
+
+    def scrape_registry(self) -> CollectorRegistry:
+        """What /metrics renders: this app's registry, or every worker's files under gunicorn."""
+        directory = multiprocess_dir()
+        if directory is None:
+            return self.registry
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        return registry
+
+
+metrics_key = web.AppKey("metrics", ChatMetrics)
+
+
+def setup_metrics(app: web.Application) -> None:
+    metrics = app[metrics_key] = ChatMetrics()
+    # access.py applies the /api/* rule (ACCESS_TOKEN) to /metrics as well.
+    app.router.add_get("/metrics", make_aiohttp_handler(metrics.scrape_registry()))
