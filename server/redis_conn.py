@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -35,6 +35,12 @@ REDIS_SOCKET_TIMEOUT_S = 10.0
 # One quick retry: after a Redis restart the pooled connections are dead, and the retry on a
 # fresh one is what makes the first command after it work. More would only delay the 503.
 REDIS_RETRY = Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1)
+# Connections a process opens at most, however many chats it runs: its logs go out in one
+# pipeline at a time and its listeners share one blocking read (server/redis_log.py,
+# server/redis_follow.py), so only short commands (a chat's start, a check) use the rest, and
+# a burst of them waits up to REDIS_POOL_WAIT_S for a free one instead of failing.
+REDIS_MAX_CONNECTIONS = 16
+REDIS_POOL_WAIT_S = 5.0
 
 redis_key: web.AppKey[Redis | None] = web.AppKey("redis")
 
@@ -62,7 +68,13 @@ def make_redis(settings: Settings) -> Redis | None:
     if parts.scheme == "rediss" and "ssl_cert_reqs" not in parse_qs(parts.query):
         options["ssl_cert_reqs"] = settings.redis_ssl_cert_reqs
     # The URL's query parameters override these options (redis-py's from_url).
-    client: Redis = Redis.from_url(settings.redis_url, **options)
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_POOL_WAIT_S,
+        **options,
+    )
+    client: Redis = Redis.from_pool(pool)
     return client
 
 
