@@ -13,7 +13,6 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from .events import Delta, Done, Failed, LogEvent, Reasoning
@@ -101,10 +100,11 @@ class RedisLogWriter:
     """A run's log: in this process's memory for its own listeners, and written up to Redis
     by the process's one LogFlusher, so a run never waits on Redis for a token."""
 
-    __slots__ = ("_end_written", "dirty", "flusher", "key", "local", "synced")
+    __slots__ = ("_end_written", "dirty", "flusher", "key", "local", "stream", "synced")
 
     def __init__(self, flusher: LogFlusher, key: str, local: MemoryLogWriter) -> None:
         self.flusher, self.key, self.local = flusher, key, local
+        self.stream = log_key(key).encode()
         self.synced = 0  # seq of the last event Redis holds
         self.dirty = False  # waiting in the flusher's next batch
         self._end_written: asyncio.Future[None] | None = None
@@ -142,20 +142,67 @@ class RedisLogWriter:
         return self.synced >= self.memory.last_seq
 
 
-# A writer's entry in a flush: the writer, its last seq, the index of its XADD's result.
-Planned = tuple[RedisLogWriter, int, int]
+# A writer's entry in a flush: the writer and the seq of the last event sent.
+Planned = tuple[RedisLogWriter, int]
+
+# One flush: every chat's new entry in one script call with one argument, so the client packs
+# one argument and parses one reply however many chats there are (redis-py's per-command
+# packing and parsing were most of the cost per token). A record is a header line, `key_len
+# first last nomkstream pexpire_ms ends data_len`, then the key and the entry's events. The
+# reply has one character per record: 1 written, 2 already there (a flush retried after a
+# lost reply), 0 the stream is gone (NOMKSTREAM: a Redis restarted empty: written again from
+# the chat's start), x refused. An ended chat's run and listeners keys go with its last entry.
+FLUSH = f"""
+local blob, out, pos = ARGV[1], {{}}, 1
+while pos <= #blob do
+  local eol = string.find(blob, '\\n', pos, true)
+  local klen, first, last, nomk, ttl, ends, dlen = string.match(
+    string.sub(blob, pos, eol - 1), '^(%d+) (%d+) (%d+) (%d) (%d+) (%d) (%d+)$')
+  klen, dlen = tonumber(klen), tonumber(dlen)
+  local key = string.sub(blob, eol + 1, eol + klen)
+  local data = string.sub(blob, eol + klen + 1, eol + klen + dlen)
+  pos = eol + klen + dlen + 1
+  local reply
+  if nomk == '1' then
+    reply = redis.pcall('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', {STREAM_MAXLEN},
+                        last .. '-1', 'f', first, 'e', data)
+  else
+    reply = redis.pcall('XADD', key, 'MAXLEN', '~', {STREAM_MAXLEN}, last .. '-1',
+                        'f', first, 'e', data)
+  end
+  local code = '1'
+  if type(reply) == 'table' and reply.err then
+    code = string.find(reply.err, 'equal or smaller', 1, true) and '2' or 'x'
+  elseif not reply then
+    code = '0'
+  end
+  if code == '1' then
+    if ttl ~= '0' then redis.call('PEXPIRE', key, ttl) end
+    if ends == '1' then
+      local chat = string.sub(key, 1, -4)
+      redis.call('DEL', chat .. 'run', chat .. 'listeners')
+    end
+  end
+  out[#out + 1] = code
+end
+return table.concat(out)
+"""
+WRITE_REFUSED, STREAM_GONE = ord("x"), ord("0")
 
 
 class LogFlusher:
     """The process's one writer to Redis: every run's new events since the last flush, one
-    XADD per chat, go out as one pipelined round trip; while it is in flight the next batch
+    entry per chat, go out in one round trip (FLUSH); while it is in flight the next batch
     gathers. So a process uses one connection for its logs however many chats it runs, and
     Redis going away is one warning, not one per token."""
 
     def __init__(
         self, redis: Redis, retention_s: float, ended: Callable[[RedisLogWriter], None]
     ) -> None:
-        self.redis, self.retention_s, self.ended = redis, retention_s, ended
+        self.redis, self.ended = redis, ended
+        self.script = redis.register_script(FLUSH)
+        self.ended_ttl_ms = int(retention_s * 1000)
+        self.running_ttl_ms = int((retention_s + RUN_TTL_S) * 1000)
         self.batch: list[RedisLogWriter] = []
         self.wake = asyncio.Event()
         self.flushing = False
@@ -209,30 +256,27 @@ class LogFlusher:
                 log.info("Redis is back: what it missed of running chats is written up")
 
     async def _flush(self, batch: list[RedisLogWriter]) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            planned = await self._queue(pipe, batch)
-            if not planned:
-                return
-            results = await pipe.execute(raise_on_error=False)
-        refused: ResponseError | None = None
-        for writer, last, index in planned:
-            result = results[index]
-            if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
-                refused = result
+        planned, records = self._records(batch)
+        if not planned:
+            return
+        reply: bytes = await self.script(args=[b"".join(records)], client=self.redis)
+        refused = False
+        for (writer, last), code in zip(planned, reply, strict=True):
+            if code == WRITE_REFUSED:
+                refused = True
                 continue
-            # Refused as not newer: a flush retried after a lost reply, Redis has it already.
-            # None: the stream is gone (a Redis restarted empty), written again from the start.
-            writer.written(0 if result is None else last)
+            writer.written(0 if code == STREAM_GONE else last)
             if not writer.in_sync:
                 self.mark(writer)
             elif writer.memory.ended:
                 self.ended(writer)
-        if refused is not None:
-            raise refused
+        if refused:
+            raise ResponseError("Redis refused a chat's log entry")
 
-    async def _queue(self, pipe: Pipeline, batch: list[RedisLogWriter]) -> list[Planned]:
-        """Each writer's next entry into `pipe`: (writer, its last seq, its XADD's index)."""
+    def _records(self, batch: list[RedisLogWriter]) -> tuple[list[Planned], list[bytes]]:
+        """Each writer's next entry as a record of FLUSH's batch, and (writer, its last seq)."""
         planned: list[Planned] = []
+        records: list[bytes] = []
         size = 0
         for writer in batch:
             piece = writer.pending() if size < MAX_FLUSH_BYTES else None
@@ -241,16 +285,17 @@ class LogFlusher:
                     self.mark(writer)  # the next flush: this one is full
                 continue
             first, events = piece
-            last, key = first + len(events) - 1, log_key(writer.key)
-            data = encode_events(events)
+            last, key, data = (
+                first + len(events) - 1,
+                log_key(writer.key).encode(),
+                encode_events(events),
+            )
+            ends = isinstance(events[-1], Done | Failed)
+            ttl_ms = self.ended_ttl_ms if ends else (self.running_ttl_ms if first == 1 else 0)
+            records.append(
+                b"%d %d %d %d %d %d %d\n%s%s"
+                % (len(key), first, last, writer.synced > 0, ttl_ms, ends, len(data), key, data)
+            )
             size += len(data)
-            planned.append((writer, last, len(pipe)))
-            # NOMKSTREAM once Redis had some: a stream that is gone answers None.
-            await pipe.xadd(key, {"f": first, "e": data}, id=f"{last}-1", maxlen=STREAM_MAXLEN,
-                      approximate=True, nomkstream=writer.synced > 0)  # fmt: skip
-            if isinstance(events[-1], Done | Failed):
-                await pipe.pexpire(key, int(self.retention_s * 1000))
-                await pipe.delete(run_key(writer.key), listeners_key(writer.key))
-            elif first == 1:
-                await pipe.pexpire(key, int((self.retention_s + RUN_TTL_S) * 1000))
-        return planned
+            planned.append((writer, last))
+        return planned, records
