@@ -90,19 +90,28 @@ REDIS_OUTAGE_LOG_S = 10.0
 
 
 class OutageLog:
-    """One warning per REDIS_OUTAGE_LOG_S while Redis is away, with how many it stands for:
-    an outage under load must not write a line per refused chat."""
+    """A warning when Redis goes away, then one per REDIS_OUTAGE_LOG_S while it stays away
+    (with how many failures it stands for), and one line when it answers again: an outage
+    under load must not write a line per refused chat or per chat kept in memory."""
 
     def __init__(self) -> None:
         self.last_at = -REDIS_OUTAGE_LOG_S
         self.unlogged = 0
+        self.away_since: float | None = None
 
     def failed(self, error: Exception) -> None:
         now = time.monotonic()
         self.unlogged += 1
+        if self.away_since is None:
+            self.away_since = now
         if now - self.last_at >= REDIS_OUTAGE_LOG_S:
             log.warning("Redis unavailable (%s), %d failures", type(error).__name__, self.unlogged)
             self.last_at, self.unlogged = now, 0
+
+    def answered(self) -> None:
+        if self.away_since is not None:
+            log.info("Redis is back after %.1f s", time.monotonic() - self.away_since)
+            self.away_since, self.last_at, self.unlogged = None, -REDIS_OUTAGE_LOG_S, 0
 
 
 outage_log = OutageLog()
@@ -116,6 +125,7 @@ def store_errors() -> Iterator[None]:
     except REDIS_DOWN as error:
         outage_log.failed(error)
         raise ChatStoreUnavailable() from error
+    outage_log.answered()
 
 
 async def redis_client(app: web.Application) -> AsyncIterator[None]:

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -17,9 +16,7 @@ from redis.exceptions import ResponseError
 
 from .events import Delta, Done, Failed, LogEvent, Reasoning
 from .memory_store import MemoryLog, MemoryLogWriter, bounded
-from .redis_conn import REDIS_DOWN
-
-log = logging.getLogger(__name__)
+from .redis_conn import REDIS_DOWN, outage_log
 
 PREFIX = "chatrelay:chat:"
 # Entries a stream keeps (one per upstream read, or a bounded re-sync batch): a chat keeps
@@ -27,6 +24,10 @@ PREFIX = "chatrelay:chat:"
 STREAM_MAXLEN = 50_000
 # A running chat's marker lapses this long after its process stops renewing it (a crash).
 RUN_TTL_S = 30.0
+# Flushes start at most this often: a flush costs about the same for one chat as for a
+# thousand, so gathering for a while makes each token cheap; a listener on another process
+# gets its text this much later, the chat's own process at once.
+FLUSH_EVERY_S = 0.02
 # One flush's entries together stay about this small (a catch-up after an outage is long).
 MAX_FLUSH_BYTES = 1024 * 1024
 # After a failed flush, the next try: the log waits in memory meanwhile.
@@ -113,16 +114,19 @@ class RedisLogWriter:
     def memory(self) -> MemoryLog:
         return self.local.log
 
-    async def append(self, events: list[LogEvent]) -> None:
-        end_written = None
-        if isinstance(events[-1], Done | Failed):
-            end_written = self._end_written = asyncio.get_running_loop().create_future()
+    def append(self, events: list[LogEvent]) -> Coroutine[Any, Any, None]:
+        # The per-token path: the memory log's own coroutine, not one more around it.
         self.flusher.mark(self)
+        if isinstance(events[-1], Done | Failed):
+            return self._append_end(events)
+        return self.local.append(events)
+
+    async def _append_end(self, events: list[LogEvent]) -> None:
+        self._end_written = end_written = asyncio.get_running_loop().create_future()
         await self.local.append(events)
-        if end_written is not None:
-            # Once the chat's end is in Redis its key is free again, here and elsewhere; a
-            # Redis that is away (or slow) does not hold the run's end up.
-            await self.flusher.until_written(end_written)
+        # Once the chat's end is in Redis its key is free again, here and elsewhere; a Redis
+        # that is away (or slow) does not hold the run's end up.
+        await self.flusher.until_written(end_written)
 
     def pending(self) -> tuple[int, list[LogEvent]] | None:
         """The seq of the first event Redis lacks and a bounded batch from it, or None."""
@@ -228,8 +232,13 @@ class LogFlusher:
             await asyncio.sleep(0.01)
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = 0.0
         while True:
             await self.wake.wait()
+            if (pause := next_at - loop.time()) > 0:
+                await asyncio.sleep(pause)
+            next_at = loop.time() + FLUSH_EVERY_S
             self.wake.clear()
             batch, self.batch = self.batch, []
             for writer in batch:
@@ -238,14 +247,10 @@ class LogFlusher:
             try:
                 await self._flush(batch)
             except (*REDIS_DOWN, ResponseError) as error:
+                # The chats go on in memory; one line says so (server/redis_conn.py).
                 for writer in batch:
                     self.mark(writer)
-                if self.away is None:
-                    log.warning(
-                        "Redis unavailable (%s): %d chats kept in memory until it is back",
-                        type(error).__name__,
-                        len(batch),
-                    )
+                outage_log.failed(error)
                 self.away = error
                 await asyncio.sleep(RETRY_S)
                 continue
@@ -253,7 +258,7 @@ class LogFlusher:
                 self.flushing = False
             if self.away is not None:
                 self.away = None
-                log.info("Redis is back: what it missed of running chats is written up")
+                outage_log.answered()
 
     async def _flush(self, batch: list[RedisLogWriter]) -> None:
         planned, records = self._records(batch)

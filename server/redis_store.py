@@ -35,6 +35,14 @@ from .redis_log import (
 from .store import RunControl, Slice
 
 RENEW_EVERY_S = 5.0
+# A chat's start, in one round trip: its key marked as running here unless it runs already,
+# and the ended chat it replaces, if any, dropped. KEYS: run, log, listeners; ARGV: this
+# process, the mark's expiry in ms.
+CLAIM = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1
+"""
 # At close, the longest the last flush may take (the chats' ends, at shutdown).
 DRAIN_S = 3.0
 
@@ -77,6 +85,7 @@ class RedisStore:
         self.running: dict[str, RedisLogWriter] = {}
         self.flusher = LogFlusher(redis, retention_s, self._forget)
         self.follower = Follower(redis, self.process_id)
+        self._claim = redis.register_script(CLAIM)
         self.tasks: set[asyncio.Task[None]] = set()
         self.spawn(self.flusher.run())
         self.spawn(self._hear_cancels())
@@ -88,12 +97,10 @@ class RedisStore:
         task.add_done_callback(self.tasks.discard)
 
     async def create(self, key: str, run: RunControl) -> RedisLogWriter:
-        ttl_ms = int(RUN_TTL_S * 1000)
+        keys = [run_key(key), log_key(key), listeners_key(key)]
         with store_errors():
-            if not await self.redis.set(run_key(key), self.process_id, nx=True, px=ttl_ms):
+            if not await self._claim(keys=keys, args=[self.process_id, int(RUN_TTL_S * 1000)]):
                 raise ChatIdInUse(f"A chat with id {key.partition(':')[2]} is still running")
-            # The ended chat it replaces, if any.
-            await self.redis.delete(log_key(key), listeners_key(key))
         local = await self.local.create(key, SharedControl(self, key, run))
         writer = self.running[key] = RedisLogWriter(self.flusher, key, local)
         return writer
@@ -118,11 +125,13 @@ class RedisStore:
             await self.redis.publish(CANCEL_CHANNEL, key)
         return True
 
-    async def read(self, key: str, after: int) -> AsyncIterator[Slice]:
+    def read(self, key: str, after: int) -> AsyncIterator[Slice]:
+        # The per-token path: this process's own chats are read straight from memory.
         if key in self.running:
-            async for piece in self.local.read(key, after):
-                yield piece
-            return
+            return self.local.read(key, after)
+        return self._read_elsewhere(key, after)
+
+    async def _read_elsewhere(self, key: str, after: int) -> AsyncIterator[Slice]:
         if not await self.exists(key):
             raise ChatNotFound(key.partition(":")[2])
         async for piece in read_elsewhere(self.redis, self.follower, key, after):
