@@ -19,7 +19,16 @@ import orjson
 
 from bench.tokens import PROCESSING_EVENT, StreamSpec, expected_body
 
-Target = Literal["direct", "bare", "bare-ws", "http", "sse", "ws", "v1"]
+Target = Literal["direct", "bare", "bare-ws", "http", "sse", "ws", "v1", "http-redis", "ws-redis"]
+# chatrelay with REDIS_URL (`python -m bench --redis`): the same transport, chats in Redis.
+REDIS_TARGETS: dict[Target, Target] = {"http-redis": "http", "ws-redis": "ws"}
+
+
+def transport(target: Target) -> Target:
+    """What the client speaks to a target: a Redis target's transport is its plain one's."""
+    return REDIS_TARGETS.get(target, target)
+
+
 MESSAGES = [{"role": "user", "content": "Benchmark me."}]
 
 
@@ -159,6 +168,7 @@ def plain_parser(result: StreamResult) -> Callable[[bytes], bool]:
 def http_request(
     target: Target, ends: Endpoints, spec: StreamSpec
 ) -> tuple[str, bytes, dict[str, str]]:
+    target = transport(target)
     if target == "direct":
         payload = {"model": spec.model(), "messages": MESSAGES, "stream": True,
                    "usage": {"include": True}}  # fmt: skip
@@ -217,7 +227,7 @@ async def _read_http(
 ) -> None:
     url, body, headers = http_request(target, ends, result.spec)
     parsers = {"direct": openrouter_parser, "sse": chatrelay_sse_parser, "v1": openai_parser}
-    parser = parsers.get(target, plain_parser)
+    parser = parsers.get(transport(target), plain_parser)
     feed = parser(result)
     try:
         async with session.post(url, data=body, headers=headers) as response:
@@ -240,7 +250,7 @@ async def _read_http(
                 if read_rate and time.monotonic() < slow_until:
                     await asyncio.sleep(len(data) / read_rate)
             feed(b"")
-            if target in ("bare", "http"):
+            if transport(target) in ("bare", "http"):
                 result.done = True  # the terminating chunk came, or aiohttp would have raised
     except Leave:
         return

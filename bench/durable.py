@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,18 +27,6 @@ from bench.clients import chat_body, new_session
 from bench.loops import run_fast
 from bench.run import Lab
 from bench.tokens import StreamSpec
-
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = procs.free_port()
-    argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(directory)]  # fmt: skip
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-    proc = procs.Proc("redis", process, port, (directory / "redis.log").open("ab"))
-    procs.wait_listening(proc)
-    return process, f"redis://127.0.0.1:{port}/0"
 
 
 async def until_final(
@@ -107,7 +93,7 @@ async def main_async(args: argparse.Namespace) -> int:
         redis = None
         extra = ["LOG_LEVEL=WARNING"]
         if args.redis:
-            redis, redis_url = start_redis(directory)
+            redis, redis_url = procs.start_redis(directory, procs.core_sets()[1])
             extra.append(f"REDIS_URL={redis_url}")
         lab = Lab(directory, [], [], extra)
         try:
@@ -119,8 +105,7 @@ async def main_async(args: argparse.Namespace) -> int:
         finally:
             lab.stop()
             if redis is not None:
-                redis.kill()
-                redis.wait()
+                redis.stop()
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -128,3 +130,13 @@ def rss_bytes(root: int) -> int:
         with contextlib.suppress(OSError):
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
     return total
+
+
+def start_redis(log_dir: Path, cores: set[int]) -> tuple[Proc, str]:
+    """A redis-server of the bench's own, without persistence, and its URL."""
+    port = free_port()
+    argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(log_dir)]  # fmt: skip
+    return start("redis", argv, port, cores, dict(os.environ), log_dir, log_dir), (
+        f"redis://127.0.0.1:{port}/0"
+    )

@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.clients import Target
+from bench.clients import REDIS_TARGETS, Target, transport
 from bench.scenarios import Metrics, Scenario
 
 Rounds = dict[Target, list[Metrics]]  # per target, one Metrics per round, in round order
@@ -31,7 +31,7 @@ class Cell:
 
 
 def baseline(scenario: Scenario, target: Target) -> Target:
-    if target in ("ws", "bare-ws") and "bare-ws" in scenario.targets:
+    if transport(target) in ("ws", "bare-ws") and "bare-ws" in scenario.targets:
         return "bare-ws"
     return "bare"
 
@@ -98,13 +98,22 @@ def scenario_row(scenario: Scenario, rounds: Rounds, target: Target) -> list[str
         latencies = [cell(key) + " abs" for key in latency_keys]
     else:
         latencies = [added(rounds, target, key).text() for key in latency_keys]
-    return [cell("cpu_us_per_token"), ratio(rounds, target, "cpu_us_per_token", base).text(2, "x"),
-            cell("relay_cpu_util", 2), cell("tokens_per_s", 0), *latencies,
-            cell("rss_kib_per_stream"), cell("errors", 0)]  # fmt: skip
+    row = [cell("cpu_us_per_token"), ratio(rounds, target, "cpu_us_per_token", base).text(2, "x"),
+           cell("relay_cpu_util", 2), cell("tokens_per_s", 0), *latencies,
+           cell("rss_kib_per_stream"), cell("errors", 0)]  # fmt: skip
+    if has_redis(rounds):
+        row.append(cell("redis_cpu_us_per_token"))
+    return row
+
+
+def has_redis(rounds: Rounds) -> bool:
+    return any(target in REDIS_TARGETS for target in rounds)
 
 
 def scenario_table(scenario: Scenario, rounds: Rounds) -> list[str]:
     head = ["target", *HEADS[scenario.kind]]
+    if scenario.kind == "streams" and has_redis(rounds):
+        head.append("redis-server CPU µs/token")
     lines = [f"### {scenario.name}: {scenario.title}", "", "| " + " | ".join(head) + " |",
              "|" + " --- |" * len(head)]  # fmt: skip
     for target in scenario.targets:
@@ -121,6 +130,7 @@ class Goal:
     key: str
     limit: float
     mode: str  # "ratio" to bare, "added" over direct, or "abs"
+    redis: bool = False  # for the targets on Redis (`--redis`), not the others
 
 
 # Issue 6's targets, as issue 11 restated them where it did (burst, paced CPU, RSS).
@@ -138,7 +148,10 @@ GOALS = (
     Goal("leave → upstream closed max ≤ 50 ms", "abort", "abort_max_ms", 50, "abs"),
     Goal("slow reader: relay holds ≤ 256 KiB", "slow", "rss_kib_per_reader", 256, "abs"),
     Goal("slow reader: exact text (errors = 0)", "slow", "errors", 0, "abs"),
-)
+    # Issue 14: durable chats on Redis.
+    Goal("Redis: CPU/token ≤ 1.5x bare, 500 paced", "p500", "cpu_us_per_token", 1.5, "ratio",
+         redis=True),
+)  # fmt: skip
 
 
 def goals_table(scenarios: list[Scenario], results: dict[str, Rounds]) -> list[str]:
@@ -150,7 +163,8 @@ def goals_table(scenarios: list[Scenario], results: dict[str, Rounds]) -> list[s
         if scenario is None or goal.scenario not in results:
             continue
         rounds = results[goal.scenario]
-        for target in ("http", "sse", "ws", "v1"):
+        targets: tuple[Target, ...] = ("http", "sse", "ws", "v1")
+        for target in tuple(REDIS_TARGETS) if goal.redis else targets:
             if target not in scenario.targets or target not in rounds:
                 continue
             if goal.mode == "ratio":

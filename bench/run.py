@@ -20,10 +20,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import redis
+
 from bench import clients, procs, report
-from bench.clients import Endpoints, Target
+from bench.clients import REDIS_TARGETS, Endpoints, Target, transport
 from bench.loops import run_fast
-from bench.scenarios import RUNNERS, Metrics, Run, Scenario, full_scenarios, quick_scenarios
+from bench.scenarios import (
+    RUNNERS,
+    Metrics,
+    Run,
+    Scenario,
+    full_scenarios,
+    quick_scenarios,
+    with_redis,
+)
 from bench.tokens import StreamSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +48,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="rounds (default 3, quick 1)")
     parser.add_argument("--only", nargs="*", help="scenario names to run (default all)")
     parser.add_argument("--targets", nargs="*", help="targets to run (default each scenario's)")
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="also chatrelay with REDIS_URL (targets http-redis, ws-redis), on a redis-server "
+        "the bench starts on the load core",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw per-round metrics here")
     parser.add_argument("--logs", type=Path, help="directory for the processes' logs")
     parser.add_argument(
@@ -66,7 +82,13 @@ class Lab:
     """The fake upstream (started once) and a fresh relay per run."""
 
     def __init__(
-        self, log_dir: Path, wrap: list[str], whatif: list[str], extra_env: list[str]
+        self,
+        log_dir: Path,
+        wrap: list[str],
+        whatif: list[str],
+        extra_env: list[str],
+        *,
+        with_redis: bool = False,
     ) -> None:
         self.relay_cores, self.load_cores = procs.core_sets()
         os.sched_setaffinity(0, self.load_cores)
@@ -80,6 +102,10 @@ class Lab:
             fake_port, self.load_cores, self.env, log_dir, ROOT,
         )  # fmt: skip
         self.fake_url = f"http://127.0.0.1:{fake_port}"
+        self.redis: procs.Proc | None = None
+        self.redis_url = ""
+        if with_redis:
+            self.redis, self.redis_url = procs.start_redis(log_dir, self.load_cores)
 
     def start_relay(self, target: Target) -> procs.Proc | None:
         if target == "direct":
@@ -102,6 +128,10 @@ class Lab:
             UPSTREAM_MAX_CONNECTIONS="0",
         )
         env.pop("ACCESS_TOKEN", None)
+        if target in REDIS_TARGETS:
+            with redis.Redis.from_url(self.redis_url) as client:
+                client.flushall()  # each run starts on an empty Redis, as on a fresh relay
+            env["REDIS_URL"] = self.redis_url
         env.update(self.extra_env)
         server = ["bench.whatif", *self.whatif, "--"] if self.whatif else ["server"]
         argv = [*self.wrap, sys.executable, "-m", *server, "--port", str(port)]
@@ -109,13 +139,15 @@ class Lab:
 
     def stop(self) -> None:
         self.fake.stop()
+        if self.redis is not None:
+            self.redis.stop()
 
 
 async def warm_up(run: Run) -> None:
     """A few short chats first: imports, pools and caches are not per-token costs."""
     specs = [StreamSpec(f"{run.tag}-warm{i}", 20) for i in range(3)]
     async with clients.new_session() as session:
-        if run.target in ("ws", "bare-ws"):
+        if transport(run.target) in ("ws", "bare-ws"):
             results = await clients.ws_socket(session, run.ws_url(), specs)
         else:
             results = [await clients.http_stream(session, run.target, run.ends, s) for s in specs]
@@ -136,6 +168,8 @@ async def measure(
             chatrelay=f"http://127.0.0.1:{port}",
         )
         run = Run(scenario, target, ends, relay.pid if relay else None, tag, random.Random(seed))
+        if target in REDIS_TARGETS and lab.redis is not None:
+            run.redis_pid = lab.redis.pid
         if target != "direct":
             await warm_up(run)
         await asyncio.sleep(0.3)  # let the relay's start-up settle before the baseline
@@ -169,12 +203,18 @@ async def bench(args: argparse.Namespace) -> int:
     scenarios = quick_scenarios() if args.quick else full_scenarios()
     if args.only:
         scenarios = [s for s in scenarios if s.name in args.only]
+    if args.redis:
+        scenarios = [with_redis(s) for s in scenarios]
     rounds = args.rounds or (1 if args.quick else 3)
     log_dir = args.logs or Path(tempfile.mkdtemp(prefix="chatrelay-bench-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     raise_fd_limit()
     lab = Lab(
-        log_dir, shlex.split(args.wrap_chatrelay), shlex.split(args.whatif), args.chatrelay_env
+        log_dir,
+        shlex.split(args.wrap_chatrelay),
+        shlex.split(args.whatif),
+        args.chatrelay_env,
+        with_redis=args.redis,
     )
     results: dict[str, report.Rounds] = {s.name: {} for s in scenarios}
     failures: list[str] = []
@@ -199,7 +239,8 @@ async def bench(args: argparse.Namespace) -> int:
         f"Machine: {machine()}; relay on cores {sorted(lab.relay_cores)}, fake and client "
         f"on {sorted(lab.load_cores)}; {rounds} round(s); {time.monotonic() - started:.0f} s; "
         f"chatrelay what-if: {args.whatif or 'none'}; "
-        f"extra env: {' '.join(args.chatrelay_env) or 'none'}."
+        f"extra env: {' '.join(args.chatrelay_env) or 'none'}"
+        f"{'; *-redis: REDIS_URL on a redis-server on the load core' if args.redis else ''}."
     )
     lines = [setup, "", "## Targets", ""]
     lines += report.goals_table(scenarios, results)

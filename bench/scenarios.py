@@ -6,6 +6,7 @@ A run returns a flat dict of metrics; the driver repeats it over rounds and targ
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import statistics
 import time
@@ -17,7 +18,7 @@ import aiohttp
 import orjson
 
 from bench import clients, procs
-from bench.clients import Endpoints, StreamResult, Target
+from bench.clients import REDIS_TARGETS, Endpoints, StreamResult, Target, transport
 from bench.tokens import StreamSpec
 
 Metrics = dict[str, float | None]
@@ -62,6 +63,15 @@ def full_scenarios() -> list[Scenario]:
     ]  # fmt: skip
 
 
+def with_redis(scenario: Scenario) -> Scenario:
+    """The scenario with chatrelay on Redis too, next to each of its HTTP and WebSocket runs."""
+    targets: list[Target] = []
+    for target in scenario.targets:
+        targets.append(target)
+        targets += [redis for redis, plain in REDIS_TARGETS.items() if plain == target]
+    return dataclasses.replace(scenario, targets=tuple(targets))
+
+
 def quick_scenarios() -> list[Scenario]:
     """Every path, tiny: for the smoke test, which checks correctness and never timings."""
     return [
@@ -89,6 +99,7 @@ class Run:
     relay_pid: int | None
     tag: str
     rng: random.Random
+    redis_pid: int | None = None  # the redis-server of a Redis target
 
     def specs(self, count: int, **overrides: float) -> list[StreamSpec]:
         sc = self.scenario
@@ -113,6 +124,9 @@ class Run:
     def cpu(self) -> float:
         return 0.0 if self.relay_pid is None else procs.cpu_seconds(self.relay_pid)
 
+    def redis_cpu(self) -> float:
+        return 0.0 if self.redis_pid is None else procs.cpu_seconds(self.redis_pid)
+
     def rss(self) -> int:
         return 0 if self.relay_pid is None else procs.rss_bytes(self.relay_pid)
 
@@ -121,14 +135,14 @@ def stream_groups(
     run: Run, session: aiohttp.ClientSession, specs: list[StreamSpec], **kw: float
 ) -> list[Callable[[], Awaitable[list[StreamResult]]]]:
     """One callable per connection: an HTTP stream, or a socket with its chats."""
-    per = run.scenario.chats_per_socket if run.target in WS_TARGETS else 1
+    per = run.scenario.chats_per_socket if transport(run.target) in WS_TARGETS else 1
     groups = [specs[i : i + per] for i in range(0, len(specs), per)]
     leave_arrivals = int(kw.pop("leave_after_arrivals", 0)) or None
     leave_s = kw.pop("leave_after_s", None)
 
     def one(group: list[StreamSpec]) -> Callable[[], Awaitable[list[StreamResult]]]:
         async def go() -> list[StreamResult]:
-            if run.target in WS_TARGETS:
+            if transport(run.target) in WS_TARGETS:
                 return await clients.ws_socket(
                     session, run.ws_url(), group, leave_after_arrivals=leave_arrivals,
                     leave_after_s=leave_s, **kw,
@@ -192,10 +206,11 @@ async def run_streams(run: Run) -> tuple[Metrics, str | None]:
     specs = run.specs(sc.streams)
     async with clients.new_session() as session:
         groups = stream_groups(run, session, specs)
-        rss0, cpu0, t0 = run.rss(), run.cpu(), time.monotonic()
+        rss0, cpu0, t0, redis0 = run.rss(), run.cpu(), time.monotonic(), run.redis_cpu()
         peak = RssPeak(run)
         results = await launch(groups, sc.ramp_s)
         elapsed, cpu = time.monotonic() - t0, run.cpu() - cpu0
+        redis_cpu = run.redis_cpu() - redis0
         rss_peak = peak.stop()
     tokens = sum(spec.n for spec in specs)
     ttfts = [r.arrivals[0] - r.started for r in results if r.arrivals]
@@ -213,6 +228,7 @@ async def run_streams(run: Run) -> tuple[Metrics, str | None]:
         "rss_kib_per_stream": (rss_peak - rss0) / 1024 / sc.streams
         if relayed and sc.rss_per_stream
         else None,
+        "redis_cpu_us_per_token": redis_cpu / tokens * 1e6 if run.redis_pid else None,
         "errors": count,
     }, sample
 

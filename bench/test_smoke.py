@@ -40,3 +40,21 @@ def test_quick_bench_relays_exact_text_on_every_path(tmp_path: Path) -> None:
                 assert metrics["errors"] == 0, (scenario, target, metrics)
                 if scenario == "abort":
                     assert metrics["never_closed"] == 0, (target, metrics)
+
+
+@pytest.mark.subprocess
+def test_quick_bench_on_redis_relays_exact_text(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--redis", "--only", "c100", "p500",
+         "--targets", "bare", "http-redis", "ws-redis", "--json", str(out), "--logs",
+         str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads(out.read_text())["results"]
+    for scenario in ("c100", "p500"):
+        for target in ("http-redis", "ws-redis"):
+            (metrics,) = results[scenario][target]
+            assert metrics["errors"] == 0, (scenario, target, metrics)
+            assert metrics["redis_cpu_us_per_token"] is not None
