@@ -21,7 +21,7 @@ from redis.exceptions import ResponseError
 
 from .errors import ChatNotFound, ChatStoreUnavailable
 from .events import Done, Failed
-from .redis_conn import REDIS_DOWN
+from .redis_conn import REDIS_DOWN, outage_log
 from .redis_log import PREFIX, entry, entry_seq, listeners_key, log_key, read_entry, run_key
 from .store import Slice
 
@@ -121,8 +121,10 @@ class Follower:
             self.reading, self.woken = True, False
             try:
                 reply: Any = await self.redis.xread(ids, count=READ_ENTRIES, block=BLOCK_MS)
-            except REDIS_DOWN:
+            except Exception as error:  # whatever it was, the next read retries
                 # Listeners find out by themselves, each within BLOCK_MS (see read_elsewhere).
+                if not isinstance(error, REDIS_DOWN):
+                    outage_log.failed(error)
                 await asyncio.sleep(0.2)
                 continue
             finally:

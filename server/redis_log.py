@@ -16,7 +16,7 @@ from redis.exceptions import ResponseError
 
 from .events import Delta, Done, Failed, LogEvent, Reasoning
 from .memory_store import MemoryLog, MemoryLogWriter, bounded
-from .redis_conn import REDIS_DOWN, outage_log
+from .redis_conn import outage_log
 
 PREFIX = "chatrelay:chat:"
 # Entries a stream keeps (one per upstream read, or a bounded re-sync batch): a chat keeps
@@ -246,7 +246,7 @@ class LogFlusher:
             self.flushing = True
             try:
                 await self._flush(batch)
-            except (*REDIS_DOWN, ResponseError) as error:
+            except Exception as error:  # whatever it was, the next flush retries
                 # The chats go on in memory; one line says so (server/redis_conn.py).
                 for writer in batch:
                     self.mark(writer)
