@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -62,7 +63,7 @@ Final = Done | Failed
 Text = Delta | Reasoning
 
 
-def merged(first_seq: int, events: list[LogEvent]) -> list[tuple[int, LogEvent]]:
+def merged(first_seq: int, events: Sequence[LogEvent]) -> list[tuple[int, LogEvent]]:
     """Each run of text of one kind as one event with the seq of its last piece: a client
     that saw seq N has every text up to N."""
     if len(events) == 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Sequence
 
 import orjson
 from aiohttp import web
@@ -18,7 +18,7 @@ from .media import wants_event_stream
 from .profile import chat_owner, check_api_key, request_profile
 from .request import ChatRequest, parse_chat_request
 from .runs import chat_key, runs_key
-from .store import Slice, chat_store_key
+from .store import chat_store_key
 from .watchdog import SilenceWatchdog
 from .web_json import error_response, read_json
 
@@ -48,6 +48,12 @@ class LazyStart:
     def started(self) -> bool:
         return self._task is not None
 
+    @property
+    def sent(self) -> bool:
+        """The 200 and its headers went out."""
+        task = self._task
+        return task is not None and task.done() and not task.cancelled() and not task.exception()
+
     def start(self) -> asyncio.Task[object]:
         if self._task is None:
             self._task = asyncio.ensure_future(self._response.prepare(self._request))
@@ -59,12 +65,40 @@ class LazyStart:
             self._task.cancel()
 
 
+class LiveBody:
+    """The response as a live listener (server/store.py): once the 200 went out, a read
+    the client keeps up with is written from the run's task, no wake-up of this one."""
+
+    def __init__(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        start: LazyStart,
+        encode: Callable[[int, Sequence[LogEvent]], bytes],
+    ) -> None:
+        self.request, self.response, self.start, self.encode = request, response, start, encode
+
+    def ready(self) -> bool:
+        transport = self.request.transport
+        return (
+            transport is not None
+            and not transport.get_write_buffer_size()
+            and not transport.is_closing()
+            and self.start.sent
+        )
+
+    async def write(self, first_seq: int, events: Sequence[LogEvent]) -> None:
+        data = self.encode(first_seq, events)
+        if data:
+            await self.response.write(data)
+
+
 def sse_event(name: str, data: object, seq: int | None = None) -> bytes:
     event_id = b"" if seq is None else b"id: " + str(seq).encode() + b"\n"
     return b"event: " + name.encode() + b"\n" + event_id + b"data: " + orjson.dumps(data) + b"\n\n"
 
 
-def sse_bytes(first_seq: int, events: list[LogEvent]) -> bytes:
+def sse_bytes(first_seq: int, events: Sequence[LogEvent]) -> bytes:
     """The events as SSE, each with `id: <seq>` so a client can resume with Last-Event-ID."""
     out = []
     for seq, event in merged(first_seq, events):
@@ -78,7 +112,10 @@ def sse_bytes(first_seq: int, events: list[LogEvent]) -> bytes:
     return b"".join(out)
 
 
-def text_bytes(first_seq: int, events: list[LogEvent]) -> bytes:
+def text_bytes(first_seq: int, events: Sequence[LogEvent]) -> bytes:
+    if len(events) == 1:  # the per-token path: one read, one piece of text
+        event = events[0]
+        return event.content.encode() if type(event) is Delta else b""
     return b"".join(e.content.encode() for e in events if isinstance(e, Delta))
 
 
@@ -108,8 +145,7 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
     )
     dropped: ClientTooSlow | None = None
     try:
-        events = request.app[chat_store_key].read(key, 0)
-        answered = await relay(request, response, events, as_sse)
+        answered = await relay(request, response, key, as_sse)
         # The next request on this keep-alive connection waits for this handler: let upstream's
         # connection go back to the pool first, so the client's next chat reuses it.
         await run.wound_down()
@@ -126,13 +162,15 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
 
 
 async def relay(
-    request: web.Request, response: web.StreamResponse, events: AsyncIterator[Slice], as_sse: bool
+    request: web.Request, response: web.StreamResponse, key: str, as_sse: bool
 ) -> web.StreamResponse:
     """Write a chat's log to a POST's response, its 200 sent lazily (LazyStart); ClientTooSlow
     once the client, having accepted nothing for WRITE_TIMEOUT_S, is dropped."""
     encode = sse_bytes if as_sse else text_bytes
     settings = request.app[settings_key]
     start = LazyStart(request, response, settings.first_byte_s)
+    live = LiveBody(request, response, start, encode)
+    events = request.app[chat_store_key].read(key, 0, live)
     # SPEC's slow reader: a client that accepts nothing for write_timeout_s is dropped.
     writes = SilenceWatchdog(
         settings.write_timeout_s,

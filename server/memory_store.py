@@ -3,74 +3,24 @@
 Bounds: a running chat keeps at most MAX_CHAT_CHARS of its newest text (a listener asking
 for older text gets 404); all logs together keep about MAX_STORE_CHARS, past which the
 oldest ended chats go first; an ended chat goes after CHAT_RETENTION_S. A log holds the
-chat's events only, never its request.
+chat's events only, never its request (server/memory_log.py keeps them).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from .errors import ChatIdInUse, ChatNotFound
-from .events import Done, Failed, LogEvent
-from .store import MAX_READ_CHARS, MAX_READ_EVENTS, RunControl, Slice
+from .events import LogEvent
+from .memory_log import MemoryLog, Reader
+from .store import Live, RunControl, Slice
 
 MAX_CHAT_CHARS = 16 * 1024 * 1024
 MAX_STORE_CHARS = 256 * 1024 * 1024
 # A listener of this process this far behind pauses its chat's upstream (no unbounded buffer).
 MAX_LAG_CHARS = 1024 * 1024
-
-
-def _chars(events: list[LogEvent]) -> int:
-    # The per-token path: one event per upstream read, most of the time.
-    if len(events) == 1:
-        event = events[0]
-        return 0 if isinstance(event, Done | Failed) else len(event.content)
-    return sum(len(e.content) for e in events if not isinstance(e, Done | Failed))
-
-
-class Reader:
-    __slots__ = ("chars",)
-
-    def __init__(self, chars: int) -> None:
-        self.chars = chars  # the text up to this reader's seq, in the log's `written` terms
-
-
-class MemoryLog:
-    """One chat's events; `base` is the seq before the first one kept."""
-
-    def __init__(self, run: RunControl | None) -> None:
-        self.run = run
-        self.events: list[LogEvent] = []
-        self.base = 0
-        self.kept = 0  # chars of text held now
-        self.written = 0  # chars of text ever appended
-        self.ended = False
-        self.readers: set[Reader] = set()
-        # One future per waiting reader: a reader cancelled while waiting cancels only its own.
-        self.waiters: list[asyncio.Future[None]] = []
-        self.caught_up: asyncio.Future[None] | None = None
-        self.window: asyncio.TimerHandle | None = None
-
-    @property
-    def last_seq(self) -> int:
-        return self.base + len(self.events)
-
-    def wake(self) -> None:
-        for waiter in self.waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self.waiters.clear()
-
-    def trim(self, limit: int) -> None:
-        drop, chars = 0, self.kept
-        while chars > limit and drop < len(self.events) - 1:
-            chars -= _chars(self.events[drop : drop + 1])
-            drop += 1
-        del self.events[:drop]
-        self.base += drop
-        self.kept = chars
 
 
 class MemoryLogWriter:
@@ -79,28 +29,52 @@ class MemoryLogWriter:
     def __init__(self, store: MemoryStore, key: str, log: MemoryLog) -> None:
         self._store, self._key, self.log = store, key, log
 
-    async def append(self, events: list[LogEvent]) -> None:
+    async def append(self, events: Sequence[LogEvent]) -> None:
         log = self.log
         if log.ended:
             return
-        log.events += events
-        chars = _chars(events)
-        log.kept += chars
-        log.written += chars
+        first = log.last_seq + 1
+        chars = log.add(events)
         self._store.total += chars
-        if isinstance(events[-1], Done | Failed):
+        if log.final is not None:
             self._store.ended(self._key, log)
         elif log.kept > MAX_CHAT_CHARS:
             kept = log.kept
             log.trim(MAX_CHAT_CHARS)
             self._store.total -= kept - log.kept
-        log.wake()
-        while log.readers and not log.ended:
-            behind = log.written - min(reader.chars for reader in log.readers)
-            if behind <= MAX_LAG_CHARS:
-                break
+        if log.readers:
+            await self._hand_on(first, events)
+
+    async def _hand_on(self, first: int, events: Sequence[LogEvent]) -> None:
+        """Each waiting listener takes the read: a live one that keeps up right here (the
+        per-token path), any other from the log in its own task."""
+        log = self.log
+        slowest = log.written
+        for reader in tuple(log.readers):
+            waiter = reader.waiter
+            if waiter is None or waiter.done():
+                slowest = min(slowest, log.offset_at(reader.seq))
+                continue
+            live = reader.live
+            if live is None or reader.seq != first - 1 or log.final is not None:
+                reader.wake()
+            elif live.ready():
+                reader.seq = log.last_seq
+                try:
+                    await live.write(first, events)
+                except Exception as error:  # raised in the listener's own task
+                    reader.failed = error
+                    reader.wake()
+            else:
+                reader.wake()
+        # Backpressure: wait while a listener of this process is far behind.
+        while log.written - slowest > MAX_LAG_CHARS and log.readers and not log.ended:
             log.caught_up = asyncio.get_running_loop().create_future()
             await log.caught_up
+            slowest = min(
+                (log.offset_at(r.seq) for r in log.readers if r.waiter is None),
+                default=log.written,
+            )
 
 
 class MemoryStore:
@@ -134,31 +108,32 @@ class MemoryStore:
         log.run.cancel()
         return True
 
-    async def read(self, key: str, after: int) -> AsyncIterator[Slice]:
+    async def read(self, key: str, after: int, live: Live | None = None) -> AsyncIterator[Slice]:
         log = self.logs.get(key)
         if log is None:
             raise ChatNotFound(key.partition(":")[2])
-        reader = Reader(log.written - _chars(log.events[max(0, after - log.base) :]))
+        reader = Reader(after, live)
         self.listen(log, reader)
         try:
-            seq = after
             while True:
-                start = seq - log.base
-                if start < 0:
+                if reader.failed is not None:
+                    raise reader.failed
+                seq = reader.seq
+                if seq < log.base:
                     raise ChatNotFound(key.partition(":")[2])
-                if start < len(log.events):
-                    taken = bounded(log.events, start)
-                    reader.chars += _chars(taken)
+                if seq < log.last_seq:
+                    taken = log.events_after(seq)
+                    reader.seq = seq + len(taken)
                     yield seq + 1, taken
-                    seq += len(taken)
                     self.moved(log)
                 elif log.ended:
                     return
                 else:
-                    waiter = asyncio.get_running_loop().create_future()
-                    log.waiters.append(waiter)
-                    await waiter
+                    reader.waiter = asyncio.get_running_loop().create_future()
+                    self.moved(log)
+                    await reader.waiter
         finally:
+            reader.waiter = None
             self.leave(log, reader)
 
     def listen(self, log: MemoryLog, reader: Reader) -> None:
@@ -200,28 +175,14 @@ class MemoryStore:
             self.drop(key, log)
 
     def drop(self, key: str, log: MemoryLog) -> None:
+        """Forget the log; a listener still reading it reads on to its end."""
         if self.logs.get(key) is log:
             del self.logs[key]
         self.ended_logs.pop(key, None)
-        self.total -= log.kept
-        log.kept = 0
-        log.wake()
+        if not log.dropped:
+            log.dropped = True
+            self.total -= log.kept
 
     async def close(self) -> None:
         self.logs.clear()
         self.ended_logs.clear()
-
-
-def bounded(events: list[LogEvent], start: int) -> list[LogEvent]:
-    """A slice from `start` of at most MAX_READ_EVENTS events and about MAX_READ_CHARS."""
-    end = min(len(events), start + MAX_READ_EVENTS)
-    if end - start == 1:
-        return events[start:end]
-    chars = 0
-    for index in range(start, end):
-        event = events[index]
-        if not isinstance(event, Done | Failed):
-            chars += len(event.content)
-        if chars > MAX_READ_CHARS and index > start:
-            return events[start:index]
-    return events[start:end]

@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from .events import Delta, Done, Failed, LogEvent, Reasoning
-from .memory_store import MemoryLog, MemoryLogWriter, bounded
+from .memory_log import MemoryLog
+from .memory_store import MemoryLogWriter
 from .redis_conn import outage_log
 
 PREFIX = "chatrelay:chat:"
@@ -131,10 +132,10 @@ class RedisLogWriter:
     def pending(self) -> tuple[int, list[LogEvent]] | None:
         """The seq of the first event Redis lacks and a bounded batch from it, or None."""
         memory = self.memory
-        start = max(self.synced, memory.base) - memory.base
-        if start >= len(memory.events):
+        seq = max(self.synced, memory.base)
+        if seq >= memory.last_seq:
             return None
-        return memory.base + start + 1, bounded(memory.events, start)
+        return seq + 1, memory.events_after(seq)
 
     def written(self, last: int) -> None:
         self.synced = last

@@ -32,7 +32,7 @@ from .redis_log import (
     log_key,
     run_key,
 )
-from .store import RunControl, Slice
+from .store import Live, RunControl, Slice
 
 RENEW_EVERY_S = 5.0
 # A chat's start, in one round trip: its key marked as running here unless it runs already,
@@ -125,10 +125,10 @@ class RedisStore:
             await self.redis.publish(CANCEL_CHANNEL, key)
         return True
 
-    def read(self, key: str, after: int) -> AsyncIterator[Slice]:
+    def read(self, key: str, after: int, live: Live | None = None) -> AsyncIterator[Slice]:
         # The per-token path: this process's own chats are read straight from memory.
         if key in self.running:
-            return self.local.read(key, after)
+            return self.local.read(key, after, live)
         return self._read_elsewhere(key, after)
 
     async def _read_elsewhere(self, key: str, after: int) -> AsyncIterator[Slice]:

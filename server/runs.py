@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
+from typing import cast
 
 from aiohttp import web
 
@@ -105,11 +106,13 @@ class Run:
             # MAX_CHAT_DURATION_S: comment lines could keep a chat open forever.
             async with asyncio.timeout(self.max_s) as deadline, aclosing(batches):
                 async for events in batches:
-                    if isinstance(events[-1], Done):
+                    # A list of ChatEvent is one of LogEvent (the log never adds to it).
+                    logged = cast(list[LogEvent], events)
+                    if type(events[-1]) is Done:
                         final = events[-1]
-                        await self._end(chat_log, list[LogEvent](events))
+                        await self._end(chat_log, logged)
                     else:
-                        await chat_log.append(list[LogEvent](events))
+                        await chat_log.append(logged)
         except TimeoutError:
             if not deadline.expired():
                 raise

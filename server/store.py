@@ -7,7 +7,7 @@ is in use; tests/store/ runs one suite against both.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Protocol
 
 from aiohttp import web
@@ -32,6 +32,19 @@ class RunControl(Protocol):
 
     def abandon(self) -> None:
         """Nobody listened for RESUME_WINDOW_S: end it as if cancelled."""
+
+
+class Live(Protocol):
+    """A listener that can take a read's events from the run's own task, while it waits
+    caught up: the per-token path, with no wake-up of the listener's task per token."""
+
+    def ready(self) -> bool:
+        """Whether a write now would go out at once (the client is keeping up)."""
+        ...
+
+    def write(self, first_seq: int, events: Sequence[LogEvent]) -> Awaitable[None]:
+        """Write the events; it does not wait, as `ready()` said."""
+        ...
 
 
 class ChatLog(Protocol):
@@ -61,9 +74,12 @@ class ChatStore(Protocol):
         """Whether a chat is kept under the key, running or ended."""
         ...
 
-    def read(self, key: str, after: int) -> AsyncIterator[Slice]:
+    def read(self, key: str, after: int, live: Live | None = None) -> AsyncIterator[Slice]:
         """The chat's events with seq > `after`, in bounded slices, then live until its
-        final event; ChatNotFound when it is not kept (or no longer from `after`)."""
+        final event; ChatNotFound when it is not kept (or no longer from `after`).
+
+        With `live`, a run of this process may hand its reads to `live.write` instead,
+        while the listener waits caught up (a failed write is raised by the iterator)."""
         ...
 
     async def cancel(self, key: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -49,7 +50,7 @@ class ChatFrames:
             for kind in ("delta", "reasoning")
         }
 
-    def encode(self, first_seq: int, events: list[LogEvent]) -> list[bytes]:
+    def encode(self, first_seq: int, events: Sequence[LogEvent]) -> list[bytes]:
         frames = []
         for seq, event in merged(first_seq, events):
             if isinstance(event, Done):
@@ -63,6 +64,27 @@ class ChatFrames:
                 content = b',"content":' + orjson.dumps(event.content) + b"}"
                 frames.append(self.heads[event.kind] + str(seq).encode() + content)
         return frames
+
+
+class LiveFrames:
+    """One chat's listener as a live one (server/store.py): a read the socket keeps up
+    with is written from the run's task, no wake-up of the listener's per token."""
+
+    def __init__(self, socket: ChatSocket, frames: ChatFrames) -> None:
+        self.socket, self.frames = socket, frames
+
+    def ready(self) -> bool:
+        transport = self.socket.request.transport
+        return (
+            transport is not None
+            and not transport.get_write_buffer_size()
+            and not transport.is_closing()
+            and not self.socket.ws.closed
+        )
+
+    async def write(self, first_seq: int, events: Sequence[LogEvent]) -> None:
+        for frame in self.frames.encode(first_seq, events):
+            await self.socket.send_encoded(frame)
 
 
 class ChatSocket:
@@ -162,8 +184,9 @@ class ChatSocket:
 
     async def relay(self, chat_id: str, key: str, after: int) -> None:
         frames = ChatFrames(chat_id)
+        live = LiveFrames(self, frames)
         try:
-            async for first_seq, events in self.app[chat_store_key].read(key, after):
+            async for first_seq, events in self.app[chat_store_key].read(key, after, live):
                 if isinstance(events[-1], Done | Failed):
                     # Its one final frame goes out now: the id is free for a new chat.
                     self.forget(chat_id)

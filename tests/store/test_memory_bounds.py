@@ -6,7 +6,7 @@ import pytest
 
 from server import memory_store
 from server.errors import ChatNotFound
-from server.events import Delta, Done
+from server.events import Delta, Done, LogEvent, Reasoning
 from server.memory_store import MemoryStore
 from tests.store.test_store import FakeRun, read_all
 
@@ -50,3 +50,33 @@ async def test_past_the_total_cap_the_oldest_ended_chats_go_first(
     assert await store.exists("o:mid") and await store.exists("o:new")
     assert await store.exists("o:running") and store.total <= 250
     assert [e for _, e in await read_all(store, "o:new")] == [Delta("n" * 60), Done("stop", None)]
+
+
+async def test_text_kept_joined_reads_back_exactly_per_seq(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Text of both kinds and any width, across joins, chunks and a trim, by seq."""
+    monkeypatch.setattr(memory_store, "MAX_CHAT_CHARS", 20_000)
+    store = MemoryStore(300, 600)
+    log = await store.create("o:mixed", FakeRun())
+    pieces = ["a", "é", "🎉x", "дом", "", "\n", "z" * 700]
+    events = [
+        (Reasoning if n % 5 == 0 else Delta)(pieces[n % len(pieces)] + str(n)) for n in range(3_000)
+    ]
+    for start in range(0, len(events), 3):
+        await log.append(events[start : start + 3])
+    await log.append([Done("stop", None)])
+    read = await read_all(store, "o:mixed", 2_900)
+    assert read == [*enumerate(events[2_900:], 2_901), (3_001, Done("stop", None))]
+    kept = await read_all_until_end(store, "o:mixed")
+    assert sum(len(e.content) for _, e in kept if isinstance(e, Delta | Reasoning)) <= 20_000
+    first_kept = kept[0][0]
+    assert kept == [*enumerate(events[first_kept - 1 :], first_kept), (3_001, Done("stop", None))]
+    with pytest.raises(ChatNotFound):
+        await read_all(store, "o:mixed", first_kept - 2)
+
+
+async def read_all_until_end(store: MemoryStore, key: str) -> list[tuple[int, LogEvent]]:
+    """From the oldest seq still kept."""
+    log = store.logs[key]
+    return await read_all(store, key, log.base)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
@@ -134,3 +135,63 @@ async def test_a_long_replay_comes_in_bounded_slices(make_store: MakeStore) -> N
         assert chars <= MAX_READ_CHARS or len(events) == 1 or events[-1] == Done("stop", None)
     text = "".join(e.content for events in slices for e in events if isinstance(e, Delta))
     assert text == "".join(f"<{m}>" for m in range(20_000)) + "x" * (3 * MAX_READ_CHARS)
+
+
+class FakeLive:
+    """A listener that takes reads from the run while it keeps up; what it got, in order."""
+
+    def __init__(self, fail: BaseException | None = None) -> None:
+        self.keeping_up = True
+        self.fail = fail
+        self.got: list[tuple[int, LogEvent]] = []
+
+    def ready(self) -> bool:
+        return self.keeping_up
+
+    async def write(self, first_seq: int, events: Sequence[LogEvent]) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.got += list(enumerate(events, first_seq))
+
+
+async def read_live(store: ChatStore, key: str, live: FakeLive) -> list[tuple[int, LogEvent]]:
+    out = []
+    async for first_seq, events in store.read(key, 0, live):
+        out += list(enumerate(events, first_seq))
+    return out
+
+
+async def test_a_live_listener_is_handed_what_it_keeps_up_with(make_store: MakeStore) -> None:
+    store = await make_store()
+    log = await store.create("o:hand", FakeRun())
+    await log.append([Delta("a")])
+    live = FakeLive()
+    reading = asyncio.ensure_future(read_live(store, "o:hand", live))
+    await asyncio.sleep(0.05)  # it has read "a" and waits, caught up
+    await log.append([Delta("b")])
+    await log.append([Reasoning("c"), Delta("d")])
+    live.keeping_up = False
+    await log.append([Delta("e")])
+    await asyncio.sleep(0.05)  # read from the log in the listener's own task
+    live.keeping_up = True
+    await log.append([Delta("f")])
+    await log.append([Done("stop", None)])
+    read = await asyncio.wait_for(reading, 5)
+    # Every event once, in order, whichever way it went; the end always through the read.
+    assert live.got == [(2, Delta("b")), (3, Reasoning("c")), (4, Delta("d")), (6, Delta("f"))]
+    assert read == [(1, Delta("a")), (5, Delta("e")), (7, Done("stop", None))]
+
+
+async def test_a_failed_live_write_ends_only_that_listener(make_store: MakeStore) -> None:
+    store = await make_store()
+    log = await store.create("o:broken", FakeRun())
+    failing = asyncio.ensure_future(
+        read_live(store, "o:broken", FakeLive(fail=ConnectionResetError("gone")))
+    )
+    other = asyncio.ensure_future(read_all(store, "o:broken"))
+    await asyncio.sleep(0.05)
+    await log.append([Delta("a")])
+    with pytest.raises(ConnectionResetError, match="gone"):
+        await asyncio.wait_for(failing, 5)
+    await log.append([Done("stop", None)])
+    assert await asyncio.wait_for(other, 5) == [(1, Delta("a")), (2, Done("stop", None))]
