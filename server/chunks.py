@@ -54,12 +54,14 @@ def read_batch(payloads: list[bytes]) -> Batch:
 def _read(payloads: list[bytes]) -> tuple[Batch, bool]:
     """Merge one read's payloads into events; text before an error in it is kept.
 
-    On the per-token path: plain lookups, and one event per run of the same kind.
-    The flag says that some payload held lone surrogates (the events need mending).
+    On the per-token path: plain lookups, and one event per run of the same kind (a read
+    of one payload makes its one event directly). The flag says that some payload held
+    lone surrogates (the events need mending).
     """
-    batch = Batch(events=[], payloads=payloads)
+    batch = Batch([], payloads)
     lenient = False
-    runs: list[tuple[type[TextEvent], list[str]]] = []
+    kinds: list[type[TextEvent]] = []
+    texts: list[str] = []
     for payload in payloads:
         if payload == b"[DONE]":
             batch.finished = True
@@ -75,14 +77,14 @@ def _read(payloads: list[bytes]) -> tuple[Batch, bool]:
             batch.error = error
             break
         usage = chunk.get("usage")
-        if isinstance(usage, dict):
+        if usage is not None and isinstance(usage, dict):
             batch.usage = usage
         choices = chunk.get("choices")
         if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
             continue
         choice = choices[0]
         finish_reason = choice.get("finish_reason")
-        if isinstance(finish_reason, str):
+        if finish_reason is not None and isinstance(finish_reason, str):
             batch.finish_reason = finish_reason
         delta = choice.get("delta")
         if not isinstance(delta, dict):
@@ -90,12 +92,28 @@ def _read(payloads: list[bytes]) -> tuple[Batch, bool]:
         # OpenRouter says `reasoning`; DeepSeek, vLLM and LiteLLM say `reasoning_content`.
         reasoning = delta.get("reasoning") or delta.get("reasoning_content")
         if reasoning and isinstance(reasoning, str):
-            _add(runs, Reasoning, reasoning)
+            kinds.append(Reasoning)
+            texts.append(reasoning)
         content = delta.get("content")
         if content and isinstance(content, str):
-            _add(runs, Delta, content)
-    batch.events = [kind(content="".join(parts)) for kind, parts in runs]
+            kinds.append(Delta)
+            texts.append(content)
+    if len(texts) == 1:
+        batch.events.append(kinds[0](texts[0]))
+    elif texts:
+        batch.events = _merged(kinds, texts)
     return batch, lenient
+
+
+def _merged(kinds: list[type[TextEvent]], texts: list[str]) -> list[TextEvent]:
+    """One event per run of texts of the same kind."""
+    events: list[TextEvent] = []
+    start = 0
+    for index in range(1, len(texts) + 1):
+        if index == len(texts) or kinds[index] is not kinds[start]:
+            events.append(kinds[start]("".join(texts[start:index])))
+            start = index
+    return events
 
 
 def read_completion(body: bytes) -> Batch:
@@ -152,13 +170,6 @@ def _as_chunk(completion: dict[str, Any], message: dict[str, Any], batch: Batch)
         "usage": batch.usage,
     }
     return orjson.dumps(chunk)
-
-
-def _add(runs: list[tuple[type[TextEvent], list[str]]], kind: type[TextEvent], text: str) -> None:
-    if runs and runs[-1][0] is kind:
-        runs[-1][1].append(text)
-    else:
-        runs.append((kind, [text]))
 
 
 def _decode_lenient(payload: bytes) -> Any:

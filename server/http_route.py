@@ -77,15 +77,15 @@ class LiveBody:
         encode: Callable[[int, Sequence[LogEvent]], bytes],
     ) -> None:
         self.request, self.response, self.start, self.encode = request, response, start, encode
+        self.sent = False
 
     def ready(self) -> bool:
         transport = self.request.transport
-        return (
-            transport is not None
-            and not transport.get_write_buffer_size()
-            and not transport.is_closing()
-            and self.start.sent
-        )
+        if transport is None or transport.get_write_buffer_size() or transport.is_closing():
+            return False
+        if not self.sent:
+            self.sent = self.start.sent
+        return self.sent
 
     async def write(self, first_seq: int, events: Sequence[LogEvent]) -> None:
         data = self.encode(first_seq, events)

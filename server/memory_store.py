@@ -42,13 +42,10 @@ class MemoryLogWriter:
             kept = log.kept
             log.trim(MAX_CHAT_CHARS)
             self._store.total -= kept - log.kept
-        if log.readers:
-            await self._hand_on(first, events)
-
-    async def _hand_on(self, first: int, events: Sequence[LogEvent]) -> None:
-        """Each waiting listener takes the read: a live one that keeps up right here (the
-        per-token path), any other from the log in its own task."""
-        log = self.log
+        if not log.readers:
+            return
+        # Each waiting listener takes the read: a live one that keeps up right here (the
+        # per-token path), any other from the log in its own task.
         slowest = log.written
         for reader in tuple(log.readers):
             waiter = reader.waiter
@@ -56,10 +53,8 @@ class MemoryLogWriter:
                 slowest = min(slowest, log.offset_at(reader.seq))
                 continue
             live = reader.live
-            if live is None or reader.seq != first - 1 or log.final is not None:
-                reader.wake()
-            elif live.ready():
-                reader.seq = log.last_seq
+            if live is not None and reader.seq == first - 1 and log.final is None and live.ready():
+                reader.seq = first + len(events) - 1
                 try:
                     await live.write(first, events)
                 except Exception as error:  # raised in the listener's own task
@@ -67,7 +62,12 @@ class MemoryLogWriter:
                     reader.wake()
             else:
                 reader.wake()
-        # Backpressure: wait while a listener of this process is far behind.
+        if log.written - slowest > MAX_LAG_CHARS:
+            await self._catch_up(slowest)
+
+    async def _catch_up(self, slowest: int) -> None:
+        """Backpressure: wait while a listener of this process is far behind."""
+        log = self.log
         while log.written - slowest > MAX_LAG_CHARS and log.readers and not log.ended:
             log.caught_up = asyncio.get_running_loop().create_future()
             await log.caught_up

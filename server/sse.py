@@ -33,6 +33,16 @@ class SSEDecoder:
         if b"\r" in read:
             self._after_cr = read.endswith(b"\r")
             read = read.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        elif (
+            # The per-token path: a read that is one whole `data: ...` event, nothing held.
+            read.startswith(b"data: ")
+            and read.endswith(b"\n\n")
+            and read.count(b"\n") == 2
+            and not self._pending
+            and not self._data
+            and len(read) <= MAX_EVENT_BYTES
+        ):
+            return [read[6:-2]]
         lines = (self._pending + read).split(b"\n")
         self._pending = lines.pop()
         payloads: list[bytes] = []

@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 
 from .config import settings_key
 from .errors import BadRequest, ChatError, ChatIdInUse, ChatNotFound, InternalError, TooManyChats
-from .events import Done, Failed, LogEvent, merged
+from .events import Delta, Done, Failed, LogEvent, Reasoning, Text, merged
 from .limits import admit_chat, socket_slot
 from .profile import Profile, check_api_key, request_profile, socket_chat_owner
 from .request import parse_chat_request
@@ -50,6 +50,10 @@ class ChatFrames:
             for kind in ("delta", "reasoning")
         }
 
+    def text(self, seq: int, event: Text) -> bytes:
+        content = b',"content":' + orjson.dumps(event.content) + b"}"
+        return self.heads[event.kind] + str(seq).encode() + content
+
     def encode(self, first_seq: int, events: Sequence[LogEvent]) -> list[bytes]:
         frames = []
         for seq, event in merged(first_seq, events):
@@ -61,8 +65,7 @@ class ChatFrames:
                 frame = {"type": "error", "id": self.chat_id, "seq": seq, **event.to_dict()}
                 frames.append(orjson.dumps(frame))
             else:
-                content = b',"content":' + orjson.dumps(event.content) + b"}"
-                frames.append(self.heads[event.kind] + str(seq).encode() + content)
+                frames.append(self.text(seq, event))
         return frames
 
 
@@ -83,8 +86,14 @@ class LiveFrames:
         )
 
     async def write(self, first_seq: int, events: Sequence[LogEvent]) -> None:
+        ws = self.socket.ws
+        if len(events) == 1:  # the per-token path: one read, one piece of text
+            event = events[0]
+            if type(event) is Delta or type(event) is Reasoning:
+                await ws.send_frame(self.frames.text(first_seq, event), WSMsgType.TEXT)
+                return
         for frame in self.frames.encode(first_seq, events):
-            await self.socket.send_encoded(frame)
+            await ws.send_frame(frame, WSMsgType.TEXT)
 
 
 class ChatSocket:

@@ -93,3 +93,12 @@ def test_many_events_of_any_total_size_are_fine() -> None:
     event = b"data: " + b"x" * 1000 + b"\n\n"
     for _ in range(3000):
         assert decoder.feed(event) == [b"x" * 1000]
+
+
+def test_whole_event_reads_after_held_bytes_keep_every_event() -> None:
+    """A read that is exactly one event (the common case) right after a read that left
+    part of a line, or a data line without its blank line, is not taken on its own."""
+    assert batches(b"data: 1\n\n", b"data: 2", b"data: 3\n\n") == [[b"1"], [b"2data: 3"]]
+    assert batches(b"data: 1\n", b"data: 2\n\n", b"data: 3\n\n") == [[b"1\n2"], [b"3"]]
+    assert batches(b"data: 1\r", b"data: 2\n\n") == [[b"1\n2"]]
+    assert batches(b"data:1\n\n", b"data:  2\n\n") == [[b"1"], [b" 2"]]
