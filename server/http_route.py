@@ -41,23 +41,25 @@ class LazyStart:
 
     def __init__(self, request: web.Request, response: web.StreamResponse, after_s: float) -> None:
         self._request, self._response = request, response
+        self.started = False
+        # The silence's start, in a task of its own; the first text starts it in its writer.
         self._task: asyncio.Task[object] | None = None
-        self._timer = asyncio.get_running_loop().call_later(after_s, self.start)
+        self._timer = asyncio.get_running_loop().call_later(after_s, self._silence)
 
-    @property
-    def started(self) -> bool:
-        return self._task is not None
-
-    @property
-    def sent(self) -> bool:
-        """The 200 and its headers went out."""
-        task = self._task
-        return task is not None and task.done() and not task.cancelled() and not task.exception()
-
-    def start(self) -> asyncio.Task[object]:
-        if self._task is None:
+    def _silence(self) -> None:
+        if not self.started:
+            self.started = True
             self._task = asyncio.ensure_future(self._response.prepare(self._request))
-        return self._task
+
+    async def start(self) -> None:
+        if not self.started:
+            # Prepared right here, not in a task: a chat's first text takes no extra turn
+            # of the loop (under a burst of chats, each turn waits for all the others).
+            self.started = True
+            self._timer.cancel()
+            await self._response.prepare(self._request)
+        elif self._task is not None:
+            await self._task
 
     async def close(self) -> None:
         self._timer.cancel()
@@ -66,8 +68,8 @@ class LazyStart:
 
 
 class LiveBody:
-    """The response as a live listener (server/store.py): once the 200 went out, a read
-    the client keeps up with is written from the run's task, no wake-up of this one."""
+    """The response as a live listener (server/store.py): a read the client keeps up with
+    is written from the run's task, no wake-up of this one; the first text sends the 200."""
 
     def __init__(
         self,
@@ -77,19 +79,17 @@ class LiveBody:
         encode: Callable[[int, Sequence[LogEvent]], bytes],
     ) -> None:
         self.request, self.response, self.start, self.encode = request, response, start, encode
-        self.sent = False
 
     def ready(self) -> bool:
         transport = self.request.transport
-        if transport is None or transport.get_write_buffer_size() or transport.is_closing():
-            return False
-        if not self.sent:
-            self.sent = self.start.sent
-        return self.sent
+        return not (
+            transport is None or transport.get_write_buffer_size() or transport.is_closing()
+        )
 
     async def write(self, first_seq: int, events: Sequence[LogEvent]) -> None:
         data = self.encode(first_seq, events)
         if data:
+            await self.start.start()
             await self.response.write(data)
 
 

@@ -55,6 +55,20 @@ CLOSE_AFTER_408_S = 1.0
 class RequestClock(asyncio.Protocol):
     """aiohttp's protocol for one connection, with a deadline on each request's headers."""
 
+    # One per open connection, idle sockets included: no instance dict.
+    __slots__ = (
+        "_answer",
+        "_in_app",
+        "_inner",
+        "_last_data_at",
+        "_loop",
+        "_started_at",
+        "_timed_out",
+        "_timeout_s",
+        "_timer",
+        "_transport",
+    )
+
     def __init__(self, inner: asyncio.Protocol, timeout_s: float, answer: bytes) -> None:
         self._inner = inner
         self._timeout_s = timeout_s
