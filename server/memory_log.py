@@ -19,7 +19,8 @@ from .store import MAX_READ_CHARS, MAX_READ_EVENTS, Live, RunControl
 
 KINDS: tuple[type[Delta], type[Reasoning]] = (Delta, Reasoning)
 # The newest pieces of text are kept as they came until this many, then joined.
-JOIN_EVERY = 32
+JOIN_EVERY = 8
+WIDE_OFFSET = 2**32 - 2**25  # past it, offsets need 8 bytes (less a read's worth of margin)
 # A joined chunk grows to about this many characters before a new one starts.
 CHUNK_CHARS = 4096
 
@@ -51,7 +52,9 @@ class MemoryLog:
         self.run = run
         self.base = 0
         self.kinds = bytearray()  # per kept text event: its index in KINDS
-        self.ends = array("q")  # per kept text event: the offset where its text ends
+        # Per kept text event: the offset where its text ends; 4 bytes each, until a chat
+        # passes 4 Gi characters (8 bytes each from then on).
+        self.ends = array("I")
         self.start = 0  # the offset where the first kept event's text starts
         self.chunks: list[str] = []  # the kept text, joined
         self.chunk_starts: list[int] = []
@@ -89,6 +92,8 @@ class MemoryLog:
             self.ends.append(written)
         added, self.written = written - self.written, written
         self.pieces_chars += added
+        if written > WIDE_OFFSET and self.ends.typecode == "I":
+            self.ends = array("q", self.ends)
         if len(self.pieces) >= JOIN_EVERY:
             self.join()
         return added
