@@ -58,3 +58,15 @@ def test_quick_bench_on_redis_relays_exact_text(tmp_path: Path) -> None:
             (metrics,) = results[scenario][target]
             assert metrics["errors"] == 0, (scenario, target, metrics)
             assert metrics["redis_cpu_us_per_token"] is not None
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("target", ["http", "ws"])
+def test_burst_probe_reports_every_chat_exact(target: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.burst_probe", target, "--chats", "20", "--tokens", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"{target}: 20 chats x 3 tokens at once" in done.stdout
+    assert "errors 0" in done.stdout and "ms per chat" in done.stdout
