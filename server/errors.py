@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import math
 import os
+import re
 import time
 from typing import Any, ClassVar
 
@@ -18,6 +19,8 @@ import orjson
 from multidict import CIMultiDictProxy
 
 KEY_NOT_FOUND_MESSAGE = "OpenRouter API Key not found. Please set it in your profile settings."
+# What upstream's string error code may look like to be passed on (an identifier, short).
+ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # A longer wait than a day is no hint a client can act on.
 MAX_RETRY_AFTER_S = 24 * 3600
 
@@ -155,6 +158,9 @@ class UpstreamError(ChatError):
 
     http_status = 502
     code = "upstream_error"
+    # Upstream's own string code (OpenAI's `context_length_exceeded`, ...), which /v1 passes
+    # on: SDK users branch on it.
+    upstream_code: str | None = None
 
     @classmethod
     def from_body(
@@ -171,14 +177,18 @@ class UpstreamError(ChatError):
         the status when it is an HTTP error code or one of OpenAI's string codes, else 502.
         """
         message: object = None
+        code: object = None
         if isinstance(error, dict):
-            message = error.get("message")
+            message, code = error.get("message"), error.get("code")
             if status is None:
-                status = error_status(error.get("code"), error.get("type"))
+                status = error_status(code, error.get("type"))
         elif error is not None:
             message = str(error)
         text = message if isinstance(message, str) and message else default_message
-        return cls(text, status=status or 502, retry_after=retry_after)
+        made = cls(text, status=status or 502, retry_after=retry_after)
+        if isinstance(code, str) and ERROR_CODE.fullmatch(code) and not code.isdigit():
+            made.upstream_code = code
+        return made
 
 
 class ServerBusy(ChatError):

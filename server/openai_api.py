@@ -22,7 +22,7 @@ from aiohttp.typedefs import Handler
 
 from .chat import stream_chat
 from .config import settings_key
-from .errors import ChatError, ClientTooSlow, InternalError
+from .errors import ChatError, ClientTooSlow, InternalError, UpstreamError
 from .events import Chunks, Done
 from .http_route import LazyStart
 from .limits import ChatLease, admit_chat
@@ -275,9 +275,16 @@ def error_body(message: str, status: int, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": error_type(status), "param": None, "code": code}}
 
 
+def body_of(error: ChatError) -> bytes:
+    # Upstream's own string code when it gave one (SDK users branch on
+    # `context_length_exceeded`), else chatrelay's.
+    upstream_code = error.upstream_code if isinstance(error, UpstreamError) else None
+    return orjson.dumps(error_body(error.message, error.status, upstream_code or error.code))
+
+
 def openai_error_response(error: ChatError) -> web.Response:
     response = web.Response(
-        body=orjson.dumps(error_body(error.message, error.status, error.code)),
+        body=body_of(error),
         status=error.status,
         content_type="application/json",
     )
@@ -288,7 +295,7 @@ def openai_error_response(error: ChatError) -> web.Response:
 
 def sse_error(error: ChatError) -> bytes:
     """An error once the stream has begun: a `data:` line the SDKs raise APIError for."""
-    return b"data: " + orjson.dumps(error_body(error.message, error.status, error.code)) + b"\n\n"
+    return b"data: " + body_of(error) + b"\n\n"
 
 
 @web.middleware

@@ -265,6 +265,38 @@ async def test_error_as_the_streams_first_event_gets_its_status(
     assert said(caught.value) == "Provider rate limited"
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_upstreams_own_string_code_reaches_the_sdk(
+    client: Client, fake_openrouter: FakeOpenRouter, stream: bool
+) -> None:
+    # OpenAI's own error answer: SDK users branch on its `code` (LangChain trims the
+    # history on `context_length_exceeded`).
+    too_long = {
+        "error": {
+            "message": "This model's maximum context length is 8192 tokens.",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    }
+    fake_openrouter.script(Reply(status=400, steps=[orjson.dumps(too_long)]))
+    async with sdk_for(client) as sdk:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await ask(sdk, stream=stream)
+    assert caught.value.code == "context_length_exceeded"
+    assert said(caught.value) == "This model's maximum context length is 8192 tokens."
+
+
+async def test_a_string_code_inside_the_stream_is_passed_on_with_its_status(
+    client: Client, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(stream_error_reply("insufficient_quota", "You exceeded your quota"))
+    async with sdk_for(client) as sdk:
+        with pytest.raises(openai.RateLimitError) as caught:
+            await ask(sdk, stream=True)
+    assert caught.value.code == "insufficient_quota"
+
+
 async def test_error_mid_stream_is_an_error_data_line_then_the_end(
     client: Client, fake_openrouter: FakeOpenRouter
 ) -> None:
