@@ -205,14 +205,16 @@ async def test_when_the_grace_runs_out_a_plain_stream_is_aborted(
 ) -> None:
     fake_openrouter.script(HANG)
     served = await serve_graceful(shutdown_grace_s=0.3)
-    response = await served.session.post(
+    # `async with`: the broken response's connection is closed here, not left for the garbage
+    # collector to warn about in a later test.
+    async with served.session.post(
         f"{served.url}/api/chat/openrouter", data=orjson.dumps(chat_body())
-    )
-    assert await response.content.readany() == b"started"
-    shutdown = served.shut_down()
-    # Plain text cannot say "failed" in-band: the client's read fails instead.
-    with pytest.raises(aiohttp.ClientPayloadError):
-        await asyncio.wait_for(response.content.read(), timeout=10)
+    ) as response:
+        assert await response.content.readany() == b"started"
+        shutdown = served.shut_down()
+        # Plain text cannot say "failed" in-band: the client's read fails instead.
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await asyncio.wait_for(response.content.read(), timeout=10)
     await asyncio.wait_for(shutdown, timeout=10)
 
 
