@@ -18,6 +18,7 @@ from tests.clients import chat_frame, resume_frame, text_of, until_end
 from tests.conftest import Client, MakeClient, chat_body
 from tests.fake_openrouter import FakeOpenRouter, sse_reply
 from tests.redis_server import RedisServer
+from tests.waiting import wait_until
 
 WORDS = [f" t{n}" for n in range(10)]
 ANSWER = "".join(WORDS)
@@ -32,8 +33,11 @@ NO_LIMITS = {
 }
 
 
-async def socket_chats(client: Client, socket_no: int) -> dict[str, str]:
-    """CHATS_PER_SOCKET chats on one socket at once: each chat's text, or its error."""
+async def socket_chats(
+    client: Client, socket_no: int, with_text: set[str] | None = None
+) -> dict[str, str]:
+    """CHATS_PER_SOCKET chats on one socket at once: each chat's text, or its error; the ids
+    of those that got text so far are added to `with_text`."""
     ids = [f"s{socket_no}c{n}" for n in range(CHATS_PER_SOCKET)]
     texts: dict[str, list[str]] = {chat_id: [] for chat_id in ids}
     ended: dict[str, str] = {}
@@ -44,6 +48,8 @@ async def socket_chats(client: Client, socket_no: int) -> dict[str, str]:
             frame = orjson.loads((await asyncio.wait_for(ws.receive(), 30)).data)
             if frame["type"] == "delta":
                 texts[frame["id"]].append(frame["content"])
+                if with_text is not None:
+                    with_text.add(frame["id"])
             elif frame["type"] == "done":
                 ended[frame["id"]] = "".join(texts[frame["id"]])
             elif frame["type"] == "error":
@@ -132,8 +138,9 @@ async def test_redis_gone_mid_run_with_many_chats_is_one_warning_and_one_line_wh
     await client.get("/api/profile")
     outage_log.answered()  # this test's outage is a new one, whatever earlier tests did
     with caplog.at_level(logging.INFO, logger="server"):
-        running = asyncio.gather(*[socket_chats(client, n) for n in range(25)])
-        await asyncio.sleep(0.6)  # every chat has started and has some text
+        with_text: set[str] = set()
+        running = asyncio.gather(*[socket_chats(client, n, with_text) for n in range(25)])
+        await wait_until(lambda: len(with_text) == chats, "every chat has some text", 30)
         redis.stop()
         await asyncio.sleep(0.8)  # tokens keep coming while Redis is away
         redis.start()
