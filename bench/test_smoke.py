@@ -70,3 +70,14 @@ def test_burst_probe_reports_every_chat_exact(target: str) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
     assert f"{target}: 20 chats x 3 tokens at once" in done.stdout
     assert "errors 0" in done.stdout and "ms per chat" in done.stdout
+
+
+@pytest.mark.subprocess
+def test_inprocess_bench_checks_every_chat_text() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.inprocess", "--chats", "5", "--tokens", "40",
+         "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "Python work per token" in done.stdout and "memory log:" in done.stdout

@@ -1,0 +1,226 @@
+"""chatrelay's own per-token work and its chat log's memory, in one process (issue 11).
+
+    .venv/bin/python -m bench.inprocess [--chats 100] [--tokens 300] [--rounds 5]
+
+No sockets, so a busy machine moves these far less than `python -m bench`:
+- Python work per token: upstream's bytes fed one SSE event per read into a real aiohttp
+  `StreamReader`, read (a) by the bare relay's loop (readline iteration, stdlib json, an
+  async generator, as bench/bare_relay.py) and (b) through chatrelay's `Answer`,
+  `stream_chat`, `Run`, the memory store and a live listener; both write into a list.
+  Process CPU per token, min over rounds, on uvloop.
+- The memory log: 500 chats of `--tokens` one-token reads (fresh strings, as upstream's
+  are), tracemalloc's growth per chat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+import tracemalloc
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, cast
+
+import aiohttp
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.streams import StreamReader
+
+from bench.loops import run_fast
+from bench.tokens import tail_events, token, token_events
+from server.chat import stream_chat
+from server.events import Delta, LogEvent
+from server.http_route import text_bytes
+from server.memory_store import MemoryStore
+from server.observer import ChatObserver
+from server.openrouter import Batches
+from server.redaction import KeyRedactor
+from server.runner import Registry
+from server.runs import Run
+from server.upstream_answer import Answer
+from server.watchdog import SilenceWatchdog
+
+
+class Transport:
+    """What a StreamReader asks of its transport: nothing, here."""
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def fed_reader(tokens: int) -> tuple[StreamReader, asyncio.Task[None]]:
+    """A StreamReader and the task feeding it one SSE event per loop turn, then the end."""
+    loop = asyncio.get_running_loop()
+    protocol = BaseProtocol(loop)
+    protocol.transport = cast(asyncio.Transport, Transport())
+    reader = StreamReader(protocol, 2**16, loop=loop)
+
+    async def feed() -> None:
+        events = token_events(1)
+        for n in range(tokens):
+            reader.feed_data(events[n % len(events)])
+            await asyncio.sleep(0)
+        reader.feed_data(tail_events(tokens))
+        reader.feed_eof()
+
+    return reader, asyncio.ensure_future(feed())
+
+
+async def bare_chat(tokens: int, sink: list[bytes]) -> None:
+    content, feeding = fed_reader(tokens)
+
+    async def deltas() -> AsyncIterator[str]:
+        async for line in content:
+            if line.startswith(b"data: ") and not line.startswith(b"data: [DONE]"):
+                choices = json.loads(line[6:])["choices"]
+                if choices and choices[0]["delta"].get("content"):
+                    yield choices[0]["delta"]["content"]
+
+    async for text in deltas():
+        sink.append(text.encode())
+    await feeding
+
+
+class FedResponse:
+    """The parts of a 200 answer that `Answer` reads."""
+
+    content_type = "text/event-stream"
+    headers: dict[str, str] = {}  # noqa: RUF012 - read only
+
+    def __init__(self, content: StreamReader) -> None:
+        self.content = content
+
+
+class FedUpstream:
+    def __init__(self, tokens: int) -> None:
+        self.tokens = tokens
+
+    def open_chat(
+        self, api_key: str, payload: dict[str, Any]
+    ) -> AbstractAsyncContextManager[Batches]:
+        return self._open(api_key)
+
+    @asynccontextmanager
+    async def _open(self, api_key: str) -> AsyncIterator[Batches]:
+        content, feeding = fed_reader(self.tokens)
+        watchdog = SilenceWatchdog(60, "silent")
+        response = cast(aiohttp.ClientResponse, FedResponse(content))
+        answer = Answer(
+            response, watchdog, KeyRedactor(api_key), max_body_bytes=2**20, silence_message="-"
+        )
+        yield answer.batches()
+        await feeding
+        watchdog.close()
+
+
+class FedRequest:
+    model = "bench/model"
+
+    def upstream_payload(self) -> dict[str, Any]:
+        return {}
+
+
+class NoLease:
+    async def release(self) -> None: ...
+
+
+class ListLive:
+    """A live listener whose client keeps up: each read's text goes into a list."""
+
+    def __init__(self, sink: list[bytes]) -> None:
+        self.sink = sink
+
+    def ready(self) -> bool:
+        return True
+
+    async def write(self, first_seq: int, events: Sequence[LogEvent]) -> None:
+        if data := text_bytes(first_seq, events):
+            self.sink.append(data)
+
+
+async def chatrelay_chat(
+    tokens: int, sink: list[bytes], n: int, store: MemoryStore, registry: Registry
+) -> None:
+    key = f"bench:{n}"
+    observer = ChatObserver(str(n), "http", FedRequest.model, None)
+    run = Run(registry, observer, cast(Any, NoLease()), 600)
+    chat_log = await store.create(key, run)
+    run.start(chat_log, stream_chat(FedRequest(), "sk-bench", FedUpstream(tokens), observer))
+    async for first_seq, events in store.read(key, 0, ListLive(sink)):
+        if data := text_bytes(first_seq, events):
+            sink.append(data)
+    await run.wound_down()
+
+
+async def per_token(chats: int, tokens: int, rounds: int) -> dict[str, float]:
+    """CPU µs per token of each reader, min over rounds; every chat's text checked."""
+    best = {"bare": float("inf"), "chatrelay": float("inf")}
+    expected = "".join(token(n) for n in range(tokens)).encode()
+    for _ in range(rounds):
+        for name in ("bare", "chatrelay"):
+            sinks: list[list[bytes]] = [[] for _ in range(chats)]
+            store, registry = MemoryStore(300, 600), Registry()
+            started = time.process_time()
+            if name == "bare":
+                await asyncio.gather(*(bare_chat(tokens, sink) for sink in sinks))
+            else:
+                await asyncio.gather(
+                    *(
+                        chatrelay_chat(tokens, sink, n, store, registry)
+                        for n, sink in enumerate(sinks)
+                    )
+                )
+            spent = time.process_time() - started
+            best[name] = min(best[name], spent / (chats * tokens) * 1e6)
+            if any(b"".join(sink) != expected for sink in sinks):
+                raise RuntimeError(f"{name}: a chat's text differs from upstream's")
+    return best
+
+
+class NoRun:
+    def cancel(self) -> None: ...
+
+    def abandon(self) -> None: ...
+
+
+async def log_memory(tokens: int, chats: int = 500) -> float:
+    store = MemoryStore(300, 600)
+    writers = [await store.create(f"bench:{n}", NoRun()) for n in range(chats)]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for n in range(tokens):
+        for writer in writers:
+            await writer.append([Delta((token(n) + "\0")[:-1])])
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return grown / chats / 1024
+
+
+async def measure(args: argparse.Namespace) -> None:
+    logging.disable(logging.CRITICAL)
+    best = await per_token(args.chats, args.tokens, args.rounds)
+    print(f"Python work per token ({args.chats} chats x {args.tokens}, min of {args.rounds}): "
+          f"bare relay {best['bare']:.2f} µs, chatrelay {best['chatrelay']:.2f} µs "
+          f"({best['chatrelay'] / best['bare']:.2f}x)")  # fmt: skip
+    kib = await log_memory(args.tokens)
+    print(f"memory log: {kib:.1f} KiB per chat of {args.tokens} one-token reads")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.inprocess", description=__doc__)
+    parser.add_argument("--chats", type=int, default=100)
+    parser.add_argument("--tokens", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
+    run_fast(measure(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
