@@ -9,8 +9,8 @@ from typing import Any, Literal, Protocol, overload
 from .chunks import Batch, read_batch
 from .errors import UpstreamError
 from .events import ChatEvent, Chunks, Done
-from .observer import ChatObserver
 from .openrouter import Upstream
+from .telemetry import ChatObserver
 
 
 class UpstreamRequest(Protocol):

@@ -26,13 +26,12 @@ from .errors import ChatError, ClientTooSlow, InternalError, UpstreamError
 from .events import Chunks, Done
 from .http_route import LazyStart
 from .limits import ChatLease, admit_chat
-from .observer import ChatObserver
 from .openai_completion import CompletionBuilder
 from .openrouter import openrouter_key
 from .profile import Profile, cached_models, check_api_key, is_header_safe, request_profile
 from .request import CompletionRequest, parse_completion_request
 from .runs import running_chat
-from .telemetry import metrics_key
+from .telemetry import ChatObserver, metrics_key
 from .watchdog import SilenceWatchdog
 from .web_json import json_response, read_json
 

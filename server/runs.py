@@ -22,13 +22,12 @@ from .config import settings_key
 from .errors import ChatError, ChatNotFound, ChatTooLong, InternalError, ServerShuttingDown
 from .events import ChatEvent, Done, Failed, Final, LogEvent
 from .limits import ChatLease
-from .observer import ChatObserver
 from .openrouter import openrouter_key
 from .redis_conn import redis_key
 from .request import ChatRequest
 from .runner import Registry, registry_key
 from .store import ChatLog, ChatStore, chat_store_key, open_store
-from .telemetry import metrics_key
+from .telemetry import ChatObserver, metrics_key
 
 log = logging.getLogger(__name__)
 
