@@ -6,11 +6,11 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Literal, Protocol, overload
 
-from .chunks import Batch, read_batch
 from .errors import UpstreamError
 from .events import ChatEvent, Chunks, Done
 from .openrouter import Upstream
 from .telemetry import ChatObserver
+from .wire import Batch, read_batch
 
 
 class UpstreamRequest(Protocol):

@@ -11,8 +11,7 @@ from typing import Any
 
 import orjson
 
-from .errors import UpstreamError
-from .surrogates import TEXT_FIELDS, decode_lenient, may_hold_surrogates, whole_text
+from .wire import TEXT_FIELDS, decode_lenient, whole_text
 
 # Fields that name a thing rather than stream it: the last one sent wins, never joined.
 # OpenRouter repeats `role` in every delta; tool calls repeat `index` and `type`.
@@ -35,7 +34,7 @@ class CompletionBuilder:
             try:
                 chunk = orjson.loads(payload)
             except orjson.JSONDecodeError:
-                chunk = _decode_lenient(payload)
+                chunk = decode_lenient(payload)
             if isinstance(chunk, dict):
                 self._add_chunk(chunk)
 
@@ -137,13 +136,3 @@ def _accumulate_list(before: list[Any], value: list[Any]) -> list[Any]:
         else:
             accumulate(same, entry)
     return before
-
-
-def _decode_lenient(payload: bytes) -> Any:
-    """What orjson refused, the core accepted: a JavaScript server's lone surrogate escapes."""
-    if may_hold_surrogates(payload):
-        try:
-            return decode_lenient(payload)
-        except ValueError:
-            pass
-    raise UpstreamError("OpenRouter sent an event that is not valid JSON")

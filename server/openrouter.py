@@ -17,7 +17,6 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from .chunks import Batch
 from .config import Settings
 from .errors import (
     ChatError,
@@ -33,10 +32,11 @@ from .upstream_answer import Answer
 from .upstream_body import read_capped
 from .upstream_pool import PoolWait, pool_tracing
 from .watchdog import SilenceWatchdog
+from .wire import Batch
 
 log = logging.getLogger(__name__)
 
-# We split lines ourselves (sse.py), so this only bounds what aiohttp buffers per stream
+# We split lines ourselves (wire.py), so this only bounds what aiohttp buffers per stream
 # while a client reads slowly; bigger buffers cost memory, not speed.
 READ_BUFSIZE_BYTES = 32 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024

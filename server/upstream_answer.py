@@ -11,12 +11,11 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from .chunks import Batch, ChunkReader, read_completion
 from .errors import transport_error
 from .redaction import KeyRedactor
-from .sse import SSEDecoder
 from .upstream_body import inflater_for, read_capped
 from .watchdog import SilenceWatchdog
+from .wire import Batch, ChunkReader, SSEDecoder, read_completion
 
 Batches = AsyncIterator[Batch]
 

@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from server.chunks import Batch
 from server.config import Settings
 from server.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from server.openrouter import OpenRouterClient
+from server.wire import Batch
 
 BASE = "https://openrouter.test/api/v1"
 CHAT_URL = f"{BASE}/chat/completions"
