@@ -36,11 +36,10 @@ from server.events import Delta, LogEvent
 from server.http_route import text_bytes
 from server.memory_store import MemoryStore
 from server.openrouter import Batches
-from server.redaction import KeyRedactor
 from server.runner import Registry
 from server.runs import Run
 from server.telemetry import ChatObserver
-from server.upstream_answer import Answer
+from server.upstream_answer import Answer, KeyRedactor
 from server.watchdog import SilenceWatchdog
 
 

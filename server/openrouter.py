@@ -26,10 +26,8 @@ from .errors import (
     error_from_response,
     transport_error,
 )
-from .redaction import KeyRedactor
 from .request import compact_json
-from .upstream_answer import Answer
-from .upstream_body import read_capped
+from .upstream_answer import Answer, KeyRedactor, read_capped
 from .upstream_pool import PoolWait, pool_tracing
 from .watchdog import SilenceWatchdog
 from .wire import Batch
@@ -77,7 +75,7 @@ class OpenRouterClient:
                 limit_per_host=settings.upstream_max_connections,
             ),
             read_bufsize=READ_BUFSIZE_BYTES,
-            # We ask for no compression and inflate a body ourselves, bounded (upstream_body).
+            # We ask for no compression and inflate a body ourselves, bounded (upstream_answer).
             auto_decompress=False,
             trace_configs=[pool_tracing()],
         )

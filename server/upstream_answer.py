@@ -1,19 +1,32 @@
-"""One 200 answer from upstream read as batches of events: SSE, or one chat.completion.
+"""What upstream answers, read safely: a 200 as batches of events (SSE, or one chat.completion),
+any body capped and inflated a bounded step at a time, the key taken out of all of it.
 
-The per-token path is the plain-SSE loop in `batches`: one read, one decoder call, one
-chunk read; compression and the completion fallback are separate branches taken once.
+The per-token path is the plain-SSE loop in `Answer.batches`: one read, one decoder call,
+one chunk read; compression and the completion fallback are separate branches taken once.
+
+We ask for `Accept-Encoding: identity` and aiohttp inflates nothing by itself: a 1 MB gzip
+body can inflate to gigabytes in one call and freeze the event loop. A server that
+compresses anyway is inflated here, up to MAX_BODY_BYTES in all.
+
+Some providers echo the key they refused, in an error or anywhere in a chunk; it must never
+reach a user, a frame or a log. Payloads are cleaned as bytes before they are decoded, so
+their events, finish reason, usage and error come out clean; an error message is also
+searched for the key upper-cased or spaced out.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
+import re
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import aiohttp
+import orjson
 
-from .errors import transport_error
-from .redaction import KeyRedactor
-from .upstream_body import inflater_for, read_capped
+from .errors import UpstreamError, transport_error
 from .watchdog import SilenceWatchdog
 from .wire import Batch, ChunkReader, SSEDecoder, read_completion
 
@@ -113,3 +126,118 @@ def _clean(batch: Batch, redactor: KeyRedactor) -> Batch:
         if batch.error is not None:
             batch.error.message = redactor.text(batch.error.message)
     return batch
+
+
+# Output of one inflate step: what the SSE decoder handles between two yields to the loop.
+INFLATE_STEP_BYTES = 64 * 1024
+# zlib's "gzip or zlib header, whichever it is".
+GZIP_OR_ZLIB_WBITS = 32 + zlib.MAX_WBITS
+INFLATED_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
+
+
+class Inflater:
+    """gzip or deflate, inflated `INFLATE_STEP_BYTES` at a time, at most `limit` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self._inflate = zlib.decompressobj(GZIP_OR_ZLIB_WBITS)
+        self._left = limit
+        self._limit = limit
+
+    def steps(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            try:
+                out = self._inflate.decompress(data, INFLATE_STEP_BYTES)
+            except zlib.error:
+                raise UpstreamError("OpenRouter sent a compressed answer that is corrupt") from None
+            data = self._inflate.unconsumed_tail
+            self._left -= len(out)
+            if self._left < 0:
+                raise UpstreamError(
+                    f"OpenRouter sent a compressed answer larger than {self._limit} bytes"
+                )
+            if out:
+                yield out
+            elif not data or self._inflate.eof:
+                return
+
+
+def inflater_for(response: aiohttp.ClientResponse, limit: int) -> Inflater | None:
+    """None for an uncompressed body; UpstreamError for an encoding we do not read."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in INFLATED_ENCODINGS:
+        return Inflater(limit)
+    # Not the header's value in the message: it is upstream's raw bytes.
+    raise UpstreamError("OpenRouter sent an answer compressed in a way chatrelay does not read")
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int, *, strict: bool) -> bytes:
+    """The whole body, inflated, up to `limit` bytes: past it, the rest is cut off, or with
+    `strict` the answer is refused (a body that must be whole to be read)."""
+    inflater = inflater_for(response, limit if strict else limit + INFLATE_STEP_BYTES)
+    body = bytearray()
+    async for read in response.content.iter_any():
+        for part in inflater.steps(read) if inflater else (read,):
+            body += part
+            if len(body) > limit:
+                if strict:
+                    raise UpstreamError(f"OpenRouter sent an answer larger than {limit} bytes")
+                return bytes(body[:limit])
+    return bytes(body)
+
+
+REDACTED = "[redacted]"
+# Between two characters of an echoed key: spaces, dashes, dots… ("s k - o r", "S.K.-.O.R").
+SEPARATORS = r"[\W_]*"
+
+
+class KeyRedactor:
+    """Built once per upstream request from its key (or none)."""
+
+    def __init__(self, api_key: str | None) -> None:
+        self.key = api_key or ""
+        # The key as it may appear inside a JSON string: raw, escaped, with `\/` for `/`.
+        escaped = orjson.dumps(self.key)[1:-1] if self.key else b""
+        forms = {self.key.encode(), escaped, escaped.replace(b"/", b"\\/")}
+        self.needles = tuple(form for form in forms if form)
+
+    def found_in(self, payloads: list[bytes]) -> bool:
+        """On the per-token path: one substring search per payload and form of the key."""
+        for payload in payloads:
+            for needle in self.needles:
+                if needle in payload:
+                    return True
+        return False
+
+    def payloads(self, payloads: list[bytes]) -> list[bytes]:
+        cleaned = []
+        for payload in payloads:
+            clean = payload
+            for needle in self.needles:
+                clean = clean.replace(needle, REDACTED.encode())
+            cleaned.append(clean)
+        return cleaned
+
+    def text(self, text: str) -> str:
+        """An error message: the key in any case, spaced out or not."""
+        if not self.key:
+            return text
+        return _loose_pattern(self.key).sub(REDACTED, text)
+
+    def value(self, value: Any) -> Any:
+        """A decoded value (finish reason, usage) that could spell the key with escapes."""
+        if not self.key or value is None:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        encoded = orjson.dumps(value)
+        if not any(needle in encoded for needle in self.needles):
+            return value
+        return orjson.loads(self.payloads([encoded])[0])
+
+
+@functools.lru_cache(maxsize=256)
+def _loose_pattern(key: str) -> re.Pattern[str]:
+    """Built when an error needs it, not per chat: most chats never see one."""
+    return re.compile(SEPARATORS.join(map(re.escape, key)), re.IGNORECASE)
