@@ -1,16 +1,19 @@
 """The upstream client: one ClientSession; OpenRouter's SSE decoded into batches of events.
 
-It owns the wire: SSE, chunk JSON, OpenRouter's error shapes and key redaction, once.
+It owns the wire once: SSE and chunk JSON (wire.py), answers read and the key taken out
+(upstream_answer.py), OpenRouter's error shapes (errors.py). aiohttp's tracing says when a
+request waits for a free connection of the pool: a chat that timed out there never reached
+upstream, so it gets SPEC's 503 "Too many chats at once on this server", not a 504 that
+blames upstream. Tracing costs a few calls per request, nothing per token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from typing import Any, Protocol, Self
 
 import aiohttp
@@ -28,11 +31,8 @@ from .errors import (
 )
 from .request import compact_json
 from .upstream_answer import Answer, KeyRedactor, read_capped
-from .upstream_pool import PoolWait, pool_tracing
 from .watchdog import SilenceWatchdog
 from .wire import Batch
-
-log = logging.getLogger(__name__)
 
 # We split lines ourselves (wire.py), so this only bounds what aiohttp buffers per stream
 # while a client reads slowly; bigger buffers cost memory, not speed.
@@ -52,6 +52,30 @@ class Upstream(Protocol):
     def open_chat(
         self, api_key: str, payload: dict[str, Any]
     ) -> AbstractAsyncContextManager[Batches]: ...
+
+
+class PoolWait:
+    """Passed as a request's `trace_request_ctx`; `queued` while it waits for the pool."""
+
+    queued = False
+
+
+async def _queued(session: object, context: SimpleNamespace, params: object) -> None:
+    if isinstance(context.trace_request_ctx, PoolWait):
+        context.trace_request_ctx.queued = True
+
+
+async def _dequeued(session: object, context: SimpleNamespace, params: object) -> None:
+    if isinstance(context.trace_request_ctx, PoolWait):
+        context.trace_request_ctx.queued = False
+
+
+def pool_tracing() -> aiohttp.TraceConfig:
+    tracing = aiohttp.TraceConfig()
+    tracing.on_connection_queued_start.append(_queued)
+    tracing.on_connection_queued_end.append(_dequeued)
+    tracing.freeze()
+    return tracing
 
 
 class OpenRouterClient:
