@@ -39,8 +39,7 @@ from server.openrouter import Batches
 from server.runner import Registry
 from server.runs import Run
 from server.telemetry import ChatObserver
-from server.upstream_answer import Answer, KeyRedactor
-from server.watchdog import SilenceWatchdog
+from server.upstream_answer import Answer, KeyRedactor, SilenceWatchdog
 
 
 class Transport:

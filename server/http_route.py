@@ -19,7 +19,7 @@ from .profile import chat_owner, check_api_key, request_profile
 from .request import ChatRequest, parse_chat_request
 from .runs import chat_key, runs_key
 from .store import chat_store_key
-from .watchdog import SilenceWatchdog
+from .upstream_answer import SilenceWatchdog
 from .web_json import error_response, read_json
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from .profile import Profile, cached_models, check_api_key, is_header_safe, requ
 from .request import CompletionRequest, parse_completion_request
 from .runs import running_chat
 from .telemetry import ChatObserver, metrics_key
-from .watchdog import SilenceWatchdog
+from .upstream_answer import SilenceWatchdog
 from .web_json import json_response, read_json
 
 log = logging.getLogger(__name__)

@@ -30,8 +30,7 @@ from .errors import (
     transport_error,
 )
 from .request import compact_json
-from .upstream_answer import Answer, KeyRedactor, read_capped
-from .watchdog import SilenceWatchdog
+from .upstream_answer import Answer, KeyRedactor, SilenceWatchdog, read_capped
 from .wire import Batch
 
 # We split lines ourselves (wire.py), so this only bounds what aiohttp buffers per stream
