@@ -17,10 +17,10 @@ from aiohttp_session import get_session, new_session
 
 from .config import Settings, normalize_origin, settings_key
 from .errors import AccessDenied, BadRequest
+from .http_io import read_json
 from .limits import check_login_rate
 from .profile import SESSION_KEY_FIELD
 from .telemetry import client_address_key
-from .web_json import read_json
 
 ACCESS_FIELD = "access"
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})

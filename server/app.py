@@ -20,17 +20,16 @@ from cryptography.fernet import Fernet
 from .access import access_middleware, proxy_middleware, setup_access
 from .chats_route import setup_chats_route
 from .config import Settings, settings_key
+from .http_io import error_middleware, json_response, request_time_middleware
 from .http_route import setup_http_route
 from .limits import setup_limits
 from .openai_api import openai_error_middleware, setup_openai_api
 from .openrouter import OpenRouterClient, openrouter_key
 from .profile import setup_profile
 from .redis_conn import setup_redis
-from .request_time import request_time_middleware
 from .runner import make_runner, raise_open_files_limit, setup_shutdown
 from .runs import chat_runs
 from .telemetry import quiet_known_warnings, quiet_malformed_requests, setup_metrics
-from .web_json import error_middleware, json_response
 from .ws_route import setup_ws_route
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ from aiohttp import web
 from .config import settings_key
 from .errors import ChatError, ClientTooSlow
 from .events import Delta, Done, Failed, LogEvent, merged
+from .http_io import error_response, read_json
 from .limits import admit_chat
 from .media import wants_event_stream
 from .profile import chat_owner, check_api_key, request_profile
@@ -20,7 +21,6 @@ from .request import ChatRequest, parse_chat_request
 from .runs import chat_key, runs_key
 from .store import chat_store_key
 from .upstream_answer import SilenceWatchdog
-from .web_json import error_response, read_json
 
 log = logging.getLogger(__name__)
 

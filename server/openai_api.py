@@ -24,6 +24,7 @@ from .chat import stream_chat
 from .config import settings_key
 from .errors import ChatError, ClientTooSlow, InternalError, UpstreamError
 from .events import Chunks, Done
+from .http_io import json_response, read_json
 from .http_route import LazyStart
 from .limits import ChatLease, admit_chat
 from .openai_completion import CompletionBuilder
@@ -33,7 +34,6 @@ from .request import CompletionRequest, parse_completion_request
 from .runs import running_chat
 from .telemetry import ChatObserver, metrics_key
 from .upstream_answer import SilenceWatchdog
-from .web_json import json_response, read_json
 
 log = logging.getLogger(__name__)
 

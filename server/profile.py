@@ -16,8 +16,8 @@ from aiohttp_session import STORAGE_KEY, get_session
 
 from .config import settings_key
 from .errors import BadRequest, KeyNotFound
+from .http_io import json_response, read_json
 from .openrouter import openrouter_key
-from .web_json import json_response, read_json
 
 SESSION_KEY_FIELD = "openrouter_api_key"
 # Who started a chat: only the same session may resume or stop it (server/runs.py).

@@ -24,7 +24,7 @@ from typing import Protocol, cast
 from aiohttp import WSCloseCode, web
 
 from .config import settings_key
-from .request_time import ClockedServer
+from .http_io import ClockedServer
 from .store import chat_store_key
 from .telemetry import AccessLogger
 

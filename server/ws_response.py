@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import WSCloseCode, web
 from aiohttp.abc import AbstractStreamWriter
 
-from .request_time import clock_of
+from .http_io import clock_of
 
 # The rest of an oversized frame is still on its way when aiohttp refuses it; closing the
 # socket on top of it makes the kernel answer with a reset, and the client never reads the

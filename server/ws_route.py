@@ -18,6 +18,7 @@ from aiohttp import WSMsgType, web
 from .config import settings_key
 from .errors import BadRequest, ChatError, ChatIdInUse, ChatNotFound, InternalError, TooManyChats
 from .events import Delta, Done, Failed, LogEvent, Reasoning, Text, merged
+from .http_io import decode_json
 from .limits import admit_chat, socket_slot
 from .profile import Profile, check_api_key, request_profile, socket_chat_owner
 from .request import parse_chat_request
@@ -25,7 +26,6 @@ from .runner import registry_key
 from .runs import chat_key, runs_key
 from .store import chat_store_key
 from .telemetry import metrics_key
-from .web_json import decode_json
 from .ws_response import ChatWebSocketResponse
 
 log = logging.getLogger(__name__)

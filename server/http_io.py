@@ -1,4 +1,7 @@
-"""Request time: a request's headers and body arrive within `request_timeout_s`, else 408.
+"""HTTP in and out: each request within the request time (else 408), bodies read as JSON,
+and the `{"message"}` error answers of /api.
+
+Request time: a request's headers and body arrive within `request_timeout_s`, else 408.
 
 aiohttp has no such limit (its `slow_request_timeout` went in 2.0; `keepalive_timeout` closes
 only idle connections, 95 s here). So each connection's protocol is wrapped in a
@@ -6,7 +9,7 @@ RequestClock: aiohttp's `web.Server` is documented as the protocol factory sites
 `loop.create_server`, and ClockedServer is that factory with the clock around each
 protocol. The clock times the headers, from the request's first byte until the app sees
 the request (a new connection that sends nothing is closed after the same time); the
-middleware then gives the request the rest of that time for its body (web_json.read_body).
+middleware then gives the request the rest of that time for its body (read_body).
 Apps served without the clock (aiohttp's test server) still time the body, from the moment
 it is handled.
 """
@@ -19,9 +22,12 @@ from typing import cast
 
 import orjson
 from aiohttp import web
+from aiohttp.http import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from .config import settings_key
+from .errors import BadRequest, ChatError, InternalError, PayloadTooLarge, RequestTimeout
+from .telemetry import first_line
 
 log = logging.getLogger(__name__)
 
@@ -222,3 +228,89 @@ async def request_time_middleware(request: web.Request, handler: Handler) -> web
             # A body the handler left unread is read and dropped by aiohttp after the answer
             # (for at most its lingering time): the connection is free once that is done.
             request.content.on_eof(clock.request_finished)
+
+
+# orjson encodes at most this many levels of arrays and objects: anything deeper could be
+# read but never sent upstream, so it is refused where it comes in.
+MAX_JSON_DEPTH = 254
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, within the request time and the size limit."""
+    settings = request.app[settings_key]
+    try:
+        async with asyncio.timeout_at(request.get(request_deadline_key)) as deadline:
+            return await request.read()
+    except web.RequestPayloadError as exc:
+        # Broken chunked framing or compression: the client's fault, not a 500.
+        request[broken_body_key] = True
+        cause = exc.__cause__
+        reason = cause.message if isinstance(cause, HttpProcessingError) else "broken framing"
+        raise BadRequest(f"The request body is malformed: {first_line(reason)}") from None
+    except web.HTTPRequestEntityTooLarge:
+        limit = settings.max_body_bytes
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes") from None
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        request[body_timed_out_key] = True
+        raise RequestTimeout(timeout_message(settings.request_timeout_s)) from None
+
+
+def decode_json(data: bytes | str, what: str) -> object:
+    """`data` as JSON, or BadRequest saying why not; `what` names it ("The frame")."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"{what} is not valid JSON") from None
+    # Cheap first: fewer brackets than the limit cannot nest past it.
+    if isinstance(data, str):
+        brackets = data.count("[") + data.count("{")
+    else:
+        brackets = data.count(b"[") + data.count(b"{")
+    if brackets > MAX_JSON_DEPTH:
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            raise BadRequest(
+                f"{what} is nested too deeply: at most {MAX_JSON_DEPTH} levels of arrays "
+                "and objects"
+            ) from None
+    return value
+
+
+async def read_json(request: web.Request) -> object:
+    """Decode the body as JSON whatever its Content-Type: chatbot-ui sends none."""
+    return decode_json(await read_body(request), "The request body")
+
+
+def json_response(data: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def error_response(error: ChatError) -> web.Response:
+    response = json_response({"message": error.message}, status=error.status)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every /api error leaves as `{"message"}` with its status; details stay in the log."""
+    try:
+        return await handler(request)
+    except ChatError as error:
+        return error_response(error)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        message = exc.text if exc.text and exc.status != 500 else exc.reason
+        response = json_response({"message": message}, status=exc.status)
+        for name in ("Allow", "Retry-After"):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+    except Exception:
+        log.exception("unhandled error method=%s path=%s", request.method, request.path)
+        return error_response(InternalError())
