@@ -18,7 +18,6 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
 from .access import access_middleware, proxy_middleware, setup_access
-from .chats_route import setup_chats_route
 from .config import Settings, settings_key
 from .http_io import error_middleware, json_response, request_time_middleware
 from .http_route import setup_http_route
@@ -68,7 +67,6 @@ def create_app(settings: Settings) -> web.Application:
     setup_http_route(app)
     setup_ws_route(app)
     setup_openai_api(app)
-    setup_chats_route(app)
     setup_public_routes(app)
     return app
 

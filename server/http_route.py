@@ -1,4 +1,8 @@
-"""POST /api/chat/openrouter: a chat's log written as plain text, or as SSE on request."""
+"""The HTTP chat routes: POST /api/chat/openrouter, and resuming or stopping a chat by its id.
+
+The POST's chat log is written as plain text, or as SSE when Accept asks for it;
+GET /api/chats/{id}/events resumes a chat as SSE and DELETE /api/chats/{id} stops it.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,16 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 
+import mimeparse
 import orjson
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from .config import settings_key
-from .errors import ChatError, ClientTooSlow
+from .errors import BadRequest, ChatError, ClientTooSlow
 from .events import Delta, Done, Failed, LogEvent, merged
 from .http_io import error_response, read_json
 from .limits import admit_chat
-from .media import wants_event_stream
 from .profile import chat_owner, check_api_key, request_profile
 from .request import ChatRequest, parse_chat_request
 from .runs import chat_key, runs_key
@@ -30,6 +35,23 @@ SSE_HEADERS = {
     # Proxies such as nginx buffer streamed bodies unless told not to.
     "X-Accel-Buffering": "no",
 }
+EVENT_STREAM = "text/event-stream"
+PLAIN_TEXT = "text/plain"
+# Ties go to the last one: plain text is what a client that states no preference gets.
+OFFERED = [EVENT_STREAM, PLAIN_TEXT]
+
+
+def wants_event_stream(headers: CIMultiDictProxy[str]) -> bool:
+    """Whether Accept prefers SSE: media ranges compared as media types (case-insensitive,
+    parameters and q-values respected), never as substrings."""
+    accept = ",".join(headers.getall("Accept", ()))
+    if not accept.strip():
+        return False
+    try:
+        best = mimeparse.best_match(OFFERED, accept.lower())
+    except ValueError:  # a malformed header states no usable preference
+        return False
+    return bool(best == EVENT_STREAM)
 
 
 class LazyStart:
@@ -171,12 +193,7 @@ async def relay(
     start = LazyStart(request, response, settings.first_byte_s)
     live = LiveBody(request, response, start, encode)
     events = request.app[chat_store_key].read(key, 0, live)
-    # SPEC's slow reader: a client that accepts nothing for write_timeout_s is dropped.
-    writes = SilenceWatchdog(
-        settings.write_timeout_s,
-        f"The client accepted nothing for {settings.write_timeout_s:g} seconds",
-        error=ClientTooSlow,
-    )
+    writes = client_writes(request)
     final: LogEvent | None = None
     try:
         try:
@@ -231,9 +248,49 @@ async def finish(
     return response
 
 
+def client_writes(request: web.Request) -> SilenceWatchdog:
+    """SPEC's slow reader: a client that accepts nothing for write_timeout_s is dropped."""
+    timeout_s = request.app[settings_key].write_timeout_s
+    return SilenceWatchdog(
+        timeout_s, f"The client accepted nothing for {timeout_s:g} seconds", error=ClientTooSlow
+    )
+
+
 def error_of(final: Failed) -> ChatError:
     return ChatError(final.message, status=final.status, retry_after=final.retry_after)
 
 
+def resume_after(request: web.Request) -> int:
+    """The last seq the client has: `after=` in the query, else SSE's Last-Event-ID."""
+    raw = request.query.get("after", request.headers.get("Last-Event-ID", "0")).strip() or "0"
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest("after (or Last-Event-ID) must be a whole number of 0 or more")
+    return int(raw)
+
+
+async def chat_events(request: web.Request) -> web.StreamResponse:
+    after = resume_after(request)
+    chat_id = request.match_info["chat_id"]
+    key = await request.app[runs_key].find(await chat_owner(request), chat_id)
+    response = web.StreamResponse(headers={**SSE_HEADERS, "X-Chat-Id": chat_id})
+    await response.prepare(request)
+    try:
+        async for first_seq, events in request.app[chat_store_key].read(key, after):
+            await response.write(sse_bytes(first_seq, events))
+    except ChatError as error:  # expired meanwhile, or the store went away
+        await response.write(sse_event("error", error.to_dict()))
+    await response.write_eof()
+    return response
+
+
+async def delete_chat(request: web.Request) -> web.Response:
+    chat_id = request.match_info["chat_id"]
+    key = await request.app[runs_key].find(await chat_owner(request), chat_id)
+    await request.app[chat_store_key].cancel(key)
+    return web.Response(status=204)
+
+
 def setup_http_route(app: web.Application) -> None:
     app.router.add_post("/api/chat/openrouter", chat_openrouter)
+    app.router.add_get("/api/chats/{chat_id}/events", chat_events)
+    app.router.add_delete("/api/chats/{chat_id}", delete_chat)

@@ -25,7 +25,7 @@ from .config import settings_key
 from .errors import ChatError, ClientTooSlow, InternalError, UpstreamError
 from .events import Chunks, Done
 from .http_io import json_response, read_json
-from .http_route import LazyStart
+from .http_route import LazyStart, client_writes
 from .limits import ChatLease, admit_chat
 from .openai_completion import CompletionBuilder
 from .openrouter import openrouter_key
@@ -33,7 +33,6 @@ from .profile import Profile, cached_models, check_api_key, is_header_safe, requ
 from .request import CompletionRequest, parse_completion_request
 from .runs import running_chat
 from .telemetry import ChatObserver, metrics_key
-from .upstream_answer import SilenceWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -159,14 +158,6 @@ async def stream_completion(
     finally:
         writes.close()
         await start.close()
-
-
-def client_writes(request: web.Request) -> SilenceWatchdog:
-    """SPEC's slow reader: a client that accepts nothing for write_timeout_s is dropped."""
-    timeout_s = request.app[settings_key].write_timeout_s
-    return SilenceWatchdog(
-        timeout_s, f"The client accepted nothing for {timeout_s:g} seconds", error=ClientTooSlow
-    )
 
 
 def drop_slow_client(
