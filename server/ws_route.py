@@ -2,6 +2,7 @@
 
 Each chat the socket follows is a listener task reading the chat's log (server/store.py)
 and writing it as JSON text frames; closing the socket ends the listeners, not the chats.
+A frame over the limit gets its 1009 close as a frame the client can read, not a reset.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.abc import AbstractStreamWriter
 
 from .config import settings_key
 from .errors import BadRequest, ChatError, ChatIdInUse, ChatNotFound, InternalError, TooManyChats
 from .events import Delta, Done, Failed, LogEvent, Reasoning, Text, merged
-from .http_io import decode_json
+from .http_io import clock_of, decode_json
 from .limits import admit_chat, socket_slot
 from .profile import Profile, check_api_key, request_profile, socket_chat_owner
 from .request import parse_chat_request
@@ -26,12 +28,45 @@ from .runner import registry_key
 from .runs import chat_key, runs_key
 from .store import chat_store_key
 from .telemetry import metrics_key
-from .ws_response import ChatWebSocketResponse
 
 log = logging.getLogger(__name__)
 
 MAX_ID_CHARS = 64
 WRITER_LIMIT_BYTES = 64 * 1024
+# The rest of an oversized frame is still on its way when aiohttp refuses it; closing the
+# socket on top of it makes the kernel answer with a reset, and the client never reads the
+# 1009. So the server first waits until the client has sent nothing for QUIET_S (what it
+# sends meanwhile is read and dropped), for LINGER_S at most.
+QUIET_S = 0.2
+LINGER_S = 5.0
+# Served without the request clock (aiohttp's test server), nothing tells when the client
+# stopped: a short fixed wait instead.
+UNCLOCKED_LINGER_S = 0.5
+
+
+class ChatWebSocketResponse(web.WebSocketResponse):
+    """Reads out an oversized message before closing with MESSAGE_TOO_BIG (1009)."""
+
+    _request: web.BaseRequest | None = None
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter:
+        self._request = request
+        return await super().prepare(request)
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not self.closed:
+            await self._linger()
+        return await super().close(code=code, message=message, drain=drain)
+
+    async def _linger(self) -> None:
+        request = self._request
+        clock = clock_of(request) if isinstance(request, web.Request) else None
+        if clock is not None:
+            await clock.wait_quiet(QUIET_S, LINGER_S)
+        else:
+            await asyncio.sleep(UNCLOCKED_LINGER_S)
 
 
 def error_frame(chat_id: str | None, error: ChatError) -> dict[str, Any]:
