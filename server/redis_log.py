@@ -15,8 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from .events import Delta, Done, Failed, LogEvent, Reasoning
-from .memory_log import MemoryLog
-from .memory_store import MemoryLogWriter
+from .memory_store import MemoryLog, MemoryLogWriter
 from .redis_conn import outage_log
 
 PREFIX = "chatrelay:chat:"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server import memory_log, memory_store
+from server import memory_store
 from server.errors import ChatNotFound
 from server.events import Delta, Done, LogEvent, Reasoning
 from server.memory_store import MemoryStore
@@ -84,7 +84,7 @@ async def read_all_until_end(store: MemoryStore, key: str) -> list[tuple[int, Lo
 
 async def test_offsets_widen_without_losing_a_character(monkeypatch: pytest.MonkeyPatch) -> None:
     """Offsets take 4 bytes each until a chat's text nears 4 Gi characters, then 8."""
-    monkeypatch.setattr(memory_log, "WIDE_OFFSET", 50)
+    monkeypatch.setattr(memory_store, "WIDE_OFFSET", 50)
     store = MemoryStore(300, 600)
     log = await store.create("o:wide", FakeRun())
     events = [Delta(f"<{n}>") for n in range(40)]
