@@ -205,3 +205,19 @@ async def test_hundreds_of_listeners_on_another_process_follow_live_on_few_conne
     failed = [a for a in answers if a != "".join(words[1:])]
     assert not failed, f"{len(failed)} of {len(answers)} listeners failed, e.g. {failed[0]}"
     assert connection_peak() <= MAX_CONNECTIONS, f"{connection_peak()} Redis connections"
+
+
+async def test_a_url_that_caps_connections_is_obeyed_and_every_chat_still_whole(
+    make_client: MakeClient,
+    fake_openrouter: FakeOpenRouter,
+    redis_url: str,
+    connection_peak: Callable[[], int],
+) -> None:
+    # A small plan's cap shared by several processes: 3 each, the least that works.
+    sockets = 10
+    fake_openrouter.script(*[sse_reply(WORDS, delay_s=0.05) for _ in range(sockets * 4)])
+    client = await make_client(redis_url=f"{redis_url}?max_connections=3", **NO_LIMITS)
+    await client.get("/api/profile")
+    results = await asyncio.gather(*[socket_chats(client, n) for n in range(sockets)])
+    assert [a for r in results for a in r.values()] == [ANSWER] * sockets * 4
+    assert connection_peak() <= 3 + 1, f"{connection_peak()} Redis connections"  # +1: ours
