@@ -13,7 +13,10 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from server.redis_conn import outage_log
+from server.config import Settings
+from server.events import Delta, Done
+from server.redis_conn import make_redis, outage_log
+from server.redis_store import RedisStore
 from tests.clients import chat_frame, resume_frame, text_of, until_end
 from tests.conftest import Client, MakeClient, chat_body
 from tests.fake_openrouter import FakeOpenRouter, sse_reply
@@ -221,3 +224,41 @@ async def test_a_url_that_caps_connections_is_obeyed_and_every_chat_still_whole(
     results = await asyncio.gather(*[socket_chats(client, n) for n in range(sockets)])
     assert [a for r in results for a in r.values()] == [ANSWER] * sockets * 4
     assert connection_peak() <= 3 + 1, f"{connection_peak()} Redis connections"  # +1: ours
+
+
+async def test_a_listener_elsewhere_that_falls_behind_still_gets_every_event_once(
+    redis_url: str,
+) -> None:
+    """A slow reader on another process leaves the shared read and catches up by itself."""
+    clients = [make_redis(Settings(redis_url=redis_url)) for _ in range(2)]
+    running, following = (RedisStore(c, 300.0, 600.0) for c in clients if c is not None)
+    try:
+        log = await running.create("o:slow", NoRun())
+        await log.append([Delta("t0 ")])
+        got: list[str] = []
+
+        async def read_slowly() -> None:
+            async for _, events in following.read("o:slow", 0):
+                got.extend(e.content if isinstance(e, Delta) else "<end>" for e in events)
+                await asyncio.sleep(0.06)
+
+        reading = asyncio.ensure_future(read_slowly())
+        # Far more flushes than a listener may have waiting (MAX_INBOX) while it sleeps.
+        for n in range(1, 120):
+            await log.append([Delta(f"t{n} ")])
+            await asyncio.sleep(0.005)
+        await log.append([Done("stop", None)])
+        await asyncio.wait_for(reading, 30)
+        assert "".join(got) == "".join(f"t{n} " for n in range(120)) + "<end>"
+    finally:
+        for store in (running, following):
+            await store.close()
+        for client in clients:
+            if client is not None:
+                await client.aclose()
+
+
+class NoRun:
+    def cancel(self) -> None: ...
+
+    def abandon(self) -> None: ...
