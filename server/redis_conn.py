@@ -39,9 +39,11 @@ REDIS_RETRY = Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1)
 # call at a time and its listeners share one blocking read (server/redis_log.py,
 # server/redis_follow.py), so only short commands (a chat's start, a check) use the rest, and
 # a burst of them waits up to REDIS_POOL_WAIT_S for a free one instead of failing. Two
-# workers fit a small plan's cap (Heroku's mini: 20); the URL's max_connections wins.
+# workers fit a small plan's cap (Heroku's mini: 20); the URL's max_connections wins. The
+# wait is long because only a busy pool waits: a Redis that is away refuses the connection
+# at once, and one that does not answer fails each command at the socket timeout.
 REDIS_MAX_CONNECTIONS = 8
-REDIS_POOL_WAIT_S = 5.0
+REDIS_POOL_WAIT_S = 20.0
 
 redis_key: web.AppKey[Redis | None] = web.AppKey("redis")
 

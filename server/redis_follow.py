@@ -76,7 +76,7 @@ class Follower:
         self.streams: dict[str, set[Listener]] = {}
         # A listener that joins while the read blocks wakes it with an entry here.
         self.wake_key, self.wake_id = f"{PREFIX}wake:{process_id}", "0-0"
-        self.reading = self.woken = False
+        self.reading = self.woken = self.closed = False
         self.task: asyncio.Task[None] | None = None
         self.wakes: set[asyncio.Task[None]] = set()
 
@@ -109,10 +109,10 @@ class Follower:
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.wait(tasks)
+            await asyncio.wait(tasks, timeout=2.0)  # see RedisStore.close
 
     async def _run(self) -> None:
-        while self.streams:
+        while self.streams and not self.closed:
             ids: dict[Any, Any] = {
                 stream: f"{min(one.delivered for one in listeners)}-1"
                 for stream, listeners in self.streams.items()

@@ -210,6 +210,7 @@ class LogFlusher:
         self.batch: list[RedisLogWriter] = []
         self.wake = asyncio.Event()
         self.flushing = False
+        self.closed = False  # RedisStore.close(): the loop ends
         self.away: Exception | None = None  # what the last flush failed with
 
     def mark(self, writer: RedisLogWriter) -> None:
@@ -234,7 +235,7 @@ class LogFlusher:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         next_at = 0.0
-        while True:
+        while not self.closed:
             await self.wake.wait()
             if (pause := next_at - loop.time()) > 0:
                 await asyncio.sleep(pause)

@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .errors import ChatIdInUse, ChatNotFound
+from .errors import ChatIdInUse
 from .memory_store import MemoryStore
 from .redis_conn import REDIS_DOWN, store_errors
 from .redis_follow import Follower, read_elsewhere
@@ -35,16 +35,30 @@ from .redis_log import (
 from .store import Live, RunControl, Slice
 
 RENEW_EVERY_S = 5.0
-# A chat's start, in one round trip: its key marked as running here unless it runs already,
-# and the ended chat it replaces, if any, dropped. KEYS: run, log, listeners; ARGV: this
-# process, the mark's expiry in ms.
+# Chat starts, all those waiting in one round trip: each chat's key marked as running here
+# unless it runs already, and the ended chat it replaces, if any, dropped. ARGV: this
+# process, the mark's expiry in ms, then records `len chat` of each chat's key prefix
+# (`chatrelay:chat:{key}:`). The reply has one character per chat: 1 started, 0 running.
 CLAIM = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-redis.call('DEL', KEYS[2], KEYS[3])
-return 1
+local blob, out, pos = ARGV[3], {}, 1
+while pos <= #blob do
+  local space = string.find(blob, ' ', pos, true)
+  local len = tonumber(string.sub(blob, pos, space - 1))
+  local chat = string.sub(blob, space + 1, space + len)
+  pos = space + len + 1
+  if redis.call('SET', chat .. 'run', ARGV[1], 'NX', 'PX', ARGV[2]) then
+    redis.call('DEL', chat .. 'log', chat .. 'listeners')
+    out[#out + 1] = '1'
+  else
+    out[#out + 1] = '0'
+  end
+end
+return table.concat(out)
 """
-# At close, the longest the last flush may take (the chats' ends, at shutdown).
+# At close, the longest the last flush may take (the chats' ends, at shutdown), and then
+# the longest its tasks may take to stop.
 DRAIN_S = 3.0
+CLOSE_WAIT_S = 2.0
 
 
 class SharedControl:
@@ -86,7 +100,10 @@ class RedisStore:
         self.flusher = LogFlusher(redis, retention_s, self._forget)
         self.follower = Follower(redis, self.process_id)
         self._claim = redis.register_script(CLAIM)
+        self.starting: list[tuple[bytes, asyncio.Future[bool]]] = []
+        self.claiming = False
         self.tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
         self.spawn(self.flusher.run())
         self.spawn(self._hear_cancels())
         self.spawn(self._renew())
@@ -97,13 +114,38 @@ class RedisStore:
         task.add_done_callback(self.tasks.discard)
 
     async def create(self, key: str, run: RunControl) -> RedisLogWriter:
-        keys = [run_key(key), log_key(key), listeners_key(key)]
+        started = asyncio.get_running_loop().create_future()
+        self.starting.append((log_key(key)[:-3].encode(), started))
+        if not self.claiming:
+            self.claiming = True
+            self.spawn(self._claim_waiting())
         with store_errors():
-            if not await self._claim(keys=keys, args=[self.process_id, int(RUN_TTL_S * 1000)]):
+            if not await started:
                 raise ChatIdInUse(f"A chat with id {key.partition(':')[2]} is still running")
         local = await self.local.create(key, SharedControl(self, key, run))
         writer = self.running[key] = RedisLogWriter(self.flusher, key, local)
         return writer
+
+    async def _claim_waiting(self) -> None:
+        """Every chat start waiting, in one call; those that come meanwhile in the next.
+        So a burst of starts takes a round trip or two and one connection, not one each."""
+        try:
+            while self.starting:
+                batch, self.starting = self.starting, []
+                records = b"".join(b"%d %s" % (len(chat), chat) for chat, _ in batch)
+                ttl_ms = int(RUN_TTL_S * 1000)
+                try:
+                    reply: bytes = await self._claim(args=[self.process_id, ttl_ms, records])
+                except Exception as error:  # each start raises it: a 503 for Redis away
+                    for _, started in batch:
+                        if not started.done():
+                            started.set_exception(error)
+                    continue
+                for (_, started), code in zip(batch, reply, strict=True):
+                    if not started.done():
+                        started.set_result(code == ord("1"))
+        finally:
+            self.claiming = False
 
     def _forget(self, writer: RedisLogWriter) -> None:
         """Off the running chats once Redis has its end."""
@@ -132,14 +174,13 @@ class RedisStore:
         return self._read_elsewhere(key, after)
 
     async def _read_elsewhere(self, key: str, after: int) -> AsyncIterator[Slice]:
-        if not await self.exists(key):
-            raise ChatNotFound(key.partition(":")[2])
+        # A chat kept nowhere is ChatNotFound from its first check (ended_by).
         async for piece in read_elsewhere(self.redis, self.follower, key, after):
             yield piece
 
     async def _hear_cancels(self) -> None:
         """Stop this process's chats that a cancel elsewhere named; resubscribe after outages."""
-        while True:
+        while not self.closed:
             try:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(CANCEL_CHANNEL)
@@ -155,7 +196,7 @@ class RedisStore:
         """Keep this process's running chats marked as running, all in one round trip."""
         ttl_ms = int(RUN_TTL_S * 1000)
         log_ttl_ms = int(self.retention_s * 1000) + ttl_ms
-        while True:
+        while not self.closed:
             await asyncio.sleep(RENEW_EVERY_S)
             running = [w for w in self.running.values() if not w.memory.ended]
             if not running:
@@ -171,9 +212,16 @@ class RedisStore:
 
     async def close(self) -> None:
         await self.flusher.drain(DRAIN_S)
-        for task in list(self.tasks):
-            task.cancel()
-        if self.tasks:
-            await asyncio.wait(list(self.tasks))
+        # Each loop also stops by the flag, and the wait is bounded: a cancel that lands
+        # inside a redis-py command can be lost, and a close must never hang the shutdown.
+        self.closed = self.flusher.closed = self.follower.closed = True
+        await stop_tasks(self.tasks)
         await self.follower.close()
         await self.local.close()
+
+
+async def stop_tasks(tasks: set[asyncio.Task[None]] | list[asyncio.Task[None]]) -> None:
+    for task in list(tasks):
+        task.cancel()
+    if tasks:
+        await asyncio.wait(list(tasks), timeout=CLOSE_WAIT_S)
