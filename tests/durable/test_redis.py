@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import aiohttp
 import orjson
@@ -134,6 +135,33 @@ async def test_redis_stopped_and_started_mid_run(
     assert text_of(replay) == ANSWER and replay[-1]["finish_reason"] == "stop"
 
 
+@dataclasses.dataclass
+class Restart:
+    """A process about to get SIGTERM, the page's socket to it, and another process that
+    already holds the page's session cookie (one router in front of both)."""
+
+    runner: web.AppRunner
+    ws: aiohttp.ClientWebSocketResponse
+    other: Client
+
+
+@asynccontextmanager
+async def restarting(
+    settings: Settings, make_client: MakeClient, redis_url: str, port: int, grace_s: float
+) -> AsyncIterator[Restart]:
+    app = create_app(dataclasses.replace(settings, redis_url=redis_url, shutdown_grace_s=grace_s))
+    runner = make_runner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    other = await make_client(redis_url=redis_url)
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as browser:
+        await browser.get(f"http://127.0.0.1:{port}/api/profile")
+        other.session.cookie_jar.update_cookies(jar.filter_cookies(other.make_url("/")))
+        ws = await browser.ws_connect(f"http://127.0.0.1:{port}/api/chat/ws")
+        yield Restart(runner, ws, other)
+
+
 async def test_on_shutdown_with_redis_sockets_close_1012_and_the_chat_goes_on_elsewhere(
     settings: Settings,
     fake_openrouter: FakeOpenRouter,
@@ -142,23 +170,14 @@ async def test_on_shutdown_with_redis_sockets_close_1012_and_the_chat_goes_on_el
     make_client: MakeClient,
 ) -> None:
     fake_openrouter.script(sse_reply(WORDS, delay_s=0.05))
-    app = create_app(dataclasses.replace(settings, redis_url=redis_url, shutdown_grace_s=10.0))
-    runner = make_runner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
-    other = await make_client(redis_url=redis_url)
-    jar = aiohttp.CookieJar(unsafe=True)
-    async with aiohttp.ClientSession(cookie_jar=jar) as browser:
-        await browser.get(f"http://127.0.0.1:{unused_tcp_port}/api/profile")
-        ws = await browser.ws_connect(f"http://127.0.0.1:{unused_tcp_port}/api/chat/ws")
-        await ws.send_str(chat_frame("deploy"))
-        frames = [await receive(ws)]
-        shutdown = asyncio.ensure_future(runner.cleanup())
+    async with restarting(settings, make_client, redis_url, unused_tcp_port, 10.0) as restart:
+        await restart.ws.send_str(chat_frame("deploy"))
+        frames = [await receive(restart.ws)]
+        shutdown = asyncio.ensure_future(restart.runner.cleanup())
         # At once, not after the grace: the page reconnects to another process.
-        closed = await asyncio.wait_for(ws.receive(), timeout=2)
+        closed = await asyncio.wait_for(restart.ws.receive(), timeout=2)
         assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == 1012
-        other.session.cookie_jar.update_cookies(jar.filter_cookies(other.make_url("/")))
-        async with other.ws_connect("/api/chat/ws") as again:
+        async with restart.other.ws_connect("/api/chat/ws") as again:
             await again.send_str(resume_frame("deploy", frames[-1]["seq"]))
             frames += await until_end(again, "deploy", timeout_s=10)
     await asyncio.wait_for(shutdown, timeout=15)
@@ -173,21 +192,12 @@ async def test_a_chat_still_running_when_the_grace_ends_ends_with_503_elsewhere(
     make_client: MakeClient,
 ) -> None:
     fake_openrouter.script(HANG)
-    app = create_app(dataclasses.replace(settings, redis_url=redis_url, shutdown_grace_s=0.5))
-    runner = make_runner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
-    other = await make_client(redis_url=redis_url)
-    jar = aiohttp.CookieJar(unsafe=True)
-    async with aiohttp.ClientSession(cookie_jar=jar) as browser:
-        await browser.get(f"http://127.0.0.1:{unused_tcp_port}/api/profile")
-        ws = await browser.ws_connect(f"http://127.0.0.1:{unused_tcp_port}/api/chat/ws")
-        await ws.send_str(chat_frame("cut"))
-        assert (await receive(ws))["content"] == "started"
-        shutdown = asyncio.ensure_future(runner.cleanup())
-        assert (await asyncio.wait_for(ws.receive(), timeout=2)).data == 1012
-        other.session.cookie_jar.update_cookies(jar.filter_cookies(other.make_url("/")))
-        async with other.ws_connect("/api/chat/ws") as again:
+    async with restarting(settings, make_client, redis_url, unused_tcp_port, 0.5) as restart:
+        await restart.ws.send_str(chat_frame("cut"))
+        assert (await receive(restart.ws))["content"] == "started"
+        shutdown = asyncio.ensure_future(restart.runner.cleanup())
+        assert (await asyncio.wait_for(restart.ws.receive(), timeout=2)).data == 1012
+        async with restart.other.ws_connect("/api/chat/ws") as again:
             await again.send_str(resume_frame("cut", 1))
             ended = await until_end(again, "cut", timeout_s=10)
     await asyncio.wait_for(shutdown, timeout=15)

@@ -72,6 +72,15 @@ async def slow_reader(client: Client) -> tuple[asyncio.StreamReader, asyncio.Str
     return await asyncio.open_connection(sock=sock, limit=CLIENT_RCVBUF)
 
 
+def post_raw(writer: asyncio.StreamWriter, path: str, body: bytes) -> None:
+    """A POST of `body` written by hand on a slow_reader connection."""
+    writer.write(
+        b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (path.encode(), len(body), body)
+    )
+
+
 def masked_text_frame(text: str) -> bytes:
     payload = text.encode()
     mask = os.urandom(4)
@@ -135,10 +144,7 @@ async def test_http_client_that_stops_reading_pauses_upstream(
     fake_openrouter.script(reply)
     reader, writer = await slow_reader(client)
     body = orjson.dumps(chat_body())
-    writer.write(
-        b"POST /api/chat/openrouter HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-    )
+    post_raw(writer, "/api/chat/openrouter", body)
 
     sent = await stalled(steps)
     assert 0 < sent < STALL_LIMIT_BYTES, sent

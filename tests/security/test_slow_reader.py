@@ -12,7 +12,13 @@ import pytest
 
 from tests.conftest import MakeClient, chat_body
 from tests.fake_openrouter import FakeOpenRouter
-from tests.security.test_backpressure import ANSWER_BYTES, huge_reply, slow_reader, stalled
+from tests.security.test_backpressure import (
+    ANSWER_BYTES,
+    huge_reply,
+    post_raw,
+    slow_reader,
+    stalled,
+)
 
 
 def first_chat_line(caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
@@ -29,10 +35,7 @@ async def test_a_client_that_reads_nothing_is_dropped_and_its_chat_stopped(
     fake_openrouter.script(reply)
     reader, writer = await slow_reader(client)
     body = orjson.dumps(chat_body())
-    writer.write(
-        b"POST /api/chat/openrouter HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-    )
+    post_raw(writer, "/api/chat/openrouter", body)
     await stalled(steps)
     # Upstream is closed once the client has accepted nothing for the write timeout.
     await fake_openrouter.requests[0].wait_dropped_by_relay(timeout_s=10)
@@ -86,10 +89,7 @@ async def test_a_v1_client_that_reads_nothing_is_dropped_and_its_chat_stopped(
     body = orjson.dumps(
         {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
     )
-    writer.write(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-    )
+    post_raw(writer, "/v1/chat/completions", body)
     await stalled(steps)
     await fake_openrouter.requests[0].wait_dropped_by_relay(timeout_s=10)
     received = b""
