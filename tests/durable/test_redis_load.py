@@ -222,9 +222,11 @@ async def test_hundreds_of_listeners_on_another_process_follow_live_on_few_conne
 async def test_a_url_that_caps_connections_is_obeyed_and_every_chat_still_whole(
     make_client: MakeClient,
     fake_openrouter: FakeOpenRouter,
-    redis_url: str,
+    make_redis_server: Callable[..., RedisServer],
 ) -> None:
-    # A small plan's cap shared by several processes: 3 each, the least that works.
+    # A small plan's cap shared by several processes: 3 each, the least that works. A
+    # redis-server of its own, so no earlier test's closing connections are counted.
+    redis_url = make_redis_server().url
     sockets = 10
     fake_openrouter.script(*[sse_reply(WORDS, delay_s=0.05) for _ in range(sockets * 4)])
     client = await make_client(redis_url=f"{redis_url}?max_connections=3", **NO_LIMITS)
