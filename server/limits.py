@@ -3,7 +3,7 @@
 A chat counts against its client address and, when it runs on the user's own key, against
 that key too: a fresh fake key buys no new chats, and one key cannot spread its chats over
 many addresses. Counts live in Redis with REDIS_URL (every process shares them,
-`server/redis_limits.py`), else in this process's memory (MemoryLimitStore, here).
+`server/redis_conn.py`), else in this process's memory (MemoryLimitStore, here).
 
 Two kinds of count, both all-or-nothing over several keys (a chat counts against its
 address *and* its user key at once): a rate (token bucket, `per_minute` at once, refilled
@@ -26,8 +26,7 @@ from aiohttp import web
 from .config import Settings, settings_key
 from .errors import ChatStoreUnavailable, TooManyChats
 from .profile import Profile
-from .redis_conn import redis_key
-from .redis_limits import RedisLimitStore
+from .redis_conn import RedisLimitStore, redis_key
 
 SLOT_RETRY_AFTER_S = 10
 # Past this many tracked keys, idle buckets are dropped: rotating addresses cost no memory.

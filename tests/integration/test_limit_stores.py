@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from server.errors import ChatStoreUnavailable
 from server.limits import LimitStore, MemoryLimitStore
-from server.redis_limits import KEY_PREFIX, RedisLimitStore
+from server.redis_conn import LIMIT_KEY_PREFIX, RedisLimitStore
 from tests.redis_server import RedisServer
 
 
@@ -99,8 +99,8 @@ async def test_every_key_expires(redis: Redis) -> None:
     try:
         await store.take_rate(["a"], 10)
         assert await store.take_slots(["x"], 1) is not None
-        assert 0 < await redis.pttl(KEY_PREFIX + "a") <= 60_000
-        assert 0 < await redis.pttl(KEY_PREFIX + "x") <= 5_000
+        assert 0 < await redis.pttl(LIMIT_KEY_PREFIX + "a") <= 60_000
+        assert 0 < await redis.pttl(LIMIT_KEY_PREFIX + "x") <= 5_000
     finally:
         await store.aclose()
 
