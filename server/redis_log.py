@@ -1,22 +1,34 @@
-"""A chat's log in Redis: one Stream per chat, one entry per flush of its new events, the
-entry's id the seq of its last event, so a listener reads on from the last seq it has with
-XREAD; and the process's one writer of those entries (LogFlusher)."""
+"""A chat's log in Redis, written and followed: one Stream per chat, one entry per flush of
+its new events, the entry's id the seq of its last event, so a listener reads on from the
+last seq it has with XREAD.
+
+The process's one writer of those entries (LogFlusher) sends every chat's new events in
+one round trip. Listeners of this process on chats that run on another one first catch up
+by themselves with short, non-blocking XREADs from their seq (a replay, in bounded
+batches); then they wait for new entries on the process's one blocking XREAD over every
+followed stream (Follower), so a thousand listeners hold one connection, not a thousand.
+A listener that falls behind that shared read goes back to catching up by itself.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from functools import partial
+from typing import Any, TypeVar
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from .errors import ChatNotFound, ChatStoreUnavailable
 from .events import Delta, Done, Failed, LogEvent, Reasoning
 from .memory_store import MemoryLog, MemoryLogWriter
-from .redis_conn import outage_log
+from .redis_conn import REDIS_DOWN, outage_log
+from .store import Slice
 
 PREFIX = "chatrelay:chat:"
 # Entries a stream keeps (one per upstream read, or a bounded re-sync batch): a chat keeps
@@ -305,3 +317,228 @@ class LogFlusher:
             size += len(data)
             planned.append((writer, last))
         return planned, records
+
+
+# Following: listeners of this process on chats that run on another one.
+
+# The shared XREAD blocks for less than the client's socket timeout (server/redis_conn.py);
+# a listener that heard nothing for this long checks that its chat still runs somewhere.
+BLOCK_MS = 5000
+READ_ENTRIES = 64
+# Entries the shared read holds for one listener before it must catch up by itself.
+MAX_INBOX = 16
+# A listener waits this long for Redis to come back before it gives up (503).
+OUTAGE_WAIT_S = 30.0
+PRESENCE_TTL_S = 3 * BLOCK_MS / 1000
+LOST = Failed(503, "The chat stopped: the server running it went away")
+T = TypeVar("T")
+Entry = tuple[Any, dict[bytes, bytes]]
+
+
+class Listener:
+    """One listener's place in the shared read: the entries it was handed, not yet taken."""
+
+    __slots__ = ("arrived", "delivered", "inbox")
+
+    def __init__(self, seq: int) -> None:
+        self.delivered = seq  # the seq of the last entry handed to it
+        self.inbox: list[Entry] | None = []  # None: fell behind, catch up by yourself
+        self.arrived: asyncio.Future[None] | None = None
+
+    def hand(self, item: Entry) -> None:
+        if self.inbox is not None:
+            self.inbox.append(item)
+            if len(self.inbox) > MAX_INBOX:
+                self.inbox = None
+        if self.arrived is not None and not self.arrived.done():
+            self.arrived.set_result(None)
+
+    async def take(self) -> list[Entry] | None:
+        """What arrived (waiting up to BLOCK_MS for something); None when behind."""
+        if self.inbox == []:
+            self.arrived = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived, BLOCK_MS / 1000)
+            self.arrived = None
+        taken, self.inbox = self.inbox, ([] if self.inbox is not None else None)
+        return taken
+
+
+class Follower:
+    """This process's one blocking XREAD over every stream its listeners follow."""
+
+    def __init__(self, redis: Redis, process_id: str) -> None:
+        self.redis = redis
+        self.streams: dict[str, set[Listener]] = {}
+        # A listener that joins while the read blocks wakes it with an entry here.
+        self.wake_key, self.wake_id = f"{PREFIX}wake:{process_id}", "0-0"
+        self.reading = self.woken = self.closed = False
+        self.task: asyncio.Task[None] | None = None
+        self.wakes: set[asyncio.Task[None]] = set()
+
+    def join(self, stream: str, listener: Listener) -> None:
+        self.streams.setdefault(stream, set()).add(listener)
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._run())
+        elif self.reading and not self.woken:
+            self.woken = True
+            wake = asyncio.ensure_future(self._wake())
+            self.wakes.add(wake)
+            wake.add_done_callback(self.wakes.discard)
+
+    def leave(self, stream: str, listener: Listener) -> None:
+        listeners = self.streams.get(stream)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del self.streams[stream]
+
+    async def _wake(self) -> None:
+        with contextlib.suppress(*REDIS_DOWN):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await pipe.xadd(self.wake_key, {"w": 1}, maxlen=1, approximate=False)
+                await pipe.pexpire(self.wake_key, 60_000)
+                await pipe.execute()
+
+    async def close(self) -> None:
+        tasks = [*self.wakes, *([self.task] if self.task is not None else [])]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)  # see RedisStore.close
+
+    async def _run(self) -> None:
+        while self.streams and not self.closed:
+            ids: dict[Any, Any] = {
+                stream: f"{min(one.delivered for one in listeners)}-1"
+                for stream, listeners in self.streams.items()
+            }
+            ids[self.wake_key] = self.wake_id
+            self.reading, self.woken = True, False
+            try:
+                reply: Any = await self.redis.xread(ids, count=READ_ENTRIES, block=BLOCK_MS)
+            except Exception as error:  # whatever it was, the next read retries
+                # Listeners find out by themselves, each within BLOCK_MS (see read_elsewhere).
+                if not isinstance(error, REDIS_DOWN):
+                    outage_log.failed(error)
+                await asyncio.sleep(0.2)
+                continue
+            finally:
+                self.reading = False
+            for name, entries in reply or []:
+                stream = name.decode()
+                if stream == self.wake_key:
+                    self.wake_id = entries[-1][0]
+                    continue
+                for listener in self.streams.get(stream, ()):
+                    for item in entries:
+                        seq = entry_seq(item[0])
+                        if seq > listener.delivered:
+                            listener.delivered = seq
+                            listener.hand(item)
+
+
+async def read_elsewhere(
+    redis: Redis, follower: Follower, key: str, after: int
+) -> AsyncIterator[Slice]:
+    """Follow a chat through its Redis Stream, whichever process runs it."""
+    seq, stream, presence = after, log_key(key), Presence(redis, key)
+    try:
+        if await ended_by(redis, key, seq):
+            return
+        while True:
+            await presence.renew()
+            # Catch up by itself, in bounded reads that never block.
+            while True:
+                reply: Any = await patient(
+                    partial(redis.xread, {stream: f"{seq}-1"}, count=READ_ENTRIES)
+                )
+                entries: list[Entry] = reply[0][1] if reply else []
+                for first, events in new_events(key, seq, entries):
+                    yield first, events
+                    seq += len(events)
+                    if isinstance(events[-1], Done | Failed):
+                        return
+                if len(entries) < READ_ENTRIES:
+                    break
+            # Then live, on the shared read, until it leaves this listener behind.
+            listener = Listener(seq)
+            follower.join(stream, listener)
+            try:
+                while (taken := await listener.take()) is not None:
+                    if not taken and await ended_by(redis, key, seq):
+                        return
+                    for first, events in new_events(key, seq, taken):
+                        yield first, events
+                        seq += len(events)
+                        if isinstance(events[-1], Done | Failed):
+                            return
+                    await presence.renew()
+            finally:
+                follower.leave(stream, listener)
+    finally:
+        await presence.end()
+
+
+class Presence:
+    """A listener elsewhere counts as listening: the run's process asks before abandoning."""
+
+    def __init__(self, redis: Redis, key: str) -> None:
+        self.redis, self.key = redis, listeners_key(key)
+        self.member, self.until = secrets.token_hex(8), 0.0
+
+    async def renew(self) -> None:
+        if time.time() > self.until - PRESENCE_TTL_S / 2:
+            self.until = time.time() + PRESENCE_TTL_S
+            await patient(partial(self.redis.zadd, self.key, {self.member: self.until * 1000}))
+
+    async def end(self) -> None:
+        # Should Redis be away, the presence lapses by itself.
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.redis.zrem(self.key, self.member)
+
+
+def new_events(key: str, seq: int, entries: list[Entry]) -> list[Slice]:
+    """The entries' events after `seq`, as slices; a gap (trimmed past MAXLEN) is a 404."""
+    slices: list[Slice] = []
+    for _, fields in entries:
+        first, events = read_entry(fields)
+        if first > seq + 1:
+            raise ChatNotFound(key.partition(":")[2])
+        events = events[seq + 1 - first :]
+        if events:
+            slices.append((seq + 1, events))
+            seq += len(events)
+    return slices
+
+
+async def ended_by(redis: Redis, key: str, seq: int) -> bool:
+    """Whether a listener that has `seq` has seen the chat's end; a chat that runs nowhere
+    and has no end (its process died) ends now with LOST."""
+    if await patient(partial(redis.exists, run_key(key))):
+        return False
+    newest: Any = await patient(partial(redis.xrevrange, log_key(key), count=1))
+    if not newest:
+        raise ChatNotFound(key.partition(":")[2])
+    _, events = read_entry(newest[0][1])
+    if isinstance(events[-1], Done | Failed):
+        return entry_seq(newest[0][0]) <= seq
+    # Running nowhere and no final event: its process died. End it for every listener,
+    # once (another listener may have been first), not leave them open forever.
+    lost_seq = entry_seq(newest[0][0]) + 1
+    with contextlib.suppress(ResponseError):
+        lost = partial(redis.xadd, log_key(key), entry(lost_seq, [LOST]), id=f"{lost_seq}-1")
+        await patient(lost)
+    return False
+
+
+async def patient(command: Callable[[], Awaitable[T]]) -> T:
+    """A listener's command, waiting out a Redis restart of up to OUTAGE_WAIT_S."""
+    deadline = time.monotonic() + OUTAGE_WAIT_S
+    while True:
+        try:
+            return await command()
+        except REDIS_DOWN:
+            if time.monotonic() > deadline:
+                raise ChatStoreUnavailable() from None
+            await asyncio.sleep(0.2)

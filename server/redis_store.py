@@ -2,11 +2,11 @@
 
 The process running a chat keeps its log in memory too (a MemoryStore), so its own
 listeners never wait on Redis; the process's one LogFlusher writes every chat's new events
-up to Redis in one pipelined round trip (server/redis_log.py), and listeners on other
-processes follow through the streams (server/redis_follow.py). A cancel is published to
-every process; the one running the chat stops it. Redis going away fails new chats (503);
-running ones go on for their own listeners, and their log is written up to Redis once it is
-back, so nobody elsewhere sees a gap.
+up to Redis in one pipelined round trip, and listeners on other processes follow through
+the streams (both in server/redis_log.py). A cancel is published to every process; the one
+running the chat stops it. Redis going away fails new chats (503); running ones go on for
+their own listeners, and their log is written up to Redis once it is back, so nobody
+elsewhere sees a gap.
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ from redis.asyncio import Redis
 from .errors import ChatIdInUse
 from .memory_store import MemoryStore
 from .redis_conn import REDIS_DOWN, store_errors
-from .redis_follow import Follower, read_elsewhere
 from .redis_log import (
     CANCEL_CHANNEL,
     RUN_TTL_S,
+    Follower,
     LogFlusher,
     RedisLogWriter,
     listeners_key,
     log_key,
+    read_elsewhere,
     run_key,
 )
 from .store import Live, RunControl, Slice
