@@ -32,12 +32,12 @@ from aiohttp.streams import StreamReader
 from bench.loops import run_fast
 from bench.tokens import tail_events, token, token_events
 from server.chat import stream_chat
-from server.events import Delta, LogEvent
 from server.http_route import text_bytes
 from server.memory_store import MemoryStore
 from server.openrouter import Batches
 from server.runner import Registry
 from server.runs import Run
+from server.store import Delta, LogEvent
 from server.telemetry import ChatObserver
 from server.upstream_answer import Answer, KeyRedactor, SilenceWatchdog
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from bench import procs
 from bench.loops import run_fast
 from server.config import Settings
-from server.events import Delta
 from server.redis_conn import make_redis
 from server.redis_store import RedisStore
+from server.store import Delta
 
 
 class Run:

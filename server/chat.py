@@ -7,8 +7,8 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Literal, Protocol, overload
 
 from .errors import UpstreamError
-from .events import ChatEvent, Chunks, Done
 from .openrouter import Upstream
+from .store import ChatEvent, Chunks, Done
 from .telemetry import ChatObserver
 from .wire import Batch, read_batch
 

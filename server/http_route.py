@@ -18,13 +18,12 @@ from multidict import CIMultiDictProxy
 
 from .config import settings_key
 from .errors import BadRequest, ChatError, ClientTooSlow
-from .events import Delta, Done, Failed, LogEvent, merged
 from .http_io import error_response, read_json
 from .limits import admit_chat
 from .profile import chat_owner, check_api_key, request_profile
 from .request import ChatRequest, parse_chat_request
 from .runs import chat_key, runs_key
-from .store import chat_store_key
+from .store import Delta, Done, Failed, LogEvent, chat_store_key, merged
 from .upstream_answer import SilenceWatchdog
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,17 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 
 from .errors import ChatIdInUse, ChatNotFound
-from .events import Delta, Final, LogEvent, Reasoning
-from .store import MAX_READ_CHARS, MAX_READ_EVENTS, Live, RunControl, Slice
+from .store import (
+    MAX_READ_CHARS,
+    MAX_READ_EVENTS,
+    Delta,
+    Final,
+    Live,
+    LogEvent,
+    Reasoning,
+    RunControl,
+    Slice,
+)
 
 MAX_CHAT_CHARS = 16 * 1024 * 1024
 MAX_STORE_CHARS = 256 * 1024 * 1024

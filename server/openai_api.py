@@ -23,7 +23,6 @@ from aiohttp.typedefs import Handler
 from .chat import stream_chat
 from .config import settings_key
 from .errors import ChatError, ClientTooSlow, InternalError, UpstreamError
-from .events import Chunks, Done
 from .http_io import json_response, read_json
 from .http_route import LazyStart, client_writes
 from .limits import ChatLease, admit_chat
@@ -32,6 +31,7 @@ from .openrouter import openrouter_key
 from .profile import Profile, cached_models, check_api_key, is_header_safe, request_profile
 from .request import CompletionRequest, parse_completion_request
 from .runs import running_chat
+from .store import Chunks, Done
 from .telemetry import ChatObserver, metrics_key
 
 log = logging.getLogger(__name__)

@@ -25,10 +25,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from .errors import ChatNotFound, ChatStoreUnavailable
-from .events import Delta, Done, Failed, LogEvent, Reasoning
 from .memory_store import MemoryLog, MemoryLogWriter
 from .redis_conn import REDIS_DOWN, outage_log
-from .store import Slice
+from .store import Delta, Done, Failed, LogEvent, Reasoning, Slice
 
 PREFIX = "chatrelay:chat:"
 # Entries a stream keeps (one per upstream read, or a bounded re-sync batch): a chat keeps

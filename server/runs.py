@@ -20,13 +20,22 @@ from aiohttp import web
 from .chat import stream_chat
 from .config import settings_key
 from .errors import ChatError, ChatNotFound, ChatTooLong, InternalError, ServerShuttingDown
-from .events import ChatEvent, Done, Failed, Final, LogEvent
 from .limits import ChatLease
 from .openrouter import openrouter_key
 from .redis_conn import redis_key
 from .request import ChatRequest
 from .runner import Registry, registry_key
-from .store import ChatLog, ChatStore, chat_store_key, open_store
+from .store import (
+    ChatEvent,
+    ChatLog,
+    ChatStore,
+    Done,
+    Failed,
+    Final,
+    LogEvent,
+    chat_store_key,
+    open_store,
+)
 from .telemetry import ChatObserver, metrics_key
 
 log = logging.getLogger(__name__)

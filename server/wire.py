@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from .errors import ChatError, UpstreamError
-from .events import Delta, Reasoning
+from .store import Delta, Reasoning
 
 # SPEC "Limits": one event over this ends the chat. A hostile upstream that never sends the
 # blank line (or never ends a line) would otherwise grow one event without limit.

@@ -19,14 +19,13 @@ from aiohttp.abc import AbstractStreamWriter
 
 from .config import settings_key
 from .errors import BadRequest, ChatError, ChatIdInUse, ChatNotFound, InternalError, TooManyChats
-from .events import Delta, Done, Failed, LogEvent, Reasoning, Text, merged
 from .http_io import clock_of, decode_json
 from .limits import admit_chat, socket_slot
 from .profile import Profile, check_api_key, request_profile, socket_chat_owner
 from .request import parse_chat_request
 from .runner import registry_key
 from .runs import chat_key, runs_key
-from .store import chat_store_key
+from .store import Delta, Done, Failed, LogEvent, Reasoning, Text, chat_store_key, merged
 from .telemetry import metrics_key
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import pytest
 
 from server import memory_store
 from server.errors import ChatNotFound
-from server.events import Delta, Done, LogEvent, Reasoning
 from server.memory_store import MemoryStore
+from server.store import Delta, Done, LogEvent, Reasoning
 from tests.store.test_store import FakeRun, read_all
 
 

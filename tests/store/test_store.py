@@ -8,8 +8,16 @@ from collections.abc import Sequence
 import pytest
 
 from server.errors import ChatIdInUse, ChatNotFound
-from server.events import Delta, Done, Failed, LogEvent, Reasoning
-from server.store import MAX_READ_CHARS, MAX_READ_EVENTS, ChatStore
+from server.store import (
+    MAX_READ_CHARS,
+    MAX_READ_EVENTS,
+    ChatStore,
+    Delta,
+    Done,
+    Failed,
+    LogEvent,
+    Reasoning,
+)
 from tests.store.conftest import MakeStore
 
 

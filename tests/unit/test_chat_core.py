@@ -12,9 +12,9 @@ import pytest
 
 from server.chat import stream_chat
 from server.errors import BadRequest, UpstreamError
-from server.events import ChatEvent, Delta, Done, Reasoning
 from server.openrouter import Batches
 from server.request import parse_chat_request
+from server.store import ChatEvent, Delta, Done, Reasoning
 from server.telemetry import ChatObserver
 from server.wire import read_batch
 from tests.conftest import chat_body

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from server.events import Delta, Reasoning
+from server.store import Delta, Reasoning
 from server.wire import ChunkReader, read_batch, read_completion
 from tests.fake_openrouter import chunk, completion_reply
 
