@@ -31,10 +31,9 @@ from aiohttp.streams import StreamReader
 
 from bench.loops import run_fast
 from bench.tokens import tail_events, token, token_events
-from server.chat import stream_chat
 from server.http_route import text_bytes
 from server.memory_store import MemoryStore
-from server.openrouter import Batches
+from server.openrouter import Batches, stream_chat
 from server.runner import Registry
 from server.runs import Run
 from server.store import Delta, LogEvent

@@ -20,14 +20,13 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .chat import stream_chat
 from .config import settings_key
 from .errors import ChatError, ClientTooSlow, InternalError, UpstreamError
 from .http_io import json_response, read_json
 from .http_route import LazyStart, client_writes
 from .limits import ChatLease, admit_chat
 from .openai_completion import CompletionBuilder
-from .openrouter import openrouter_key
+from .openrouter import openrouter_key, stream_chat
 from .profile import Profile, cached_models, check_api_key, is_header_safe, request_profile
 from .request import CompletionRequest, parse_completion_request
 from .runs import running_chat

@@ -17,11 +17,10 @@ from typing import cast
 
 from aiohttp import web
 
-from .chat import stream_chat
 from .config import settings_key
 from .errors import ChatError, ChatNotFound, ChatTooLong, InternalError, ServerShuttingDown
 from .limits import ChatLease
-from .openrouter import openrouter_key
+from .openrouter import openrouter_key, stream_chat
 from .redis_conn import redis_key
 from .request import ChatRequest
 from .runner import Registry, registry_key

@@ -10,9 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from server.chat import stream_chat
 from server.errors import BadRequest, UpstreamError
-from server.openrouter import Batches
+from server.openrouter import Batches, stream_chat
 from server.request import parse_chat_request
 from server.store import ChatEvent, Delta, Done, Reasoning
 from server.telemetry import ChatObserver
