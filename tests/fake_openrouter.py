@@ -23,7 +23,9 @@ from typing import Any, Literal
 import orjson
 from aiohttp import web
 
-Step = bytes | float | Literal["hang", "drop"]
+# An asyncio.Event step holds the stream until the test sets it: a pause that ends when the
+# test says so, not after a time a loaded machine may overrun.
+Step = bytes | float | asyncio.Event | Literal["hang", "drop"]
 
 MODELS = [
     {"id": "openai/gpt-4o-mini", "name": "OpenAI: GPT-4o-mini", "context_length": 128000},
@@ -282,6 +284,8 @@ class FakeOpenRouter:
                 await response.write(step)
             elif isinstance(step, float):
                 await asyncio.sleep(step)
+            elif isinstance(step, asyncio.Event):
+                await step.wait()
             elif step == "hang":
                 await asyncio.sleep(3600)
             elif step == "drop":

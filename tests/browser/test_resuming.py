@@ -4,6 +4,8 @@ asked once."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
@@ -19,8 +21,9 @@ FIRST = ["One, ", "two, ", "three. "]
 SECOND = ["Four, ", "five, ", "six."]
 
 
-def answer_with_a_pause(pause_s: float = 2.5) -> Reply:
-    steps: list[Step] = [COMMENT, *(event(chunk(t)) for t in FIRST), pause_s]
+def answer_with_a_pause(resume: asyncio.Event) -> Reply:
+    """FIRST, then nothing until the test sets `resume`, then SECOND and the end."""
+    steps: list[Step] = [COMMENT, *(event(chunk(t)) for t in FIRST), resume]
     steps += [event(chunk(t)) for t in SECOND]
     return Reply(steps=[*steps, *sse_reply([]).steps[1:]])
 
@@ -42,12 +45,14 @@ def drop_every_connection(server: TestServer) -> None:
 async def test_a_reload_mid_answer_resumes_it_exactly(
     open_page: OpenPage, fake_openrouter: FakeOpenRouter
 ) -> None:
-    fake_openrouter.script(answer_with_a_pause())
-    page = await open_page(upstream_timeout_s=10.0)
+    resume = asyncio.Event()
+    fake_openrouter.script(answer_with_a_pause(resume))
+    page = await open_page(upstream_timeout_s=30.0)
     await send_message(page, "count to six")
     await expect(last_answer(page)).to_have_text("".join(FIRST).strip())
 
     await page.reload()
+    resume.set()
 
     await ends_exact(page)
     assert len(fake_openrouter.requests) == 1
@@ -56,8 +61,9 @@ async def test_a_reload_mid_answer_resumes_it_exactly(
 async def test_a_dropped_socket_resumes_the_answer_exactly(
     open_page: OpenPage, serve: Serve, fake_openrouter: FakeOpenRouter
 ) -> None:
-    fake_openrouter.script(answer_with_a_pause())
-    server = await serve(upstream_timeout_s=10.0)
+    resume = asyncio.Event()
+    fake_openrouter.script(answer_with_a_pause(resume))
+    server = await serve(upstream_timeout_s=30.0)
     page = await open_page(server)
     await send_message(page, "count to six")
     await expect(last_answer(page)).to_have_text("".join(FIRST).strip())
@@ -66,6 +72,7 @@ async def test_a_dropped_socket_resumes_the_answer_exactly(
 
     await expect(page.locator("#connection")).to_contain_text("Connection lost")
     await expect(answers(page).last).to_have_attribute("data-status", "streaming")
+    resume.set()
     await ends_exact(page)
     assert len(fake_openrouter.requests) == 1
     assert not fake_openrouter.requests[0].disconnected
@@ -74,8 +81,9 @@ async def test_a_dropped_socket_resumes_the_answer_exactly(
 async def test_a_second_tab_follows_and_takes_over_when_the_first_closes(
     open_page: OpenPage, fake_openrouter: FakeOpenRouter
 ) -> None:
-    fake_openrouter.script(answer_with_a_pause(3.0))
-    first = await open_page(upstream_timeout_s=10.0)
+    resume = asyncio.Event()
+    fake_openrouter.script(answer_with_a_pause(resume))
+    first = await open_page(upstream_timeout_s=30.0)
     await send_message(first, "count to six")
     await expect(last_answer(first)).to_have_text("".join(FIRST).strip())
     second = await first.context.new_page()
@@ -83,6 +91,7 @@ async def test_a_second_tab_follows_and_takes_over_when_the_first_closes(
     await expect(last_answer(second)).to_have_text("".join(FIRST).strip())
 
     await first.close()
+    resume.set()
 
     await ends_exact(second)
     assert len(fake_openrouter.requests) == 1
