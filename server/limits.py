@@ -16,7 +16,6 @@ import hashlib
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
@@ -205,9 +204,10 @@ async def admit_chat(request: web.Request, profile: Profile) -> ChatLease:
     return chat
 
 
-@asynccontextmanager
-async def socket_slot(request: web.Request) -> AsyncIterator[None]:
-    """Hold one of the address's MAX_SOCKETS_PER_CLIENT WebSocket slots while inside.
+async def take_socket_slot(request: web.Request) -> Lease | None:
+    """One of the address's MAX_SOCKETS_PER_CLIENT WebSocket slots, to release when the
+    socket closes (None: no cap). A lease, not a context manager: the socket holds it for
+    its whole life, and a suspended generator is memory every idle socket would carry.
 
     TooManyChats (429) when none is free. Redis being away must not take the page's
     socket (resumes and errors travel on it) down with it: the count falls back to this
@@ -216,9 +216,8 @@ async def socket_slot(request: web.Request) -> AsyncIterator[None]:
     limits = request.app[limits_key]
     cap = limits.settings.max_sockets_per_client
     if cap <= 0:
-        yield
-        return
-    keys = ["sockets:addr:" + client_address(request)]
+        return None
+    keys = ("sockets:addr:" + client_address(request),)
     try:
         lease = await limits.store.take_slots(keys, cap)
     except ChatStoreUnavailable:
@@ -228,10 +227,7 @@ async def socket_slot(request: web.Request) -> AsyncIterator[None]:
             f"At most {cap} WebSocket connections per client address",
             retry_after=SLOT_RETRY_AFTER_S,
         )
-    try:
-        yield
-    finally:
-        await lease.release()
+    return lease
 
 
 async def check_login_rate(request: web.Request) -> None:

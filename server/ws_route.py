@@ -16,11 +16,12 @@ from typing import Any
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp_session import SESSION_KEY
 
 from .config import settings_key
 from .errors import BadRequest, ChatError, ChatIdInUse, ChatNotFound, InternalError, TooManyChats
 from .http_io import clock_of, decode_json
-from .limits import admit_chat, socket_slot
+from .limits import admit_chat, take_socket_slot
 from .profile import Profile, check_api_key, request_profile, socket_chat_owner
 from .request import parse_chat_request
 from .runner import registry_key
@@ -46,7 +47,13 @@ UNCLOCKED_LINGER_S = 0.5
 class ChatWebSocketResponse(web.WebSocketResponse):
     """Reads out an oversized message before closing with MESSAGE_TOO_BIG (1009)."""
 
-    _request: web.BaseRequest | None = None
+    # A slot, not an attribute: one more key in the response's __dict__ made Python copy
+    # that dict when aiohttp set its own `_waiting` later, 1.5 KiB per open socket.
+    __slots__ = ("_request",)
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._request: web.BaseRequest | None = None
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter:
         self._request = request
@@ -150,7 +157,10 @@ class ChatSocket:
             await self.ws.send_frame(frame, WSMsgType.TEXT)
 
     async def receive_frames(self) -> None:
-        async for message in self.ws:
+        while True:  # not `async for`: its __anext__ would be one more frame per idle socket
+            message = await self.ws.receive()
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
             if message.type is WSMsgType.TEXT:
                 await self.handle_text(message.data)
             elif message.type is WSMsgType.BINARY:
@@ -268,8 +278,12 @@ async def chat_ws(request: web.Request) -> web.WebSocketResponse:
         # What a slow reader's socket may buffer before sends wait (aiohttp's default 256 KiB).
         writer_limit=WRITER_LIMIT_BYTES,
     )
-    async with socket_slot(request):
+    slot = await take_socket_slot(request)
+    try:
         owner = await socket_chat_owner(request, ws)
+        # The socket's chats need only the profile and the owner, both read by now: the
+        # session itself would be memory held for the socket's whole life.
+        request.pop(SESSION_KEY, None)
         await ws.prepare(request)
         registry = request.app[registry_key]
         registry.sockets.add(ws)
@@ -281,6 +295,9 @@ async def chat_ws(request: web.Request) -> web.WebSocketResponse:
         finally:
             sockets_open.dec()
             await socket.close()
+    finally:
+        if slot is not None:
+            await slot.release()
     return ws
 
 

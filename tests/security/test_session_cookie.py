@@ -78,3 +78,17 @@ async def test_a_cookie_made_with_another_secret_is_ignored(
     other.session.cookie_jar.update_cookies(cookie, other.make_url("/"))
     async with other.get("/api/profile") as response:
         assert (await response.json())["source"] == "server"
+
+
+async def test_a_cookieless_socket_gets_the_session_cookie_with_the_same_flags(
+    make_peer_client: MakeClient,
+) -> None:
+    """The handshake makes the session its chats are owned by (Durable chats: ownership)."""
+    client = await make_peer_client()
+    async with client.ws_connect("/api/chat/ws", headers={TEST_SCHEME: "https"}):
+        pass
+    [morsel] = [m for m in client.session.cookie_jar if m.key == COOKIE]
+    assert (morsel["httponly"], morsel["samesite"], morsel["secure"]) == (True, "Lax", True)
+    assert int(morsel["max-age"]) > 0
+    plain = Fernet(SESSION_SECRET.encode()).decrypt(morsel.value.encode())
+    assert b"chat_owner" in plain
