@@ -264,9 +264,10 @@ class FakeOpenRouter:
     ) -> web.StreamResponse:
         if reply.status != 200:
             return web.Response(
-                status=reply.status, body=b"".join(s for s in reply.steps if isinstance(s, bytes)),
+                status=reply.status,
+                body=b"".join(s for s in reply.steps if isinstance(s, bytes)),
                 headers={"Content-Type": "application/json", **reply.headers},
-            )  # fmt: skip
+            )
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", **reply.headers}
         )

@@ -47,8 +47,11 @@ async def test_a_message_streams_in_and_lands_exactly(
     question, answer = stored[0]["messages"]
     assert (question["role"], question["content"]) == ("user", "Say hello")
     assert (answer["role"], answer["content"], answer["status"], answer["model"]) == (
-        "assistant", "".join(tokens), "done", "openai/gpt-4o-mini"
-    )  # fmt: skip
+        "assistant",
+        "".join(tokens),
+        "done",
+        "openai/gpt-4o-mini",
+    )
     [request] = fake_openrouter.requests
     assert request.body["messages"] == [{"role": "user", "content": "Say hello"}]
     assert request.body["model"] == "openai/gpt-4o-mini"

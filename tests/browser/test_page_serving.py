@@ -15,8 +15,13 @@ async def test_page_files_carry_the_security_headers(make_client: MakeClient, pa
     response = await client.get(path)
     assert response.status == 200
     csp = response.headers["Content-Security-Policy"]
-    for directive in ("script-src 'self'", "style-src 'self'", "connect-src 'self'",
-                      "frame-ancestors 'none'", "default-src 'none'"):  # fmt: skip
+    for directive in (
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "default-src 'none'",
+    ):
         assert directive in csp
     assert "unsafe-inline" not in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"

@@ -16,8 +16,9 @@ from server.telemetry import AccessLogger, JsonFormatter, logging_config
 
 def record(message: str, *args: object, **extra: Any) -> logging.LogRecord:
     logger = logging.getLogger("server.chat")
-    return logger.makeRecord("server.chat", logging.INFO, __file__, 1, message, args, None,
-                             extra=extra)  # fmt: skip
+    return logger.makeRecord(
+        "server.chat", logging.INFO, __file__, 1, message, args, None, extra=extra
+    )
 
 
 def test_json_line_has_time_level_logger_message_and_extra_fields() -> None:

@@ -107,11 +107,17 @@ async def start_honcho(
         )
         env.update(env_overrides)
         env = {key: value for key, value in env.items() if value != ""}
+        command = ["-m", "honcho", "start", "--no-colour", "-f", "Procfile"]
+        options = ["-e", str(empty_env_file), "-p", str(port), "web"]
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "honcho", "start", "--no-colour",
-            "-f", "Procfile", "-e", str(empty_env_file), "-p", str(port), "web",
-            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
+            sys.executable,
+            *command,
+            *options,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         assert process.stdout is not None
         honcho = Honcho(process, f"http://127.0.0.1:{port}")
         readers.append(asyncio.ensure_future(read_lines(process.stdout, honcho.lines)))

@@ -91,8 +91,11 @@ async def test_an_http_chat_is_resumed_as_sse_on_another_process(
     resumed = await second.get(f"/api/chats/{chat_id}/events?after=0")
     text = await resumed.text()
     assert "event: done" in text
-    deltas = [orjson.loads(line[6:])["content"] for line in text.splitlines()
-              if line.startswith("data: ") and "content" in line]  # fmt: skip
+    deltas = [
+        orjson.loads(line[6:])["content"]
+        for line in text.splitlines()
+        if line.startswith("data: ") and "content" in line
+    ]
     assert "".join(deltas) == ANSWER
 
 

@@ -98,8 +98,12 @@ async def test_another_session_gets_404_as_for_an_unknown_id(
             for chat_id in ("mine", "nobody"):
                 await theirs.send_str(resume_frame(chat_id, 0))
                 frame = await receive(theirs)
-                assert frame == {"type": "error", "id": chat_id, "status": 404,
-                                 "message": f"No chat with id {chat_id} to resume"}  # fmt: skip
+                assert frame == {
+                    "type": "error",
+                    "id": chat_id,
+                    "status": 404,
+                    "message": f"No chat with id {chat_id} to resume",
+                }
             # Their cancel of it is not an error (as for any unknown id), and stops nothing.
             await theirs.send_str('{"type": "cancel", "id": "mine"}')
         async with other_session.delete("/api/chats/mine") as deleted:
@@ -128,8 +132,13 @@ async def test_an_abandoned_chat_ends_when_the_resume_window_closes(
         await ws.send_str(resume_frame("gone", 0))
         frames = await until_end(ws, "gone")
     assert text_of(frames) == "started"
-    assert frames[-1] == {"type": "done", "id": "gone", "seq": 2,
-                          "finish_reason": "cancelled", "usage": None}  # fmt: skip
+    assert frames[-1] == {
+        "type": "done",
+        "id": "gone",
+        "seq": 2,
+        "finish_reason": "cancelled",
+        "usage": None,
+    }
 
 
 async def test_a_listener_back_within_the_window_keeps_the_chat(

@@ -165,9 +165,15 @@ async def test_missing_key_is_401_with_the_seed_message(
 
 @pytest.mark.parametrize(
     ("status", "message"),
-    [(400, "Invalid model"), (401, "No auth credentials found"), (402, "Insufficient credits"),
-     (403, "Input flagged"), (500, "Internal error"), (503, "No provider available")],
-)  # fmt: skip
+    [
+        (400, "Invalid model"),
+        (401, "No auth credentials found"),
+        (402, "Insufficient credits"),
+        (403, "Input flagged"),
+        (500, "Internal error"),
+        (503, "No provider available"),
+    ],
+)
 async def test_upstream_error_status_and_message_pass_through(
     client: Client, fake_openrouter: FakeOpenRouter, status: int, message: str
 ) -> None:

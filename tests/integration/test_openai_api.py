@@ -34,11 +34,15 @@ MODEL = "openai/gpt-4o-mini"
 def tool_call_reply() -> Reply:
     """A model calling get_weather, its arguments streamed in pieces, as OpenAI sends it."""
     calls = [
-        {"index": 0, "id": "call_1", "type": "function",
-         "function": {"name": "get_weather", "arguments": ""}},
+        {
+            "index": 0,
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": ""},
+        },
         {"index": 0, "function": {"arguments": '{"city":'}},
         {"index": 0, "function": {"arguments": ' "Paris"}'}},
-    ]  # fmt: skip
+    ]
     steps: list[Any] = []
     for call in calls:
         body = chunk()
@@ -141,10 +145,14 @@ async def test_tool_calls_stream_through_byte_for_byte(
     response = await client.post(
         "/v1/chat/completions",
         data=orjson.dumps(
-            completion_body(stream=True, tools=[WEATHER_TOOL], tool_choice="auto",
-                            stream_options={"include_usage": True})
+            completion_body(
+                stream=True,
+                tools=[WEATHER_TOOL],
+                tool_choice="auto",
+                stream_options={"include_usage": True},
+            )
         ),
-    )  # fmt: skip
+    )
     sent = [p for s in reply.steps if isinstance(s, bytes) for p in data_lines(s)]
     assert data_lines(await response.read()) == sent
     seen = fake_openrouter.requests[0].body
@@ -188,11 +196,19 @@ async def test_tool_result_turn_is_accepted(
     # The second turn of a tool call: an assistant message with no content, then the result.
     history: list[ChatCompletionMessageParam] = [
         *messages("Weather in Paris?"),
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "18 C, sunny"},
-    ]  # fmt: skip
+    ]
     fake_openrouter.script(sse_reply(["Sunny, 18 C."]))
     async with sdk_for(client) as sdk:
         completion = await sdk.chat.completions.create(
@@ -253,7 +269,7 @@ async def test_logprobs_and_annotations_reach_the_client(
             },
         }
     ]
-    steps: list[Any] = [event(first), event(second), event("[DONE]")]  # fmt: skip
+    steps: list[Any] = [event(first), event(second), event("[DONE]")]
     fake_openrouter.script(Reply(steps=steps), Reply(steps=steps))
     response = await client.post(
         "/v1/chat/completions", data=orjson.dumps(completion_body(stream=True, logprobs=True))

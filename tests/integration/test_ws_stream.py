@@ -278,8 +278,13 @@ async def test_silent_upstream_is_504(
     async with client.ws_connect("/api/chat/ws") as ws:
         await ws.send_str(chat_frame("s"))
         frame = await receive(ws)
-    assert frame == {"type": "error", "id": "s", "seq": 1, "status": 504,
-                     "message": "OpenRouter sent nothing for 0.3 seconds"}  # fmt: skip
+    assert frame == {
+        "type": "error",
+        "id": "s",
+        "seq": 1,
+        "status": 504,
+        "message": "OpenRouter sent nothing for 0.3 seconds",
+    }
 
 
 async def test_after_done_a_cancel_or_a_reused_id_is_not_a_second_ending(

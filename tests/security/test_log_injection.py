@@ -82,10 +82,13 @@ async def server(
         "LOG_FORMAT": request.param,
         "LOG_LEVEL": "INFO",
     }
+    argv = [sys.executable, "-m", "server", "--port", str(unused_tcp_port)]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "--port", str(unused_tcp_port),
-        cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        *argv,
+        cwd=ROOT,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert process.stderr is not None
     served = Server(f"http://127.0.0.1:{unused_tcp_port}", process, request.param)
     reader = asyncio.create_task(collect(process.stderr, served.lines))

@@ -36,9 +36,14 @@ def server_env(**values: str) -> dict[str, str]:
 async def test_malformed_session_secret_refuses_to_start(secret: str, unused_tcp_port: int) -> None:
     env = server_env(SESSION_SECRET=secret, PORT=str(unused_tcp_port))
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "server",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
     assert process.returncode != 0
     lines = stderr.decode().strip().splitlines()
