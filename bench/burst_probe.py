@@ -25,8 +25,17 @@ from bench.loops import run_fast
 from bench.run import Lab
 from bench.tokens import StreamSpec
 
-COUNTERS = ("ListenOverflows", "ListenDrops", "SynRetrans", "RetransSegs", "LossProbes",
-            "TCPTimeouts", "ReqQFull", "SyncookiesSent", "PassiveOpens")  # fmt: skip
+COUNTERS = (
+    "ListenOverflows",
+    "ListenDrops",
+    "SynRetrans",
+    "RetransSegs",
+    "LossProbes",
+    "TCPTimeouts",
+    "ReqQFull",
+    "SyncookiesSent",
+    "PassiveOpens",
+)
 
 
 async def nstat(*options: str) -> str:

@@ -58,8 +58,10 @@ class StreamResult:
             return
         text, expected = self.text(), self.spec.text()
         if text != expected:
-            at = next((i for i, (a, b) in enumerate(zip(text, expected, strict=False)) if a != b),
-                      min(len(text), len(expected)))  # fmt: skip
+            at = next(
+                (i for i, (a, b) in enumerate(zip(text, expected, strict=False)) if a != b),
+                min(len(text), len(expected)),
+            )
             self.error = f"text differs at char {at} (got {len(text)}, want {len(expected)})"
         elif not self.done:
             self.error = "stream ended without its end marker"
@@ -170,8 +172,12 @@ def http_request(
 ) -> tuple[str, bytes, dict[str, str]]:
     target = transport(target)
     if target == "direct":
-        payload = {"model": spec.model(), "messages": MESSAGES, "stream": True,
-                   "usage": {"include": True}}  # fmt: skip
+        payload = {
+            "model": spec.model(),
+            "messages": MESSAGES,
+            "stream": True,
+            "usage": {"include": True},
+        }
         return f"{ends.fake}/api/v1/chat/completions", orjson.dumps(payload), {}
     if target == "v1":
         payload = {"model": spec.model(), "messages": MESSAGES, "stream": True}

@@ -203,9 +203,11 @@ async def log_memory(tokens: int, chats: int = 500) -> float:
 async def measure(args: argparse.Namespace) -> None:
     logging.disable(logging.CRITICAL)
     best = await per_token(args.chats, args.tokens, args.rounds)
-    print(f"Python work per token ({args.chats} chats x {args.tokens}, min of {args.rounds}): "
-          f"bare relay {best['bare']:.2f} µs, chatrelay {best['chatrelay']:.2f} µs "
-          f"({best['chatrelay'] / best['bare']:.2f}x)")  # fmt: skip
+    print(
+        f"Python work per token ({args.chats} chats x {args.tokens}, min of {args.rounds}): "
+        f"bare relay {best['bare']:.2f} µs, chatrelay {best['chatrelay']:.2f} µs "
+        f"({best['chatrelay'] / best['bare']:.2f}x)"
+    )
     kib = await log_memory(args.tokens)
     print(f"memory log: {kib:.1f} KiB per chat of {args.tokens} one-token reads")
 

@@ -135,8 +135,8 @@ def rss_bytes(root: int) -> int:
 def start_redis(log_dir: Path, cores: set[int]) -> tuple[Proc, str]:
     """A redis-server of the bench's own, without persistence, and its URL."""
     port = free_port()
-    argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(log_dir)]  # fmt: skip
+    no_persistence = ["--save", "", "--appendonly", "no", "--dir", str(log_dir)]
+    argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", *no_persistence]
     return start("redis", argv, port, cores, dict(os.environ), log_dir, log_dir), (
         f"redis://127.0.0.1:{port}/0"
     )

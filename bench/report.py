@@ -37,9 +37,12 @@ def baseline(scenario: Scenario, target: Target) -> Target:
 
 
 def per_round(
-    rounds: Rounds, target: Target, key: str, other: Target | None = None,
+    rounds: Rounds,
+    target: Target,
+    key: str,
+    other: Target | None = None,
     combine: Callable[[float, float], float] | None = None,
-) -> Cell:  # fmt: skip
+) -> Cell:
     """The metric for each round; with `other`, combined with that target's value of the round."""
     cell = Cell()
     mine = rounds.get(target, [])
@@ -70,12 +73,22 @@ def added(rounds: Rounds, target: Target, key: str) -> Cell:
 
 
 HEADS = {
-    "streams": ["relay CPU µs/token", "x bare", "relay CPU util", "tokens/s", "TTFT p50 +ms",
-                "TTFT p99 +ms", "gap p50 +ms", "gap p99 +ms", "RSS KiB/stream", "errors"],
+    "streams": [
+        "relay CPU µs/token",
+        "x bare",
+        "relay CPU util",
+        "tokens/s",
+        "TTFT p50 +ms",
+        "TTFT p99 +ms",
+        "gap p50 +ms",
+        "gap p99 +ms",
+        "RSS KiB/stream",
+        "errors",
+    ],
     "idle": ["RSS KiB/socket", "x bare", "errors"],
     "abort": ["leave → upstream closed p50 ms", "max ms", "never closed", "errors"],
     "slow": ["relay RSS KiB/reader", "upstream ahead KiB/reader", "errors"],
-}  # fmt: skip
+}
 
 
 def scenario_row(scenario: Scenario, rounds: Rounds, target: Target) -> list[str]:
@@ -88,8 +101,12 @@ def scenario_row(scenario: Scenario, rounds: Rounds, target: Target) -> list[str
         rss_ratio = ratio(rounds, target, "rss_kib_per_socket", base)
         return [cell("rss_kib_per_socket"), rss_ratio.text(2, "x"), cell("errors", 0)]
     if scenario.kind == "abort":
-        return [cell("abort_p50_ms"), cell("abort_max_ms"), cell("never_closed", 0),
-                cell("errors", 0)]  # fmt: skip
+        return [
+            cell("abort_p50_ms"),
+            cell("abort_max_ms"),
+            cell("never_closed", 0),
+            cell("errors", 0),
+        ]
     if scenario.kind == "slow":
         return [cell("rss_kib_per_reader"), cell("upstream_ahead_kib", 0), cell("errors", 0)]
     latency_keys = ("ttft_p50_ms", "ttft_p99_ms", "gap_p50_ms", "gap_p99_ms")
@@ -98,9 +115,15 @@ def scenario_row(scenario: Scenario, rounds: Rounds, target: Target) -> list[str
         latencies = [cell(key) + " abs" for key in latency_keys]
     else:
         latencies = [added(rounds, target, key).text() for key in latency_keys]
-    row = [cell("cpu_us_per_token"), ratio(rounds, target, "cpu_us_per_token", base).text(2, "x"),
-           cell("relay_cpu_util", 2), cell("tokens_per_s", 0), *latencies,
-           cell("rss_kib_per_stream"), cell("errors", 0)]  # fmt: skip
+    row = [
+        cell("cpu_us_per_token"),
+        ratio(rounds, target, "cpu_us_per_token", base).text(2, "x"),
+        cell("relay_cpu_util", 2),
+        cell("tokens_per_s", 0),
+        *latencies,
+        cell("rss_kib_per_stream"),
+        cell("errors", 0),
+    ]
     if has_redis(rounds):
         row.append(cell("redis_cpu_us_per_token"))
     return row
@@ -114,8 +137,12 @@ def scenario_table(scenario: Scenario, rounds: Rounds) -> list[str]:
     head = ["target", *HEADS[scenario.kind]]
     if scenario.kind == "streams" and has_redis(rounds):
         head.append("redis-server CPU µs/token")
-    lines = [f"### {scenario.name}: {scenario.title}", "", "| " + " | ".join(head) + " |",
-             "|" + " --- |" * len(head)]  # fmt: skip
+    lines = [
+        f"### {scenario.name}: {scenario.title}",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
+    ]
     for target in scenario.targets:
         if target in rounds:
             row = scenario_row(scenario, rounds, target)
@@ -149,15 +176,23 @@ GOALS = (
     Goal("slow reader: relay holds ≤ 256 KiB", "slow", "rss_kib_per_reader", 256, "abs"),
     Goal("slow reader: exact text (errors = 0)", "slow", "errors", 0, "abs"),
     # Issue 14: durable chats on Redis.
-    Goal("Redis: CPU/token ≤ 1.5x bare, 500 paced", "p500", "cpu_us_per_token", 1.5, "ratio",
-         redis=True),
-)  # fmt: skip
+    Goal(
+        "Redis: CPU/token ≤ 1.5x bare, 500 paced",
+        "p500",
+        "cpu_us_per_token",
+        1.5,
+        "ratio",
+        redis=True,
+    ),
+)
 
 
 def goals_table(scenarios: list[Scenario], results: dict[str, Rounds]) -> list[str]:
     by_name = {s.name: s for s in scenarios}
-    lines = ["| target | transport | measured (median, min-max) | met |",
-             "| --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "| target | transport | measured (median, min-max) | met |",
+        "| --- | --- | --- | --- |",
+    ]
     for goal in GOALS:
         scenario = by_name.get(goal.scenario)
         if scenario is None or goal.scenario not in results:

@@ -98,9 +98,14 @@ class Lab:
         self.env["PYTHONPATH"] = str(ROOT)
         fake_port = procs.free_port()
         self.fake = procs.start(
-            "fake", [sys.executable, "-m", "bench.fake_upstream", "--port", str(fake_port)],
-            fake_port, self.load_cores, self.env, log_dir, ROOT,
-        )  # fmt: skip
+            "fake",
+            [sys.executable, "-m", "bench.fake_upstream", "--port", str(fake_port)],
+            fake_port,
+            self.load_cores,
+            self.env,
+            log_dir,
+            ROOT,
+        )
         self.fake_url = f"http://127.0.0.1:{fake_port}"
         self.redis: procs.Proc | None = None
         self.redis_url = ""
@@ -112,8 +117,8 @@ class Lab:
             return None
         port = procs.free_port()
         if target in ("bare", "bare-ws"):
-            argv = [sys.executable, "-m", "bench.bare_relay", "--port", str(port),
-                    "--upstream", f"{self.fake_url}/api/v1"]  # fmt: skip
+            upstream = ["--upstream", f"{self.fake_url}/api/v1"]
+            argv = [sys.executable, "-m", "bench.bare_relay", "--port", str(port), *upstream]
             return procs.start("bare", argv, port, self.relay_cores, self.env, self.log_dir, ROOT)
         env = dict(self.env)
         env.update(
@@ -231,8 +236,11 @@ async def bench(args: argparse.Namespace) -> int:
                     results[scenario.name].setdefault(target, []).append(metrics)
                     if sample or metrics.get("errors"):
                         failures.append(f"{tag}: {metrics.get('errors')} errors, e.g. {sample}")
-                    print(f"[{time.monotonic() - started:6.1f}s] {tag} {_brief(metrics)}",
-                          file=sys.stderr, flush=True)  # fmt: skip
+                    print(
+                        f"[{time.monotonic() - started:6.1f}s] {tag} {_brief(metrics)}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     finally:
         lab.stop()
     setup = (

@@ -46,21 +46,64 @@ def full_scenarios() -> list[Scenario]:
     return [
         Scenario("long", "one long stream, 100,000 tokens unpaced", "streams", 1, 100_000),
         Scenario("c100", "100 concurrent unpaced streams x 1,000 tokens", "streams", 100, 1_000),
-        Scenario("p500", "500 streams paced at 20-50 ms x 150 tokens", "streams", 500, 150,
-                 (20, 50), ramp_s=2.0, rss_per_stream=True),
-        Scenario("p2000", "2,000 streams paced at 20-50 ms x 100 tokens", "streams", 2_000, 100,
-                 (20, 50), ramp_s=3.0, rss_per_stream=True),
-        Scenario("burst", "500 chats started at once, tokens every 20 ms x 50", "streams", 500,
-                 50, (20, 20)),
-        Scenario("ws4", "25 sockets x 4 chats, unpaced x 1,000 tokens", "streams", 100, 1_000,
-                 chats_per_socket=4, targets=WS_TARGETS),
+        Scenario(
+            "p500",
+            "500 streams paced at 20-50 ms x 150 tokens",
+            "streams",
+            500,
+            150,
+            (20, 50),
+            ramp_s=2.0,
+            rss_per_stream=True,
+        ),
+        Scenario(
+            "p2000",
+            "2,000 streams paced at 20-50 ms x 100 tokens",
+            "streams",
+            2_000,
+            100,
+            (20, 50),
+            ramp_s=3.0,
+            rss_per_stream=True,
+        ),
+        Scenario(
+            "burst",
+            "500 chats started at once, tokens every 20 ms x 50",
+            "streams",
+            500,
+            50,
+            (20, 20),
+        ),
+        Scenario(
+            "ws4",
+            "25 sockets x 4 chats, unpaced x 1,000 tokens",
+            "streams",
+            100,
+            1_000,
+            chats_per_socket=4,
+            targets=WS_TARGETS,
+        ),
         Scenario("idle", "5,000 idle WebSockets", "idle", 5_000, targets=WS_TARGETS),
-        Scenario("abort", "60 clients leave: 40 mid-stream, 20 while upstream is silent",
-                 "abort", 60, 3_000, (20, 20)),
-        Scenario("slow", "4 readers at 1/10 of upstream's pace, 2 MB/s x 4 s each", "slow", 4,
-                 4_000, (1, 1), token_size=400, slow_for_s=5.0,
-                 targets=("bare", "http", "sse", "v1", "bare-ws", "ws")),
-    ]  # fmt: skip
+        Scenario(
+            "abort",
+            "60 clients leave: 40 mid-stream, 20 while upstream is silent",
+            "abort",
+            60,
+            3_000,
+            (20, 20),
+        ),
+        Scenario(
+            "slow",
+            "4 readers at 1/10 of upstream's pace, 2 MB/s x 4 s each",
+            "slow",
+            4,
+            4_000,
+            (1, 1),
+            token_size=400,
+            slow_for_s=5.0,
+            targets=("bare", "http", "sse", "v1", "bare-ws", "ws"),
+        ),
+    ]
 
 
 def with_redis(scenario: Scenario) -> Scenario:
@@ -77,16 +120,40 @@ def quick_scenarios() -> list[Scenario]:
     return [
         Scenario("long", "one stream, 300 tokens", "streams", 1, 300),
         Scenario("c100", "10 concurrent streams x 50 tokens", "streams", 10, 50),
-        Scenario("p500", "20 paced streams x 10 tokens", "streams", 20, 10, (5, 10),
-                 ramp_s=0.1, rss_per_stream=True),
+        Scenario(
+            "p500",
+            "20 paced streams x 10 tokens",
+            "streams",
+            20,
+            10,
+            (5, 10),
+            ramp_s=0.1,
+            rss_per_stream=True,
+        ),
         Scenario("burst", "50 chats at once x 10 tokens", "streams", 50, 10, (5, 5)),
-        Scenario("ws4", "3 sockets x 4 chats x 50 tokens", "streams", 12, 50,
-                 chats_per_socket=4, targets=WS_TARGETS),
+        Scenario(
+            "ws4",
+            "3 sockets x 4 chats x 50 tokens",
+            "streams",
+            12,
+            50,
+            chats_per_socket=4,
+            targets=WS_TARGETS,
+        ),
         Scenario("idle", "50 idle WebSockets", "idle", 50, targets=WS_TARGETS),
         Scenario("abort", "6 clients leave", "abort", 6, 500, (10, 10)),
-        Scenario("slow", "2 slow readers", "slow", 2, 300, (1, 1), token_size=20,
-                 slow_for_s=0.5, targets=("bare", "http", "sse", "v1", "bare-ws", "ws")),
-    ]  # fmt: skip
+        Scenario(
+            "slow",
+            "2 slow readers",
+            "slow",
+            2,
+            300,
+            (1, 1),
+            token_size=20,
+            slow_for_s=0.5,
+            targets=("bare", "http", "sse", "v1", "bare-ws", "ws"),
+        ),
+    ]
 
 
 @dataclass
@@ -144,15 +211,24 @@ def stream_groups(
         async def go() -> list[StreamResult]:
             if transport(run.target) in WS_TARGETS:
                 return await clients.ws_socket(
-                    session, run.ws_url(), group, leave_after_arrivals=leave_arrivals,
-                    leave_after_s=leave_s, **kw,
-                )  # fmt: skip
+                    session,
+                    run.ws_url(),
+                    group,
+                    leave_after_arrivals=leave_arrivals,
+                    leave_after_s=leave_s,
+                    **kw,
+                )
             return [
                 await clients.http_stream(
-                    session, run.target, run.ends, group[0], leave_after_arrivals=leave_arrivals,
-                    leave_after_s=leave_s, **kw,
+                    session,
+                    run.target,
+                    run.ends,
+                    group[0],
+                    leave_after_arrivals=leave_arrivals,
+                    leave_after_s=leave_s,
+                    **kw,
                 )
-            ]  # fmt: skip
+            ]
 
         return go
 

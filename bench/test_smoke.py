@@ -45,12 +45,16 @@ def test_quick_bench_relays_exact_text_on_every_path(tmp_path: Path) -> None:
 @pytest.mark.subprocess
 def test_quick_bench_on_redis_relays_exact_text(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
+    only = ["--only", "c100", "p500", "--targets", "bare", "http-redis", "ws-redis"]
+    logs = ["--json", str(out), "--logs", str(tmp_path)]
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--redis", "--only", "c100", "p500",
-         "--targets", "bare", "http-redis", "ws-redis", "--json", str(out), "--logs",
-         str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "bench", "--quick", "--redis", *only, *logs],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     results = json.loads(out.read_text())["results"]
     for scenario in ("c100", "p500"):
@@ -65,8 +69,12 @@ def test_quick_bench_on_redis_relays_exact_text(tmp_path: Path) -> None:
 def test_burst_probe_reports_every_chat_exact(target: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.burst_probe", target, "--chats", "20", "--tokens", "3"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     assert f"{target}: 20 chats x 3 tokens at once" in done.stdout
     assert "errors 0" in done.stdout and "ms per chat" in done.stdout
@@ -74,10 +82,14 @@ def test_burst_probe_reports_every_chat_exact(target: str) -> None:
 
 @pytest.mark.subprocess
 def test_inprocess_bench_checks_every_chat_text() -> None:
+    options = ["--chats", "5", "--tokens", "40", "--rounds", "1"]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.inprocess", "--chats", "5", "--tokens", "40",
-         "--rounds", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "bench.inprocess", *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     assert "Python work per token" in done.stdout and "memory log:" in done.stdout

@@ -14,11 +14,11 @@ import orjson
 # Multi-byte UTF-8 and JSON escapes on purpose: a relay that splits a character between
 # reads or mangles an escape fails verification instead of looking fast.
 TOKENS: tuple[str, ...] = (
-    "Hello", ",", " world", "!", " The", " quick", " brown", " fox", " jumps", " over",
-    " the", " lazy", " dog", ".", "\n", " Café", " naïve", " 日本", "語", " 🚀",
-    ' "quoted"', " back\\slash", "\t", " tab", " emoji", " ✓", " done", " and", " more",
-    " text", " for", " you", ";", " <b>", "&amp;", " 42", " 3.14", " über", " Ωmega", " —",
-)  # fmt: skip
+    *("Hello", ",", " world", "!", " The", " quick", " brown", " fox", " jumps", " over"),
+    *(" the", " lazy", " dog", ".", "\n", " Café", " naïve", " 日本", "語", " 🚀"),
+    *(' "quoted"', " back\\slash", "\t", " tab", " emoji", " ✓", " done", " and", " more"),
+    *(" text", " for", " you", ";", " <b>", "&amp;", " 42", " 3.14", " über", " Ωmega", " —"),
+)
 MODEL_PREFIX = "bench/"
 
 
@@ -120,9 +120,13 @@ def tail_events(n: int) -> bytes:
     finish = sse_event(_chunk({"role": "assistant", "content": ""}, "stop"))
     usage = {"prompt_tokens": 12, "completion_tokens": n, "total_tokens": n + 12, "cost": 0}
     usage_event = sse_event(
-        {"id": "gen-1700000000-benchBENCHbench0000", "object": "chat.completion.chunk",
-         "choices": [], "usage": usage}
-    )  # fmt: skip
+        {
+            "id": "gen-1700000000-benchBENCHbench0000",
+            "object": "chat.completion.chunk",
+            "choices": [],
+            "usage": usage,
+        }
+    )
     return finish + usage_event + b"data: [DONE]\n\n"
 
 
