@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from .errors import ChatError, UpstreamError
-from .store import Delta, Reasoning
+from .store import Delta, Reasoning, Text
 
 # SPEC "Limits": one event over this ends the chat. A hostile upstream that never sends the
 # blank line (or never ends a line) would otherwise grow one event without limit.
@@ -79,7 +79,7 @@ class SSEDecoder:
         # Checked once per read: an event can pass the cap by at most one read's bytes.
         self._data_bytes = size
         if len(self._pending) + size > MAX_EVENT_BYTES:
-            raise _too_large()
+            raise UpstreamError("OpenRouter sent an event larger than 1 MiB")
         return payloads
 
     def close(self) -> list[bytes]:
@@ -89,25 +89,18 @@ class SSEDecoder:
         return payloads
 
 
-def _too_large() -> UpstreamError:
-    return UpstreamError("OpenRouter sent an event larger than 1 MiB")
-
-
 SURROGATE = re.compile("[\ud800-\udfff]")
 HIGH_SURROGATES = ("\ud800", "\udbff")
 # The delta fields whose text is mended across chunks; every other string is mended alone.
 TEXT_FIELDS = ("content", "reasoning", "reasoning_content")
 
 
-def may_hold_surrogates(payload: bytes) -> bool:
-    return b"\\ud" in payload or b"\\uD" in payload
-
-
 def decode_lenient(payload: bytes) -> Any:
     """What orjson refused, read as JSON that may hold lone surrogates (a JavaScript server's
     escapes): the delta's text keeps its halves (for `SurrogateMender`), every other string
     gets U+FFFD for a half. UpstreamError when it is not JSON after all."""
-    if may_hold_surrogates(payload):
+    # Only a `\ud...` escape can be a lone surrogate: anything else orjson refused is not JSON.
+    if b"\\ud" in payload or b"\\uD" in payload:
         try:
             return _decode_surrogates(payload)
         except ValueError:
@@ -144,8 +137,8 @@ class SurrogateMender:
     def __init__(self) -> None:
         self.held: dict[str, str] = {}
 
-    def mend(self, events: list[Delta | Reasoning]) -> list[Delta | Reasoning]:
-        mended: list[Delta | Reasoning] = []
+    def mend(self, events: list[Text]) -> list[Text]:
+        mended: list[Text] = []
         for event in events:
             text = self.held.pop(event.kind, "") + event.content
             if text and HIGH_SURROGATES[0] <= text[-1] <= HIGH_SURROGATES[1]:
@@ -155,9 +148,9 @@ class SurrogateMender:
                 mended.append(type(event)(content=whole_text(text)))
         return mended
 
-    def flush(self) -> list[Delta | Reasoning]:
+    def flush(self) -> list[Text]:
         """At the end of the stream a half still held never got its pair."""
-        events: list[Delta | Reasoning] = [
+        events: list[Text] = [
             Delta(content="\ufffd") if kind == "delta" else Reasoning(content="\ufffd")
             for kind in self.held
         ]
@@ -184,14 +177,11 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-TextEvent = Delta | Reasoning
-
-
 @dataclass(slots=True)
 class Batch:
     """What one upstream read said: its merged events, and how the stream stands after it."""
 
-    events: list[TextEvent]
+    events: list[Text]
     # The read's `data:` payloads as upstream sent them, for clients that want its chunks.
     payloads: list[bytes]
     finished: bool = False
@@ -214,7 +204,7 @@ class ChunkReader:
                 batch.events += self._mender.flush()
         return batch
 
-    def close(self) -> list[TextEvent]:
+    def close(self) -> list[Text]:
         """At the end of the body: a half surrogate still held is shown as U+FFFD."""
         return self._mender.flush()
 
@@ -233,7 +223,7 @@ def _read(payloads: list[bytes]) -> tuple[Batch, bool]:
     """
     batch = Batch([], payloads)
     lenient = False
-    kinds: list[type[TextEvent]] = []
+    kinds: list[type[Text]] = []
     texts: list[str] = []
     for payload in payloads:
         if payload == b"[DONE]":
@@ -278,9 +268,9 @@ def _read(payloads: list[bytes]) -> tuple[Batch, bool]:
     return batch, lenient
 
 
-def _merged(kinds: list[type[TextEvent]], texts: list[str]) -> list[TextEvent]:
+def _merged(kinds: list[type[Text]], texts: list[str]) -> list[Text]:
     """One event per run of texts of the same kind."""
-    events: list[TextEvent] = []
+    events: list[Text] = []
     start = 0
     for index in range(1, len(texts) + 1):
         if index == len(texts) or kinds[index] is not kinds[start]:
