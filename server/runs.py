@@ -20,21 +20,13 @@ from aiohttp import web
 from .config import settings_key
 from .errors import ChatError, ChatNotFound, ChatTooLong, InternalError, ServerShuttingDown
 from .limits import ChatLease
+from .memory_store import MemoryStore
 from .openrouter import openrouter_key, stream_chat
 from .redis_conn import redis_key
+from .redis_store import RedisStore
 from .request import ChatRequest
 from .runner import Registry, registry_key
-from .store import (
-    ChatEvent,
-    ChatLog,
-    ChatStore,
-    Done,
-    Failed,
-    Final,
-    LogEvent,
-    chat_store_key,
-    open_store,
-)
+from .store import ChatEvent, ChatLog, ChatStore, Done, Failed, Final, LogEvent, chat_store_key
 from .telemetry import ChatObserver, metrics_key
 
 log = logging.getLogger(__name__)
@@ -221,8 +213,14 @@ runs_key = web.AppKey("runs", Runs)
 
 async def chat_runs(app: web.Application) -> AsyncIterator[None]:
     """The app's chat store and runs; at cleanup what still runs ends, then the store."""
-    settings = app[settings_key]
-    store = app[chat_store_key] = open_store(settings, app[redis_key])
+    settings, redis = app[settings_key], app[redis_key]
+    # Redis when REDIS_URL is set, else this process's memory.
+    store: ChatStore
+    if redis is None:
+        store = MemoryStore(settings.resume_window_s, settings.chat_retention_s)
+    else:
+        store = RedisStore(redis, settings.resume_window_s, settings.chat_retention_s)
+    app[chat_store_key] = store
     runs = app[runs_key] = Runs(app, store)
     try:
         yield

@@ -3,8 +3,8 @@ by runs and read by listeners.
 
 The core yields the events, a run logs them and the transports write them. Two stores keep
 the logs: MemoryStore (server/memory_store.py, one process) and RedisStore
-(server/redis_store.py, shared by every process). Nothing outside them knows which one is
-in use; tests/store/ runs one suite against both.
+(server/redis_store.py, shared by every process), picked at start-up (server/runs.py).
+Nothing else knows which one is in use; tests/store/ runs one suite against both.
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
 from aiohttp import web
-from redis.asyncio import Redis
-
-from .config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,14 +167,3 @@ class ChatStore(Protocol):
 
 
 chat_store_key = web.AppKey("chat_store", ChatStore)
-
-
-def open_store(settings: Settings, redis: Redis | None) -> ChatStore:
-    """Redis when REDIS_URL is set, else this process's memory."""
-    # Imported here: both implementations import this module.
-    from .memory_store import MemoryStore  # noqa: PLC0415
-    from .redis_store import RedisStore  # noqa: PLC0415
-
-    if redis is None:
-        return MemoryStore(settings.resume_window_s, settings.chat_retention_s)
-    return RedisStore(redis, settings.resume_window_s, settings.chat_retention_s)
