@@ -16,7 +16,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -161,6 +161,19 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
 
 def setup_redis(app: web.Application) -> None:
     app.cleanup_ctx.append(redis_client)
+
+
+# The longest the Redis stores' own tasks may take to stop at close.
+CLOSE_WAIT_S = 2.0
+
+
+async def stop_tasks(tasks: Collection[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait a bounded time: a cancel that lands inside a redis-py
+    command can be lost (each loop also stops by a flag), and a close must never hang."""
+    for task in list(tasks):
+        task.cancel()
+    if tasks:
+        await asyncio.wait(list(tasks), timeout=CLOSE_WAIT_S)
 
 
 # The limits in Redis (server/limits.py says what each counts).

@@ -26,7 +26,7 @@ from redis.exceptions import ResponseError
 
 from .errors import ChatNotFound, ChatStoreUnavailable
 from .memory_store import MemoryLog, MemoryLogWriter
-from .redis_conn import REDIS_DOWN, outage_log
+from .redis_conn import REDIS_DOWN, outage_log, stop_tasks
 from .store import Delta, Done, Failed, LogEvent, Reasoning, Slice
 
 PREFIX = "chatrelay:chat:"
@@ -400,11 +400,7 @@ class Follower:
                 await pipe.execute()
 
     async def close(self) -> None:
-        tasks = [*self.wakes, *([self.task] if self.task is not None else [])]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)  # see RedisStore.close
+        await stop_tasks([*self.wakes, *([self.task] if self.task is not None else [])])
 
     async def _run(self) -> None:
         while self.streams and not self.closed:

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from .errors import ChatIdInUse
 from .memory_store import MemoryStore
-from .redis_conn import REDIS_DOWN, store_errors
+from .redis_conn import REDIS_DOWN, stop_tasks, store_errors
 from .redis_log import (
     CANCEL_CHANNEL,
     RUN_TTL_S,
@@ -56,10 +56,8 @@ while pos <= #blob do
 end
 return table.concat(out)
 """
-# At close, the longest the last flush may take (the chats' ends, at shutdown), and then
-# the longest its tasks may take to stop.
+# At close, the longest the last flush may take (the chats' ends, at shutdown).
 DRAIN_S = 3.0
-CLOSE_WAIT_S = 2.0
 
 
 class SharedControl:
@@ -219,10 +217,3 @@ class RedisStore:
         await stop_tasks(self.tasks)
         await self.follower.close()
         await self.local.close()
-
-
-async def stop_tasks(tasks: set[asyncio.Task[None]] | list[asyncio.Task[None]]) -> None:
-    for task in list(tasks):
-        task.cancel()
-    if tasks:
-        await asyncio.wait(list(tasks), timeout=CLOSE_WAIT_S)
