@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path, PurePath
 
 from aiohttp import web
@@ -23,7 +22,7 @@ from .http_io import error_middleware, json_response, request_time_middleware
 from .http_route import setup_http_route
 from .limits import setup_limits
 from .openai_api import openai_error_middleware, setup_openai_api
-from .openrouter import OpenRouterClient, openrouter_key
+from .openrouter import setup_openrouter
 from .profile import setup_profile
 from .redis_conn import setup_redis
 from .runner import make_runner, raise_open_files_limit, setup_shutdown
@@ -56,7 +55,7 @@ def create_app(settings: Settings) -> web.Application:
     # Here, not only in the start paths: whatever serves the app, a malformed request
     # that anyone can send must not write an ERROR with a traceback.
     quiet_malformed_requests()
-    app.cleanup_ctx.append(openrouter_client)
+    setup_openrouter(app)
     setup_shutdown(app)
     setup_metrics(app)
     setup_profile(app)
@@ -107,12 +106,6 @@ def session_storage(settings: Settings) -> SessionCookieStorage:
         samesite="Lax",
         max_age=SESSION_MAX_AGE_S,
     )
-
-
-async def openrouter_client(app: web.Application) -> AsyncIterator[None]:
-    async with OpenRouterClient(app[settings_key]) as client:
-        app[openrouter_key] = client
-        yield
 
 
 ROOT_DIR = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from .config import Settings
+from .config import Settings, settings_key
 from .errors import (
     ChatError,
     ServerBusy,
@@ -347,3 +347,14 @@ async def _release_or_close(response: aiohttp.ClientResponse) -> None:
 
 
 openrouter_key = web.AppKey("openrouter", OpenRouterClient)
+
+
+async def openrouter_client(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the one upstream client for the app's lifetime."""
+    async with OpenRouterClient(app[settings_key]) as client:
+        app[openrouter_key] = client
+        yield
+
+
+def setup_openrouter(app: web.Application) -> None:
+    app.cleanup_ctx.append(openrouter_client)
