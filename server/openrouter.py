@@ -126,6 +126,7 @@ async def stream_chat(
                 break
             if events:
                 yield events
+            del batch, events  # not held through the wait for the next read
         if not finished and observer.finish_reason is None:
             raise UpstreamError("OpenRouter closed the stream before it finished")
         # Inside the `async with`: the client hears "done" before upstream's connection is

@@ -112,6 +112,7 @@ class Run:
                         await self._end(chat_log, logged)
                     else:
                         await chat_log.append(logged)
+                    del events, logged  # not held through the wait for the next read
         except TimeoutError:
             if not deadline.expired():
                 raise

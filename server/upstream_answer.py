@@ -148,6 +148,9 @@ class Answer:
                 payloads = decoder.feed(read)
                 if payloads:
                     yield _decoded(payloads, reader, redactor)
+                # Not held through the wait for the next read: with the two other loops'
+                # last batch, ~2 KiB per paced chat.
+                del read, payloads
                 continue
             for part in inflater.steps(read):
                 payloads = decoder.feed(part)
