@@ -177,6 +177,11 @@ class OpenRouterClient:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
+        # Made once, not per chat: every running chat's watchdog and answer hold it.
+        self._silence_message = (
+            f"OpenRouter sent nothing for {settings.upstream_timeout_s:g} seconds"
+        )
+        self._chat_url = f"{settings.openrouter_base_url}/chat/completions"
 
     async def __aenter__(self) -> Self:
         settings = self._settings
@@ -233,21 +238,20 @@ class OpenRouterClient:
         headers = self._headers(api_key)
         headers["Accept"] = "text/event-stream"
         headers["Content-Type"] = "application/json"
-        url = f"{self._settings.openrouter_base_url}/chat/completions"
-        watchdog = SilenceWatchdog(self._settings.upstream_timeout_s, self._silence_message())
+        watchdog = SilenceWatchdog(self._settings.upstream_timeout_s, self._silence_message)
         wait = PoolWait()
         try:
             try:
                 with watchdog:
                     response = await self.session.post(
-                        url,
+                        self._chat_url,
                         data=_request_body(compact_json(payload)),
                         headers=headers,
                         allow_redirects=False,
                         trace_request_ctx=wait,
                     )
             except aiohttp.ClientError as exc:
-                raise transport_error(exc, self._silence_message()) from None
+                raise transport_error(exc, self._silence_message) from None
             except UpstreamTimeout:
                 if wait.queued:
                     raise ServerBusy() from None
@@ -261,7 +265,7 @@ class OpenRouterClient:
                     watchdog,
                     redactor,
                     max_body_bytes=self._settings.max_body_bytes,
-                    silence_message=self._silence_message(),
+                    silence_message=self._silence_message,
                 )
                 yield answer.batches()
             except BaseException:
@@ -288,10 +292,7 @@ class OpenRouterClient:
             with watchdog:
                 return await read_capped(response, limit, strict=strict)
         except aiohttp.ClientError as exc:
-            raise transport_error(exc, self._silence_message()) from None
-
-    def _silence_message(self) -> str:
-        return f"OpenRouter sent nothing for {self._settings.upstream_timeout_s:g} seconds"
+            raise transport_error(exc, self._silence_message) from None
 
     async def list_models(self, api_key: str | None) -> list[dict[str, Any]]:
         """GET /models, reduced to the fields chatbot-ui uses, and upstream's pricing."""
@@ -305,9 +306,9 @@ class OpenRouterClient:
                 if response.status != 200:
                     raise error_from_response(response.status, body, response.headers)
         except aiohttp.ClientError as exc:
-            raise transport_error(exc, self._silence_message()) from None
+            raise transport_error(exc, self._silence_message) from None
         except TimeoutError:
-            raise UpstreamTimeout(self._silence_message()) from None
+            raise UpstreamTimeout(self._silence_message) from None
         except ChatError as error:
             error.message = KeyRedactor(api_key).text(error.message)
             raise
