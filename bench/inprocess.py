@@ -8,6 +8,10 @@ No sockets, so a busy machine moves these far less than `python -m bench`:
   async generator, as bench/bare_relay.py) and (b) through chatrelay's `Answer`,
   `stream_chat`, `Run`, the memory store and a live listener; both write into a list.
   Process CPU per token, min over rounds, on uvloop.
+- The same on the WebSocket: (a) the bare relay's `ws_chat` loop (`send_str` of stdlib
+  json) and (b) chatrelay's socket listener (`ChatSocket.relay` with its live frames), each
+  writing through a real aiohttp `WebSocketResponse` and its frame writer into a transport
+  that keeps what it is given (no kernel); every frame is parsed back and checked.
 - The memory log: 500 chats of `--tokens` one-token reads (fresh strings, as upstream's
   are), tracemalloc's growth per chat.
 """
@@ -26,19 +30,24 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, cast
 
 import aiohttp
+from aiohttp import web
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.streams import StreamReader
+from aiohttp.test_utils import make_mocked_request
 
 from bench.loops import run_fast
 from bench.tokens import tail_events, token, token_events
+from server.config import Settings, settings_key
 from server.http_route import text_bytes
 from server.memory_store import MemoryStore
 from server.openrouter import Batches, stream_chat
-from server.runner import Registry
+from server.profile import Profile
+from server.runner import Registry, registry_key
 from server.runs import Run
-from server.store import Delta, LogEvent
+from server.store import Delta, LogEvent, chat_store_key
 from server.telemetry import ChatObserver
 from server.upstream_answer import Answer, KeyRedactor, SilenceWatchdog
+from server.ws_route import ChatSocket
 
 
 class Transport:
@@ -156,6 +165,147 @@ async def chatrelay_chat(
     await run.wound_down()
 
 
+class SinkTransport(asyncio.Transport):
+    """A socket whose client keeps up: it keeps every write, never buffers, never closes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def texts(self) -> str:
+        """The delta text of every server frame written (unmasked, one message each)."""
+        data, at, out = b"".join(self.writes), 0, []
+        data = data[data.index(b"\r\n\r\n") + 4 :] if data.startswith(b"HTTP/") else data
+        while at < len(data):
+            size, at = data[at + 1] & 0x7F, at + 2
+            if size == 126:
+                size, at = int.from_bytes(data[at : at + 2], "big"), at + 2
+            elif size == 127:
+                size, at = int.from_bytes(data[at : at + 8], "big"), at + 8
+            frame = json.loads(data[at : at + size])
+            at += size
+            if frame["type"] == "delta":
+                out.append(frame["content"])
+        return "".join(out)
+
+
+class SinkProtocol(BaseProtocol):
+    """What a request and a prepared WebSocketResponse ask of the server's protocol."""
+
+    ssl_context = None
+    peername = None
+    sockname = None
+
+    def set_parser(self, parser: object, data_received_cb: object = None) -> None: ...
+
+    def keep_alive(self, val: bool) -> None: ...
+
+
+Socket = tuple[web.Request, web.WebSocketResponse, SinkTransport]
+WS_HEADERS = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version": "13",
+}
+
+
+async def sink_socket(app: web.Application | None = None) -> Socket:
+    """A real, prepared WebSocketResponse whose frames go into a SinkTransport."""
+    transport = SinkTransport()
+    protocol = SinkProtocol(asyncio.get_running_loop())
+    protocol.transport = transport
+    request = make_mocked_request(
+        "GET", "/ws", WS_HEADERS, protocol=protocol, transport=transport, app=app
+    )
+    ws = web.WebSocketResponse(compress=False, writer_limit=64 * 1024)
+    await ws.prepare(request)
+    return request, ws, transport
+
+
+async def bare_ws_chat(tokens: int, socket: Socket) -> SinkTransport:
+    """bench/bare_relay.py's ws_chat on the fed reader: one send_str of json.dumps per token."""
+    content, feeding = fed_reader(tokens)
+    _, ws, transport = socket
+
+    async def deltas() -> AsyncIterator[str]:
+        async for line in content:
+            if line.startswith(b"data: ") and not line.startswith(b"data: [DONE]"):
+                choices = json.loads(line[6:])["choices"]
+                if choices and choices[0]["delta"].get("content"):
+                    yield choices[0]["delta"]["content"]
+
+    async for text in deltas():
+        await ws.send_str(json.dumps({"type": "delta", "id": "c1", "content": text}))
+    await ws.send_str(json.dumps({"type": "done", "id": "c1", "finish_reason": "stop"}))
+    await feeding
+    return transport
+
+
+def socket_app(store: MemoryStore, registry: Registry) -> web.Application:
+    app = web.Application()
+    app[settings_key] = Settings.from_env({})
+    app[chat_store_key] = store
+    app[registry_key] = registry
+    return app
+
+
+async def chatrelay_ws_chat(
+    tokens: int, n: int, store: MemoryStore, registry: Registry, socket: Socket
+) -> SinkTransport:
+    """A chat started as the socket's start_chat does, followed by the socket's listener."""
+    key = f"bench:{n}"
+    request, ws, transport = socket
+    socket = ChatSocket(request, ws, Profile(None, None), "bench")
+    observer = ChatObserver(str(n), "ws", FedRequest.model, None)
+    run = Run(registry, observer, cast(Any, NoLease()), 600)
+    chat_log = await store.create(key, run)
+    run.start(chat_log, stream_chat(FedRequest(), "sk-bench", FedUpstream(tokens), observer))
+    socket.follow("c1", key, 0)
+    await socket.following["c1"]
+    await run.wound_down()
+    return transport
+
+
+async def ws_per_token(chats: int, tokens: int, rounds: int) -> dict[str, float]:
+    """CPU µs per token of each WebSocket writer, min over rounds; every frame checked."""
+    best = {"bare": float("inf"), "chatrelay": float("inf")}
+    expected = "".join(token(n) for n in range(tokens))
+    for _ in range(rounds):
+        for name in ("bare", "chatrelay"):
+            store, registry = MemoryStore(300, 600), Registry()
+            app = socket_app(store, registry)
+            # Made first (aiohttp's mocked request is slow to make): a handshake is not per token.
+            sockets = [await sink_socket(app) for _ in range(chats)]
+            started = time.process_time()
+            if name == "bare":
+                sinks = await asyncio.gather(*(bare_ws_chat(tokens, s) for s in sockets))
+            else:
+                sinks = await asyncio.gather(
+                    *(
+                        chatrelay_ws_chat(tokens, n, store, registry, socket)
+                        for n, socket in enumerate(sockets)
+                    )
+                )
+            spent = time.process_time() - started
+            best[name] = min(best[name], spent / (chats * tokens) * 1e6)
+            if any(sink.texts() != expected for sink in sinks):
+                raise RuntimeError(f"{name} ws: a chat's text differs from upstream's")
+    return best
+
+
 async def per_token(chats: int, tokens: int, rounds: int) -> dict[str, float]:
     """CPU µs per token of each reader, min over rounds; every chat's text checked."""
     best = {"bare": float("inf"), "chatrelay": float("inf")}
@@ -207,6 +357,11 @@ async def measure(args: argparse.Namespace) -> None:
         f"Python work per token ({args.chats} chats x {args.tokens}, min of {args.rounds}): "
         f"bare relay {best['bare']:.2f} µs, chatrelay {best['chatrelay']:.2f} µs "
         f"({best['chatrelay'] / best['bare']:.2f}x)"
+    )
+    ws = await ws_per_token(args.chats, args.tokens, args.rounds)
+    print(
+        f"WebSocket work per token (same): bare relay {ws['bare']:.2f} µs, "
+        f"chatrelay {ws['chatrelay']:.2f} µs ({ws['chatrelay'] / ws['bare']:.2f}x)"
     )
     kib = await log_memory(args.tokens)
     print(f"memory log: {kib:.1f} KiB per chat of {args.tokens} one-token reads")
