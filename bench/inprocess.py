@@ -263,11 +263,11 @@ def socket_app(store: MemoryStore, registry: Registry) -> web.Application:
 
 
 async def chatrelay_ws_chat(
-    tokens: int, n: int, store: MemoryStore, registry: Registry, socket: Socket
+    tokens: int, n: int, store: MemoryStore, registry: Registry, sink: Socket
 ) -> SinkTransport:
     """A chat started as the socket's start_chat does, followed by the socket's listener."""
     key = f"bench:{n}"
-    request, ws, transport = socket
+    request, ws, transport = sink
     socket = ChatSocket(request, ws, Profile(None, None), "bench")
     observer = ChatObserver(str(n), "ws", FedRequest.model, None)
     run = Run(registry, observer, cast(Any, NoLease()), 600)
