@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -125,14 +125,14 @@ class RedisLogWriter:
     def memory(self) -> MemoryLog:
         return self.local.log
 
-    def append(self, events: list[LogEvent]) -> Coroutine[Any, Any, None]:
+    def append(self, events: Sequence[LogEvent]) -> Coroutine[Any, Any, None]:
         # The per-token path: the memory log's own coroutine, not one more around it.
         self.flusher.mark(self)
         if isinstance(events[-1], Done | Failed):
             return self._append_end(events)
         return self.local.append(events)
 
-    async def _append_end(self, events: list[LogEvent]) -> None:
+    async def _append_end(self, events: Sequence[LogEvent]) -> None:
         self._end_written = end_written = asyncio.get_running_loop().create_future()
         await self.local.append(events)
         # Once the chat's end is in Redis its key is free again, here and elsewhere; a Redis

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
-from typing import cast
 
 from aiohttp import web
 
@@ -98,21 +97,19 @@ class Run:
             self.task.cancel()
 
     async def _pump(
-        self, chat_log: ChatLog, batches: AsyncGenerator[list[ChatEvent], None]
+        self, chat_log: ChatLog, batches: AsyncGenerator[Sequence[LogEvent], None]
     ) -> None:
         final: Final | None = None
         try:
             # MAX_CHAT_DURATION_S: comment lines could keep a chat open forever.
             async with asyncio.timeout(self.max_s) as deadline, aclosing(batches):
                 async for events in batches:
-                    # A list of ChatEvent is one of LogEvent (the log never adds to it).
-                    logged = cast(list[LogEvent], events)
                     if type(events[-1]) is Done:
                         final = events[-1]
-                        await self._end(chat_log, logged)
+                        await self._end(chat_log, events)
                     else:
-                        await chat_log.append(logged)
-                    del events, logged  # not held through the wait for the next read
+                        await chat_log.append(events)
+                    del events  # not held through the wait for the next read
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -133,7 +130,7 @@ class Run:
         finally:
             await self._end(chat_log, [final or failed(InternalError())])
 
-    async def _end(self, chat_log: ChatLog, events: list[LogEvent]) -> None:
+    async def _end(self, chat_log: ChatLog, events: Sequence[LogEvent]) -> None:
         """Write the final event (last of `events`) once, then the slot, metrics, log line."""
         if not self.running:
             return

@@ -125,7 +125,7 @@ class Live(Protocol):
 class ChatLog(Protocol):
     """The writing end of one chat's log, held by its run."""
 
-    async def append(self, events: list[LogEvent]) -> None:
+    async def append(self, events: Sequence[LogEvent]) -> None:
         """Add one upstream read's events; a Done or Failed last ends the log.
 
         May wait while a listener of this process is far behind (backpressure)."""

@@ -83,17 +83,18 @@ class ChatFrames:
     """One chat's frames. Text frames are the per-token path: their JSON head is encoded
     once per chat, and each frame is that head, the seq and the content."""
 
+    __slots__ = ("chat_id", "delta_head", "reasoning_head")
+
     def __init__(self, chat_id: str) -> None:
         self.chat_id = chat_id
         encoded_id = orjson.dumps(chat_id)
-        self.heads = {
-            kind: b'{"type":"' + kind.encode() + b'","id":' + encoded_id + b',"seq":'
-            for kind in ("delta", "reasoning")
-        }
+        self.delta_head = b'{"type":"delta","id":' + encoded_id + b',"seq":'
+        self.reasoning_head = b'{"type":"reasoning","id":' + encoded_id + b',"seq":'
 
     def text(self, seq: int, event: Text) -> bytes:
-        content = b',"content":' + orjson.dumps(event.content) + b"}"
-        return self.heads[event.kind] + str(seq).encode() + content
+        # One bytes formatting, not four concatenations and a str: about half the time.
+        head = self.delta_head if type(event) is Delta else self.reasoning_head
+        return head + b'%d,"content":%b}' % (seq, orjson.dumps(event.content))
 
     def encode(self, first_seq: int, events: Sequence[LogEvent]) -> list[bytes]:
         frames = []
@@ -114,27 +115,31 @@ class LiveFrames:
     """One chat's listener as a live one (server/store.py): a read the socket keeps up
     with is written from the run's task, no wake-up of the listener's per token."""
 
+    __slots__ = ("frames", "transport", "ws")
+
     def __init__(self, socket: ChatSocket, frames: ChatFrames) -> None:
-        self.socket, self.frames = socket, frames
+        self.ws, self.frames = socket.ws, frames
+        # Looked up once per chat, not per token: the connection's transport is the same
+        # for the socket's life, and says it is closing once the connection is lost.
+        self.transport = socket.request.transport
 
     def ready(self) -> bool:
-        transport = self.socket.request.transport
+        transport = self.transport
         return (
             transport is not None
             and not transport.get_write_buffer_size()
             and not transport.is_closing()
-            and not self.socket.ws.closed
+            and not self.ws.closed
         )
 
     async def write(self, first_seq: int, events: Sequence[LogEvent]) -> None:
-        ws = self.socket.ws
         if len(events) == 1:  # the per-token path: one read, one piece of text
             event = events[0]
             if type(event) is Delta or type(event) is Reasoning:
-                await ws.send_frame(self.frames.text(first_seq, event), WSMsgType.TEXT)
+                await self.ws.send_frame(self.frames.text(first_seq, event), WSMsgType.TEXT)
                 return
         for frame in self.frames.encode(first_seq, events):
-            await ws.send_frame(frame, WSMsgType.TEXT)
+            await self.ws.send_frame(frame, WSMsgType.TEXT)
 
 
 class ChatSocket:
