@@ -10,6 +10,7 @@ import base64
 import binascii
 import dataclasses
 import ipaddress
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +100,19 @@ def _origins(name: str, value: str) -> frozenset[str]:
     return frozenset(o for o in value.split(",") if o.strip())
 
 
+def _log_level(name: str, value: str) -> str:
+    # logging's own names; anything else would stop start-up with dictConfig's traceback.
+    if value.upper() not in logging.getLevelNamesMapping():
+        raise ConfigError(f"{name} must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}")
+    return value
+
+
+def _log_format(name: str, value: str) -> str:
+    if value.lower() not in ("text", "json"):
+        raise ConfigError(f"{name} must be text or json, got {value!r}")
+    return value
+
+
 def _redis_url(name: str, value: str) -> str:
     if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL")
@@ -152,8 +166,8 @@ class Settings:
     app_url: str | None = env("APP_URL", _text, None)
     app_title: str = env("APP_TITLE", _text, "chatrelay")
     upstream_timeout_s: float = env("UPSTREAM_TIMEOUT", _seconds, 120.0)
-    log_level: str = env("LOG_LEVEL", _text, "INFO")
-    log_format: str = env("LOG_FORMAT", _text, "text")
+    log_level: str = env("LOG_LEVEL", _log_level, "INFO")
+    log_format: str = env("LOG_FORMAT", _log_format, "text")
     open_access: bool = env("OPEN_ACCESS", _is_one, False)
     shutdown_grace_s: float = env("SHUTDOWN_GRACE", _seconds, 20.0)
     behind_proxy: bool = env("BEHIND_PROXY", _yes, False)

@@ -62,3 +62,25 @@ async def test_a_server_key_on_every_interface_starts_when_guarded_or_meant(
             assert r.status == (401 if "ACCESS_TOKEN" in guard else 200)
     finally:
         await stop_server(process)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("LOG_LEVEL", "verbose"), ("LOG_FORMAT", "xml"), ("PORT", "http")]
+)
+async def test_a_malformed_variable_is_one_line_naming_it(
+    name: str, value: str, unused_tcp_port: int
+) -> None:
+    env = server_env(**{"PORT": str(unused_tcp_port), name: value})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 2
+    lines = stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and name in lines[0], lines
