@@ -27,9 +27,12 @@ STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 PUBLIC_API_PATHS = frozenset({"/api/login"})
 WS_PATH = "/api/chat/ws"
 # What is offered to other origins (ALLOWED_ORIGINS), and with which method: the chat route
-# and the models list, what chatbot-ui-like front ends call.
+# and the models list, what chatbot-ui-like front ends call, and what the X-Chat-Id they
+# read is for: resuming the chat (GET /api/chats/{id}/events) and stopping it (DELETE).
 CORS_PATHS = {"/api/chat/openrouter": "POST", "/api/models": "GET"}
-CORS_HEADERS = "Content-Type, Authorization, Accept"
+CHATS_PREFIX = "/api/chats/"
+# Last-Event-ID: an EventSource that reconnects sends it, and it is not a safelisted header.
+CORS_HEADERS = "Content-Type, Authorization, Accept, Last-Event-ID"
 # Without this a cross-origin page cannot read a 429's wait or the chat id to resume with.
 CORS_EXPOSED_HEADERS = "Retry-After, X-Chat-Id"
 CORS_MAX_AGE_S = 600
@@ -119,11 +122,22 @@ def needs_check(request: web.Request) -> bool:
     return path.startswith(("/api/", "/v1/")) or path == "/metrics"
 
 
-def preflight(request: web.Request, settings: Settings) -> web.Response:
+def cors_method(path: str) -> str | None:
+    """The one method other origins may use on `path`, or None: not offered to them."""
+    if path in CORS_PATHS:
+        return CORS_PATHS[path]
+    if not path.startswith(CHATS_PREFIX):
+        return None
+    chat_id, _, rest = path[len(CHATS_PREFIX) :].partition("/")
+    if not chat_id:
+        return None
+    return {"": "DELETE", "events": "GET"}.get(rest)
+
+
+def preflight(request: web.Request, settings: Settings, allowed: str) -> web.Response:
     """Answer a CORS preflight: only ALLOWED_ORIGINS may call here from another origin."""
     origin = request.headers.get("Origin", "")
     method = request.headers.get("Access-Control-Request-Method", "")
-    allowed = CORS_PATHS[request.path]
     if not is_allowed_origin(origin, settings) or method.upper() != allowed:
         raise AccessDenied("Cross-site requests are not allowed", status=403)
     return web.Response(
@@ -143,13 +157,14 @@ def preflight(request: web.Request, settings: Settings) -> web.Response:
 async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if needs_check(request):
         settings = request.app[settings_key]
+        allowed = cors_method(request.path)
         if (
             request.method == "OPTIONS"
-            and request.path in CORS_PATHS
+            and allowed is not None
             and "Access-Control-Request-Method" in request.headers
         ):
             # Preflights carry neither cookies nor Authorization: answer before the token check.
-            return preflight(request, settings)
+            return preflight(request, settings, allowed)
         is_ws = request.path == WS_PATH
         if (request.method in STATE_CHANGING or is_ws) and is_cross_site(request, settings):
             raise AccessDenied("Cross-site requests are not allowed", status=403)
@@ -160,7 +175,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Let an ALLOWED_ORIGINS page read these answers, streamed ones and errors too."""
-    if request.path not in CORS_PATHS or request.method == "OPTIONS":
+    if cors_method(request.path) is None or request.method == "OPTIONS":
         return
     response.headers.add("Vary", "Origin")
     origin = request.headers.get("Origin")

@@ -75,3 +75,38 @@ async def test_the_models_list_grants_nothing_else(
     async with client.get("/api/models", headers={"Origin": EVIL}) as response:
         assert "Access-Control-Allow-Origin" not in response.headers
         assert not exposed(response.headers)
+
+
+async def test_a_cross_origin_page_can_resume_and_stop_the_chat_whose_id_it_read(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter
+) -> None:
+    client = await make_client(allowed_origins=frozenset({FRIEND}))
+    async with client.post(CHAT, json=chat_body("a b c"), headers={"Origin": FRIEND}) as response:
+        chat_id = response.headers["X-Chat-Id"]
+        await response.read()
+    events = f"/api/chats/{chat_id}/events"
+    # An EventSource reconnecting sends Last-Event-ID, which is not a safelisted header.
+    preflight = {
+        "Origin": FRIEND,
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "last-event-id",
+    }
+    async with client.options(events, headers=preflight) as response:
+        assert response.status == 204
+        assert response.headers["Access-Control-Allow-Origin"] == FRIEND
+        assert "last-event-id" in response.headers["Access-Control-Allow-Headers"].lower()
+    resume = {"Origin": FRIEND, "Last-Event-ID": "1"}
+    async with client.get(events, headers=resume) as response:
+        assert response.status == 200
+        assert response.headers["Access-Control-Allow-Origin"] == FRIEND
+        assert "event: done" in await response.text()
+    stop = {"Origin": FRIEND, "Access-Control-Request-Method": "DELETE"}
+    async with client.options(f"/api/chats/{chat_id}", headers=stop) as response:
+        assert response.status == 204
+        assert "DELETE" in response.headers["Access-Control-Allow-Methods"]
+    async with client.delete(f"/api/chats/{chat_id}", headers={"Origin": FRIEND}) as response:
+        assert response.status == 204
+        assert response.headers["Access-Control-Allow-Origin"] == FRIEND
+    async with client.options(events, headers={**preflight, "Origin": EVIL}) as response:
+        assert response.status == 403
+        assert "Access-Control-Allow-Origin" not in response.headers
