@@ -121,11 +121,11 @@ async def test_nobody_listening_for_the_window_abandons_the_run(make_store: Make
 
 
 async def test_an_ended_chat_is_dropped_after_the_retention(make_store: MakeStore) -> None:
-    store = await make_store(retention_s=0.2)
+    store = await make_store(retention_s=1.0)
     log = await store.create("o:r", FakeRun())
     await log.append([Delta("a"), Done("stop", None)])
     assert await store.exists("o:r")
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(1.5)
     assert not await store.exists("o:r")
 
 
