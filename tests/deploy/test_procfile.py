@@ -333,17 +333,19 @@ async def test_two_workers_share_the_limits_through_redis(
     statuses = []
     async with fresh_connection_session() as session:
         await session.put(f"{honcho.url}/api/profile", json={"openrouter_api_key": USER_KEY})
-        for n in range(10):
+        # 20 connections: the kernel hands each to whichever worker accepts first, and on a
+        # loaded machine 10 of them went to one worker.
+        for n in range(20):
             async with session.post(
                 f"{honcho.url}/api/chat/openrouter", json=chat_body(f"chat {n}")
             ) as response:
                 statuses.append(response.status)
                 await response.read()
-    access = await honcho.logged(lambda e: e.get("path") == "/api/chat/openrouter", 10)
+    access = await honcho.logged(lambda e: e.get("path") == "/api/chat/openrouter", 20)
     workers = {e["pid"] for e in access}
     assert len(workers) == 2, f"every chat went to one worker: {workers}"
     # Both workers served chats, and the client got its 4 a minute in all, not 4 from each.
-    assert sorted(statuses) == [200] * 4 + [429] * 6
+    assert sorted(statuses) == [200] * 4 + [429] * 16
 
 
 # --- A restart with Redis: SIGTERM to the worker holding a page's socket -------------
