@@ -10,7 +10,12 @@ import sys
 
 from .app import create_app
 from .config import ConfigError, Settings
-from .runner import new_event_loop, raise_open_files_limit, serve_until_signalled
+from .runner import (
+    collect_less_often,
+    new_event_loop,
+    raise_open_files_limit,
+    serve_until_signalled,
+)
 from .telemetry import logging_config, quiet_known_warnings
 
 
@@ -36,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
     quiet_known_warnings()
     raise_open_files_limit()
+    collect_less_often()
     # Not run_app: its AppRunner would drop WebSocket frames during the grace period.
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(serve_until_signalled(create_app(settings), settings.host, settings.port))

@@ -25,7 +25,7 @@ from .openai_api import openai_error_middleware, setup_openai_api
 from .openrouter import setup_openrouter
 from .profile import setup_profile
 from .redis_conn import setup_redis
-from .runner import make_runner, raise_open_files_limit, setup_shutdown
+from .runner import collect_less_often, make_runner, raise_open_files_limit, setup_shutdown
 from .runs import chat_runs
 from .telemetry import quiet_known_warnings, quiet_malformed_requests, setup_metrics
 from .ws_route import setup_ws_route
@@ -74,6 +74,7 @@ async def serve() -> web.AppRunner:
     """The gunicorn app factory: an AppRunner, so handler_cancellation can be switched on."""
     quiet_known_warnings()
     raise_open_files_limit()
+    collect_less_often()
     return make_runner(create_app(Settings.from_env(os.environ)))
 
 
