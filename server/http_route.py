@@ -63,6 +63,8 @@ class LazyStart:
     def __init__(self, request: web.Request, response: web.StreamResponse, after_s: float) -> None:
         self._request, self._response = request, response
         self.started = False
+        # The 200 is out: nothing more to wait for (the per-token path checks only this).
+        self.prepared = False
         # The silence's start, in a task of its own; the first text starts it in its writer.
         self._task: asyncio.Task[object] | None = None
         self._timer = asyncio.get_running_loop().call_later(after_s, self._silence)
@@ -81,6 +83,7 @@ class LazyStart:
             await self._response.prepare(self._request)
         elif self._task is not None:
             await self._task
+        self.prepared = True
 
     async def close(self) -> None:
         self._timer.cancel()
@@ -92,6 +95,8 @@ class LiveBody:
     """The response as a live listener (server/store.py): a read the client keeps up with
     is written from the run's task, no wake-up of this one; the first text sends the 200."""
 
+    __slots__ = ("encode", "response", "start", "transport")
+
     def __init__(
         self,
         request: web.Request,
@@ -99,10 +104,13 @@ class LiveBody:
         start: LazyStart,
         encode: Callable[[int, Sequence[LogEvent]], bytes],
     ) -> None:
-        self.request, self.response, self.start, self.encode = request, response, start, encode
+        self.response, self.start, self.encode = response, start, encode
+        # Looked up once per chat, not per token: the connection's transport is the same
+        # for the request's life, and says it is closing once the connection is lost.
+        self.transport = request.transport
 
     def ready(self) -> bool:
-        transport = self.request.transport
+        transport = self.transport
         return not (
             transport is None or transport.get_write_buffer_size() or transport.is_closing()
         )
@@ -110,7 +118,8 @@ class LiveBody:
     async def write(self, first_seq: int, events: Sequence[LogEvent]) -> None:
         data = self.encode(first_seq, events)
         if data:
-            await self.start.start()
+            if not self.start.prepared:
+                await self.start.start()
             await self.response.write(data)
 
 
