@@ -271,7 +271,9 @@ def error_of(final: Failed) -> ChatError:
 def resume_after(request: web.Request) -> int:
     """The last seq the client has: `after=` in the query, else SSE's Last-Event-ID."""
     raw = request.query.get("after", request.headers.get("Last-Event-ID", "0")).strip() or "0"
-    if not raw.isdigit() or len(raw) > 18:
+    # ASCII only: str.isdigit passes "²", which int() refuses, and Arabic-Indic digits,
+    # which int() reads as numbers.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise BadRequest("after (or Last-Event-ID) must be a whole number of 0 or more")
     return int(raw)
 

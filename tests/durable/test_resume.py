@@ -256,9 +256,13 @@ async def test_a_plain_post_chat_belongs_to_its_session(
 
 
 async def test_bad_resume_offsets_on_http_are_400(client: Client) -> None:
-    for query in ("?after=-1", "?after=x", "?after=1e3"):
+    # Non-ASCII digits ("²", the Arabic-Indic one): a 400, neither a 500 nor a seq.
+    for query in ("?after=-1", "?after=x", "?after=1e3", "?after=%C2%B2", "?after=%D9%A1"):
         response = await client.get(f"/api/chats/abc/events{query}")
         assert response.status == 400, query
+        assert "after" in (await response.json())["message"]
+    response = await client.get("/api/chats/abc/events", headers={"Last-Event-ID": "²"})
+    assert response.status == 400
 
 
 async def test_the_chat_line_says_a_chat_ran_detached(
