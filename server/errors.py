@@ -143,7 +143,9 @@ OPENAI_ERROR_STATUS = {
 
 def error_status(code: object, kind: object = None) -> int:
     """The HTTP status an error object's `code` (or else its `type`) stands for; else 502."""
-    if isinstance(code, str) and code.isdigit():
+    # Three ASCII digits: str.isdigit passes "²" (int() refuses it) and 5,000 digits (past
+    # int()'s limit), and upstream's bytes must not make a chat a 500.
+    if isinstance(code, str) and len(code) == 3 and code.isascii() and code.isdigit():
         code = int(code)
     if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
         return code

@@ -239,10 +239,16 @@ async def test_error_as_first_and_only_event_gets_its_own_status(
     assert await response.json() == {"message": "Rate limited by provider"}
 
 
+@pytest.mark.parametrize(
+    "code",
+    # "²" is a digit to str.isdigit but not to int(); 5,000 digits are past int()'s limit.
+    ["server_error", "²", "9" * 5000, 200, 999],
+    ids=["word", "superscript", "huge", "200", "999"],
+)
 async def test_error_event_with_a_non_http_code_is_502(
-    client: Client, fake_openrouter: FakeOpenRouter
+    client: Client, fake_openrouter: FakeOpenRouter, code: object
 ) -> None:
-    fake_openrouter.script(stream_error_reply("server_error", "Provider disconnected unexpectedly"))
+    fake_openrouter.script(stream_error_reply(code, "Provider disconnected unexpectedly"))  # type: ignore[arg-type]
     response = await post(client, chat_body())
     assert response.status == 502
     assert await response.json() == {"message": "Provider disconnected unexpectedly"}
