@@ -19,6 +19,7 @@ from tests.fake_openrouter import (
     COMMENT,
     FakeOpenRouter,
     Reply,
+    Step,
     chunk,
     error_reply,
     event,
@@ -215,8 +216,10 @@ async def test_silent_upstream_is_504(
 async def test_comments_keep_a_thinking_model_alive(
     make_client: MakeClient, fake_openrouter: FakeOpenRouter
 ) -> None:
-    client = await make_client(upstream_timeout_s=0.3)
-    steps: list[Any] = [COMMENT, 0.2, COMMENT, 0.2, COMMENT, 0.2, event(chunk("late"))]
+    # 1.5 s of comments against a 1 s silence limit, a comment every 0.5 s: the margin
+    # holds on a loaded machine (0.2 s gaps against 0.3 s did not always).
+    client = await make_client(upstream_timeout_s=1.0)
+    steps: list[Any] = [COMMENT, 0.5, COMMENT, 0.5, COMMENT, 0.5, event(chunk("late"))]
     fake_openrouter.script(Reply(steps=[*steps, event("[DONE]")]))
     response = await post(client, chat_body())
     assert response.status == 200
@@ -308,10 +311,13 @@ async def test_error_mid_stream_is_an_sse_error_event(
 async def test_silent_model_gets_its_200_after_first_byte_timeout(
     make_client: MakeClient, fake_openrouter: FakeOpenRouter
 ) -> None:
-    client = await make_client(first_byte_s=0.2, upstream_timeout_s=5.0)
-    fake_openrouter.script(Reply(steps=[COMMENT, 0.6, event(chunk("thought")), event("[DONE]")]))
-    response = await asyncio.wait_for(post(client, chat_body()), timeout=0.5)
+    client = await make_client(first_byte_s=0.2, upstream_timeout_s=30.0)
+    thinking_done = asyncio.Event()  # the model stays silent until the test has its 200
+    steps: list[Step] = [COMMENT, thinking_done, event(chunk("thought")), event("[DONE]")]
+    fake_openrouter.script(Reply(steps=steps))
+    response = await asyncio.wait_for(post(client, chat_body()), timeout=10)
     assert response.status == 200
+    thinking_done.set()
     assert await response.text() == "thought"
 
 
