@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Collection, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -163,7 +163,7 @@ def setup_redis(app: web.Application) -> None:
     app.cleanup_ctx.append(redis_client)
 
 
-# The longest the Redis stores' own tasks may take to stop at close.
+# The longest the Redis stores' and limits' own tasks may take to stop at close.
 CLOSE_WAIT_S = 2.0
 
 
@@ -302,8 +302,6 @@ class RedisLimitStore:
             await pipe.execute()
 
     async def aclose(self) -> None:
-        self._renewer.cancel()
-        with suppress(asyncio.CancelledError):
-            await self._renewer
+        await stop_tasks([self._renewer])
         for lease in list(self.leases.values()):
             await lease.release()
