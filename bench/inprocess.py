@@ -79,17 +79,19 @@ def fed_reader(tokens: int) -> tuple[StreamReader, asyncio.Task[None]]:
     return reader, asyncio.ensure_future(feed())
 
 
+async def bare_deltas(content: StreamReader) -> AsyncIterator[str]:
+    """bench/bare_relay.py's parser: readline iteration and stdlib json, per line."""
+    async for line in content:
+        if line.startswith(b"data: ") and not line.startswith(b"data: [DONE]"):
+            choices = json.loads(line[6:])["choices"]
+            if choices and choices[0]["delta"].get("content"):
+                yield choices[0]["delta"]["content"]
+
+
 async def bare_chat(tokens: int, sink: list[bytes]) -> None:
     content, feeding = fed_reader(tokens)
 
-    async def deltas() -> AsyncIterator[str]:
-        async for line in content:
-            if line.startswith(b"data: ") and not line.startswith(b"data: [DONE]"):
-                choices = json.loads(line[6:])["choices"]
-                if choices and choices[0]["delta"].get("content"):
-                    yield choices[0]["delta"]["content"]
-
-    async for text in deltas():
+    async for text in bare_deltas(content):
         sink.append(text.encode())
     await feeding
 
@@ -240,14 +242,7 @@ async def bare_ws_chat(tokens: int, socket: Socket) -> SinkTransport:
     content, feeding = fed_reader(tokens)
     _, ws, transport = socket
 
-    async def deltas() -> AsyncIterator[str]:
-        async for line in content:
-            if line.startswith(b"data: ") and not line.startswith(b"data: [DONE]"):
-                choices = json.loads(line[6:])["choices"]
-                if choices and choices[0]["delta"].get("content"):
-                    yield choices[0]["delta"]["content"]
-
-    async for text in deltas():
+    async for text in bare_deltas(content):
         await ws.send_str(json.dumps({"type": "delta", "id": "c1", "content": text}))
     await ws.send_str(json.dumps({"type": "done", "id": "c1", "finish_reason": "stop"}))
     await feeding

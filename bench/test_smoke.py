@@ -16,18 +16,24 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.subprocess
-def test_quick_bench_relays_exact_text_on_every_path(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+def run_module(*argv: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """`python -m argv...` from the repository root; fails the test when it exits non-zero."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--json", str(out), "--logs", str(tmp_path)],
+        [sys.executable, "-m", *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout_s,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+@pytest.mark.subprocess
+def test_quick_bench_relays_exact_text_on_every_path(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run_module("bench", "--quick", "--json", str(out), "--logs", str(tmp_path), timeout_s=300)
     results = json.loads(out.read_text())["results"]
     ran = {(scenario, target) for scenario, targets in results.items() for target in targets}
     for target in ("direct", "bare", "http", "sse", "ws", "v1"):
@@ -47,15 +53,7 @@ def test_quick_bench_on_redis_relays_exact_text(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     only = ["--only", "c100", "p500", "--targets", "bare", "http-redis", "ws-redis"]
     logs = ["--json", str(out), "--logs", str(tmp_path)]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--redis", *only, *logs],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    run_module("bench", "--quick", "--redis", *only, *logs, timeout_s=300)
     results = json.loads(out.read_text())["results"]
     for scenario in ("c100", "p500"):
         for target in ("http-redis", "ws-redis"):
@@ -67,15 +65,7 @@ def test_quick_bench_on_redis_relays_exact_text(tmp_path: Path) -> None:
 @pytest.mark.subprocess
 @pytest.mark.parametrize("target", ["http", "ws"])
 def test_burst_probe_reports_every_chat_exact(target: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.burst_probe", target, "--chats", "20", "--tokens", "3"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_module("bench.burst_probe", target, "--chats", "20", "--tokens", "3", timeout_s=120)
     assert f"{target}: 20 chats x 3 tokens at once" in done.stdout
     assert "errors 0" in done.stdout and "ms per chat" in done.stdout
 
@@ -83,13 +73,5 @@ def test_burst_probe_reports_every_chat_exact(target: str) -> None:
 @pytest.mark.subprocess
 def test_inprocess_bench_checks_every_chat_text() -> None:
     options = ["--chats", "5", "--tokens", "40", "--rounds", "1"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.inprocess", *options],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_module("bench.inprocess", *options, timeout_s=120)
     assert "Python work per token" in done.stdout and "memory log:" in done.stdout

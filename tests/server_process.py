@@ -42,6 +42,21 @@ async def start_server(
     pytest.fail(f"python -m server did not answer /healthz within 10 s (exit {process.returncode})")
 
 
+async def refused_start(env: dict[str, str]) -> tuple[int | None, list[str]]:
+    """Run it where it must refuse to start: its exit code and the lines it wrote on stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    return process.returncode, stderr.decode().strip().splitlines()
+
+
 async def stop_server(process: asyncio.subprocess.Process) -> int:
     """SIGTERM, as a platform sends it; the exit code."""
     if process.returncode is None:

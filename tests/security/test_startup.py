@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
-import sys
 
 import aiohttp
 import pytest
 
 from tests.security.conftest import ACCESS_TOKEN
-from tests.server_process import ROOT, start_server, stop_server
+from tests.server_process import refused_start, start_server, stop_server
 
 pytestmark = pytest.mark.subprocess
 
@@ -35,18 +33,8 @@ def server_env(**values: str) -> dict[str, str]:
 )
 async def test_malformed_session_secret_refuses_to_start(secret: str, unused_tcp_port: int) -> None:
     env = server_env(SESSION_SECRET=secret, PORT=str(unused_tcp_port))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
-    assert process.returncode != 0
-    lines = stderr.decode().strip().splitlines()
+    returncode, lines = await refused_start(env)
+    assert returncode != 0
     assert len(lines) == 1 and "SESSION_SECRET" in lines[0]
     assert secret not in lines[0]  # a secret, even a wrong one, is not echoed
 
@@ -71,16 +59,6 @@ async def test_a_malformed_variable_is_one_line_naming_it(
     name: str, value: str, unused_tcp_port: int
 ) -> None:
     env = server_env(**{"PORT": str(unused_tcp_port), name: value})
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
-    assert process.returncode == 2
-    lines = stderr.decode().strip().splitlines()
+    returncode, lines = await refused_start(env)
+    assert returncode == 2
     assert len(lines) == 1 and name in lines[0], lines
