@@ -16,13 +16,14 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -59,6 +60,21 @@ redis_key: web.AppKey[Redis | None] = web.AppKey("redis")
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
+class ClosedWriteIsConnectionError(AbstractConnection):
+    """A write on a connection that another task closed meanwhile (its writer gone) raises
+    redis-py's ConnectionError, which its retry and our 503 handle, not a raw AttributeError or
+    TypeError: redis-py 8.1 lets those escape (redis/redis-py#4287, fixed by #4288 after 8.1)."""
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        try:
+            await super().send_packed_command(command, check_health)
+        except (AttributeError, TypeError) as error:
+            await self.disconnect(nowait=True)
+            raise RedisConnectionError("Connection closed while writing to it") from error
+
+
 def make_redis(settings: Settings) -> Redis | None:
     """A client for REDIS_URL (no connection is made yet), or None without one.
 
@@ -83,6 +99,9 @@ def make_redis(settings: Settings) -> Redis | None:
         timeout=REDIS_POOL_WAIT_S,
         **options,
     )
+    # The URL picks the connection class (TCP, TLS, Unix socket); each gets the guard.
+    base = pool.connection_class
+    pool.connection_class = type(base.__name__, (ClosedWriteIsConnectionError, base), {})
     client: Redis = Redis.from_pool(pool)
     return client
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -9,10 +10,11 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.config import ConfigError, Settings
 from server.errors import ChatStoreUnavailable
-from server.redis_conn import redis_key, store_errors
+from server.redis_conn import make_redis, redis_key, store_errors
 from tests.conftest import SERVER_KEY, Client, MakeClient, chat_body
 from tests.fake_openrouter import FakeOpenRouter
 from tests.redis_server import RedisServer
@@ -128,3 +130,25 @@ async def test_python_m_server_starts_with_redis_down_and_refuses_chats_with_503
                 assert await response.text() == "Hello"
     finally:
         assert await stop_server(process) == 0
+
+
+async def test_a_connection_closed_under_a_write_is_a_connection_error_and_reconnects(
+    redis_url: str,
+) -> None:
+    """redis-py 8.1 lets a write whose connection another task closed meanwhile escape as a
+    raw AttributeError (seen in CI: a listener's ZREM), which no retry or 503 catches."""
+    redis = make_redis(Settings(redis_url=redis_url))
+    assert redis is not None
+    connection = await redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        sending = asyncio.ensure_future(connection.send_command("PING"))
+        await asyncio.sleep(0)  # the write is under way in a task of its own (socket_timeout)
+        await connection.disconnect(nowait=True)
+        with pytest.raises(RedisConnectionError):
+            await sending
+        # The same connection serves the next command, as a retry would use it.
+        await connection.send_command("PING")
+        assert await connection.read_response() == b"PONG"
+    finally:
+        await redis.connection_pool.release(connection)
+        await redis.aclose()
