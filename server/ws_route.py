@@ -8,6 +8,7 @@ A frame over the limit gets its 1009 close as a frame the client can read, not a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Sequence
@@ -254,6 +255,12 @@ class ChatSocket:
             await self.send(error_frame(chat_id, error))
         except ConnectionResetError:
             pass  # the socket closed under a send: the chat goes on without this listener
+        except Exception:
+            # A listener that trips a bug ends its own chat's frames, not the socket's others.
+            log.exception("listener of chat %s failed", chat_id)
+            if self.following.get(chat_id) is asyncio.current_task():  # no final frame yet
+                with contextlib.suppress(ConnectionResetError):
+                    await self.send(error_frame(chat_id, InternalError()))
         finally:
             self.forget(chat_id)
 

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from server.errors import KEY_NOT_FOUND_MESSAGE
+from server.memory_store import MemoryStore
 from tests.clients import chat_frame, receive, text_of, until_end
 from tests.conftest import Client, MakeClient
 from tests.fake_openrouter import (
@@ -302,3 +303,34 @@ async def test_after_done_a_cancel_or_a_reused_id_is_not_a_second_ending(
     assert text_of(frames) == "second"
     assert [f["type"] for f in frames] == ["delta", "done"]
     assert frames[-1]["finish_reason"] == "stop"
+
+
+async def test_a_listener_that_trips_a_bug_ends_its_chat_with_500_and_spares_the_others(
+    client: Client,
+    fake_openrouter: FakeOpenRouter,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    read = MemoryStore.read
+
+    def read_or_explode(store: MemoryStore, key: str, *args: Any) -> Any:
+        if key.endswith(":bad"):
+            raise RuntimeError("log on fire")
+        return read(store, key, *args)
+
+    monkeypatch.setattr(MemoryStore, "read", read_or_explode)
+    fake_openrouter.script(sse_reply(["a", "b"], delay_s=0.05), sse_reply(["o", "k"]))
+    async with client.ws_connect("/api/chat/ws") as ws:
+        await ws.send_str(chat_frame("bad"))
+        bad = await until_end(ws, "bad")
+        # The socket and its other chats go on.
+        await ws.send_str(chat_frame("good"))
+        good = await until_end(ws, "good")
+    assert bad[-1] == {
+        "type": "error",
+        "id": "bad",
+        "status": 500,
+        "message": "An unexpected error occurred",
+    }
+    assert text_of(good) == "ok" and good[-1]["type"] == "done"
+    assert "log on fire" in caplog.text
