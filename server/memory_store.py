@@ -10,7 +10,8 @@ and one str per token came to ~15 KiB per paced stream (bench/README.md). So the
 kept as it will be read back, joined: chunks of a few KiB, plus per event one byte (its
 kind) and one 8-byte offset (where its text ends). An event is rebuilt only when a listener
 reads it from the log, which a listener that keeps up never does (it is handed each read
-live).
+live). The chunks are UTF-8: a str is as wide as its widest character, so one emoji or
+curly quote made a whole chunk of text 4 or 2 bytes a character.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ JOIN_EVERY = 8
 WIDE_OFFSET = 2**32 - 2**25  # past it, offsets need 8 bytes (less a read's worth of margin)
 # A joined chunk grows to about this many characters before a new one starts.
 CHUNK_CHARS = 4096
+# Lone surrogates (a pair upstream cut and never finished) survive the round trip.
+UTF8, KEEP_SURROGATES = "utf-8", "surrogatepass"
 
 
 class Reader:
@@ -79,8 +82,8 @@ class MemoryLog:
         # passes 4 Gi characters (8 bytes each from then on).
         self.ends = array("I")
         self.start = 0  # the offset where the first kept event's text starts
-        self.chunks: list[str] = []  # the kept text, joined
-        self.chunk_starts: list[int] = []
+        self.chunks: list[bytes] = []  # the kept text, joined, in UTF-8
+        self.chunk_starts: list[int] = []  # the offset (in characters) where each starts
         self.pieces: list[str] = []  # the newest text, not joined yet
         self.pieces_chars = 0
         self.final: Final | None = None
@@ -124,14 +127,15 @@ class MemoryLog:
     def join(self) -> None:
         if not self.pieces:
             return
-        text = "".join(self.pieces)
+        text = "".join(self.pieces).encode(UTF8, KEEP_SURROGATES)
+        pieces_start = self.written - self.pieces_chars
         self.pieces.clear()
         self.pieces_chars = 0
-        if self.chunks and len(self.chunks[-1]) < CHUNK_CHARS:
+        if self.chunks and pieces_start - self.chunk_starts[-1] < CHUNK_CHARS:
             self.chunks[-1] += text
         else:
             self.chunks.append(text)
-            self.chunk_starts.append(self.written - len(text))
+            self.chunk_starts.append(pieces_start)
 
     def offset_at(self, seq: int) -> int:
         """Where the text of events up to `seq` ends (`seq` at least `base`)."""
@@ -147,7 +151,8 @@ class MemoryLog:
             at = bisect_right(self.chunk_starts, begin) - 1
             stop = min(end, pieces_start)
             while begin < stop:
-                chunk, chunk_start = self.chunks[at], self.chunk_starts[at]
+                chunk = self.chunks[at].decode(UTF8, KEEP_SURROGATES)
+                chunk_start = self.chunk_starts[at]
                 part = chunk[begin - chunk_start : stop - chunk_start]
                 parts.append(part)
                 begin += len(part)

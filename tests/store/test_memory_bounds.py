@@ -59,7 +59,7 @@ async def test_text_kept_joined_reads_back_exactly_per_seq(
     monkeypatch.setattr(memory_store, "MAX_CHAT_CHARS", 20_000)
     store = MemoryStore(300, 600)
     log = await store.create("o:mixed", FakeRun())
-    pieces = ["a", "é", "🎉x", "дом", "", "\n", "z" * 700]
+    pieces = ["a", "é", "🎉x", "дом", "", "\n", "z" * 700, "\u2019", "\ud83c"]
     events = [
         (Reasoning if n % 5 == 0 else Delta)(pieces[n % len(pieces)] + str(n)) for n in range(3_000)
     ]
