@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp_session import SESSION_KEY
 
@@ -297,6 +297,8 @@ async def chat_ws(request: web.Request) -> web.WebSocketResponse:
         # session itself would be memory held for the socket's whole life.
         request.pop(SESSION_KEY, None)
         await ws.prepare(request)
+        # The handshake is on the wire: a new session's Set-Cookie (~0.4 KiB) need not stay.
+        ws.headers.popall(hdrs.SET_COOKIE, None)
         registry = request.app[registry_key]
         registry.sockets.add(ws)
         sockets_open = request.app[metrics_key].sockets_open
