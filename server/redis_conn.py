@@ -70,8 +70,7 @@ class ClosedWriteIsConnectionError(AbstractConnection):
     ) -> None:
         try:
             await super().send_packed_command(command, check_health)
-        except (AttributeError, TypeError) as error:
-            await self.disconnect(nowait=True)
+        except (AttributeError, TypeError) as error:  # redis-py has disconnected it already
             raise RedisConnectionError("Connection closed while writing to it") from error
 
 
