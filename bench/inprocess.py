@@ -38,16 +38,16 @@ from aiohttp.test_utils import make_mocked_request
 from bench.loops import run_fast
 from bench.tokens import tail_events, token, token_events
 from server.config import Settings, settings_key
-from server.http_route import text_bytes
-from server.memory_store import MemoryStore
-from server.openrouter import Batches, stream_chat
-from server.profile import Profile
-from server.runner import Registry, registry_key
-from server.runs import Run
-from server.store import Delta, LogEvent, chat_store_key
+from server.registry import Registry, registry_key
+from server.relay.openrouter import Batches, stream_chat
+from server.relay.runs import Run
+from server.relay.upstream_answer import Answer, KeyRedactor, SilenceWatchdog
+from server.store.events import Delta, LogEvent, chat_store_key
+from server.store.memory import MemoryStore
 from server.telemetry import ChatObserver
-from server.upstream_answer import Answer, KeyRedactor, SilenceWatchdog
-from server.ws_route import ChatSocket
+from server.web.http_route import text_bytes
+from server.web.profile import Profile
+from server.web.ws_route import ChatSocket
 
 
 class Transport:

@@ -19,9 +19,9 @@ from pathlib import Path
 from bench import procs
 from bench.loops import run_fast
 from server.config import Settings
-from server.redis_conn import make_redis
-from server.redis_store import RedisStore
-from server.store import Delta
+from server.store.events import Delta
+from server.store.redis_conn import make_redis
+from server.store.redis_store import RedisStore
 
 
 class Run:

@@ -8,15 +8,15 @@ import logging.config
 import os
 import sys
 
-from .app import create_app
-from .config import ConfigError, Settings
-from .runner import (
+from server.app import create_app
+from server.config import ConfigError, Settings
+from server.runner import (
     collect_less_often,
     new_event_loop,
     raise_open_files_limit,
     serve_until_signalled,
 )
-from .telemetry import logging_config, quiet_known_warnings
+from server.telemetry import logging_config, quiet_known_warnings
 
 
 def main(argv: list[str] | None = None) -> int:

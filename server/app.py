@@ -16,19 +16,19 @@ from aiohttp_session import Session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
-from .access import access_middleware, proxy_middleware, setup_access
-from .config import Settings, settings_key
-from .http_io import error_middleware, json_response, request_time_middleware
-from .http_route import setup_http_route
-from .limits import setup_limits
-from .openai_api import openai_error_middleware, setup_openai_api
-from .openrouter import setup_openrouter
-from .profile import setup_profile
-from .redis_conn import setup_redis
-from .runner import collect_less_often, make_runner, raise_open_files_limit, setup_shutdown
-from .runs import chat_runs
-from .telemetry import quiet_known_warnings, quiet_malformed_requests, setup_metrics
-from .ws_route import setup_ws_route
+from server.config import Settings, settings_key
+from server.relay.openrouter import setup_openrouter
+from server.relay.runs import chat_runs
+from server.runner import collect_less_often, make_runner, raise_open_files_limit, setup_shutdown
+from server.store.redis_conn import setup_redis
+from server.telemetry import quiet_known_warnings, quiet_malformed_requests, setup_metrics
+from server.web.access import access_middleware, proxy_middleware, setup_access
+from server.web.http_io import error_middleware, json_response, request_time_middleware
+from server.web.http_route import setup_http_route
+from server.web.limits import setup_limits
+from server.web.openai_api import openai_error_middleware, setup_openai_api
+from server.web.profile import setup_profile
+from server.web.ws_route import setup_ws_route
 
 log = logging.getLogger(__name__)
 

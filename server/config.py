@@ -171,16 +171,16 @@ class Settings:
     open_access: bool = env("OPEN_ACCESS", _is_one, False)
     shutdown_grace_s: float = env("SHUTDOWN_GRACE", _seconds, 20.0)
     behind_proxy: bool = env("BEHIND_PROXY", _yes, False)
-    # None: no Redis, every process keeps its chats and limits in memory (server/redis_conn.py).
+    # None: no Redis, each process keeps its chats and limits in memory (store/redis_conn.py).
     redis_url: str | None = env("REDIS_URL", _redis_url, None)
     # For a rediss:// URL without its own ssl_cert_reqs: platforms' add-ons manage REDIS_URL
     # and serve a self-signed certificate, so the URL cannot carry `?ssl_cert_reqs=none`.
     redis_ssl_cert_reqs: str = env("REDIS_SSL_CERT_REQS", _cert_reqs, "required")
-    # Durable chats (server/runs.py): how long one runs with nobody listening, and how long
+    # Durable chats (server/relay/runs.py): how long one runs with nobody listening, and how long
     # one that ended can still be replayed.
     resume_window_s: float = env("RESUME_WINDOW_S", _seconds_or_zero, 300.0)
     chat_retention_s: float = env("CHAT_RETENTION_S", _seconds, 600.0)
-    # Limits per client (see server/limits.py); 0 turns one off.
+    # Limits per client (see server/web/limits.py); 0 turns one off.
     max_sockets_per_client: int = env("MAX_SOCKETS_PER_CLIENT", _count, 32)
     max_chats_per_client: int = env("MAX_CHATS_PER_CLIENT", _count, 16)
     chats_per_minute: int = env("CHATS_PER_MINUTE", _count, 300)

@@ -18,16 +18,16 @@ import gc
 import logging
 import resource
 import signal
-import weakref
 from importlib.util import find_spec
-from typing import Protocol, cast
+from typing import cast
 
 from aiohttp import WSCloseCode, web
 
-from .config import settings_key
-from .http_io import ClockedServer
-from .store import chat_store_key
-from .telemetry import AccessLogger
+from server.config import settings_key
+from server.registry import Registry, registry_key
+from server.store.events import chat_store_key
+from server.telemetry import AccessLogger
+from server.web.http_io import ClockedServer
 
 # Longer than the router's 90 s keep-alive, so the router is the one that closes idle
 # connections and never sends a request down one we are closing.
@@ -45,56 +45,6 @@ HANDLER_WAIT_S = 1.5
 PLATFORM_KILL_S = 30.0
 
 log = logging.getLogger(__name__)
-
-
-class Stoppable(Protocol):
-    def shut_down(self) -> None:
-        """End now with a 503 error event: the server is going away."""
-
-
-class Registry:
-    def __init__(self) -> None:
-        self.draining = False
-        self.runs: set[Stoppable] = set()
-        self.sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
-        # The tasks writing chats' frames to those sockets.
-        self.listeners: set[asyncio.Task[None]] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def add_run(self, run: Stoppable) -> None:
-        self.runs.add(run)
-        self._idle.clear()
-
-    def remove_run(self, run: Stoppable) -> None:
-        self.runs.discard(run)
-        if not self.runs:
-            self._idle.set()
-
-    async def wait_idle(self, timeout_s: float) -> bool:
-        """Wait until no chat runs here; False when some still do after `timeout_s`."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
-        return True
-
-    def add_listener(self, task: asyncio.Task[None]) -> None:
-        self.listeners.add(task)
-        task.add_done_callback(self.listeners.discard)
-
-    async def wait_listeners(self, timeout_s: float) -> None:
-        """Let the sockets' listeners write the final frames of chats that just ended."""
-        if self.listeners:
-            await asyncio.wait(list(self.listeners), timeout=timeout_s)
-
-    def shut_down_runs(self) -> None:
-        for run in list(self.runs):
-            run.shut_down()
-
-
-registry_key = web.AppKey("registry", Registry)
 
 
 # CPython passes over its youngest objects every 700 new containers, and over the older ones

@@ -27,7 +27,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.multiprocess import MultiProcessCollector
 
 client_address_key = web.RequestKey("client_address", str)
-"""The forwarded client address (server/access.py), kept on the original request for the
+"""The forwarded client address (server/web/access.py), kept on the original request for the
 access log."""
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from .wire import TEXT_FIELDS, decode_lenient, whole_text
+from server.relay.wire import TEXT_FIELDS, decode_lenient, whole_text
 
 # Fields that name a thing rather than stream it: the last one sent wins, never joined.
 # OpenRouter repeats `role` in every delta; tool calls repeat `index` and `type`.

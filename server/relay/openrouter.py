@@ -22,8 +22,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from .config import Settings, settings_key
-from .errors import (
+from server.config import Settings, settings_key
+from server.errors import (
     ChatError,
     ServerBusy,
     UpstreamError,
@@ -31,11 +31,11 @@ from .errors import (
     error_from_response,
     transport_error,
 )
-from .request import compact_json
-from .store import ChatEvent, Chunks, Done
-from .telemetry import ChatObserver
-from .upstream_answer import Answer, KeyRedactor, SilenceWatchdog, read_capped
-from .wire import Batch, read_batch
+from server.relay.request import compact_json
+from server.relay.upstream_answer import Answer, KeyRedactor, SilenceWatchdog, read_capped
+from server.relay.wire import Batch, read_batch
+from server.store.events import ChatEvent, Chunks, Done
+from server.telemetry import ChatObserver
 
 # We split lines ourselves (wire.py), so this only bounds what aiohttp buffers per stream
 # while a client reads slowly; bigger buffers cost memory, not speed.

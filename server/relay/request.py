@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from .errors import BadRequest
+from server.errors import BadRequest
 
 MAX_MODEL_CHARS = 200
 ROLES = ("system", "user", "assistant", "tool")

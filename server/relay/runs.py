@@ -1,5 +1,5 @@
 """Runs: a chat that outlives its connection. The run owns the upstream request and writes
-its events to the chat store; transports only listen (server/store.py).
+its events to the chat store; transports only listen (server/store/events.py).
 
 A run ends with exactly one final event (Done or Failed) whatever happens: upstream's
 answer, an error, a cancel from anywhere, nobody listening for RESUME_WINDOW_S, or the
@@ -13,22 +13,39 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
+from typing import Protocol
 
 from aiohttp import web
 
-from .config import settings_key
-from .errors import ChatError, ChatNotFound, ChatTooLong, InternalError, ServerShuttingDown
-from .limits import ChatLease
-from .memory_store import MemoryStore
-from .openrouter import openrouter_key, stream_chat
-from .redis_conn import redis_key
-from .redis_store import RedisStore
-from .request import ChatRequest
-from .runner import Registry, registry_key
-from .store import ChatEvent, ChatLog, ChatStore, Done, Failed, Final, LogEvent, chat_store_key
-from .telemetry import ChatObserver, metrics_key
+from server.config import settings_key
+from server.errors import ChatError, ChatNotFound, ChatTooLong, InternalError, ServerShuttingDown
+from server.registry import Registry, registry_key
+from server.relay.openrouter import openrouter_key, stream_chat
+from server.relay.request import ChatRequest
+from server.store.events import (
+    ChatEvent,
+    ChatLog,
+    ChatStore,
+    Done,
+    Failed,
+    Final,
+    LogEvent,
+    chat_store_key,
+)
+from server.store.memory import MemoryStore
+from server.store.redis_conn import redis_key
+from server.store.redis_store import RedisStore
+from server.telemetry import ChatObserver, metrics_key
 
 log = logging.getLogger(__name__)
+
+
+class ChatLease(Protocol):
+    """A running chat's slot under the limits (web/limits.py), held for the chat's whole
+    life and given back once when it ends."""
+
+    async def release(self) -> None: ...
+
 
 ANONYMOUS = "-"
 # After a chat's end its pump may spend up to a second handing upstream's connection back.

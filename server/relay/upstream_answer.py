@@ -33,8 +33,8 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
-from .errors import ChatError, UpstreamError, UpstreamTimeout, transport_error
-from .wire import Batch, ChunkReader, SSEDecoder, read_completion
+from server.errors import ChatError, UpstreamError, UpstreamTimeout, transport_error
+from server.relay.wire import Batch, ChunkReader, SSEDecoder, read_completion
 
 Batches = AsyncIterator[Batch]
 

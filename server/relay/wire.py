@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from .errors import ChatError, UpstreamError
-from .store import Delta, Reasoning, Text
+from server.errors import ChatError, UpstreamError
+from server.store.events import Delta, Reasoning, Text
 
 # SPEC "Limits": one event over this ends the chat. A hostile upstream that never sends the
 # blank line (or never ends a line) would otherwise grow one event without limit.

@@ -2,8 +2,8 @@
 by runs and read by listeners.
 
 The core yields the events, a run logs them and the transports write them. Two stores keep
-the logs: MemoryStore (server/memory_store.py, one process) and RedisStore
-(server/redis_store.py, shared by every process), picked at start-up (server/runs.py).
+the logs: MemoryStore (server/store/memory.py, one process) and RedisStore
+(server/store/redis_store.py, shared by every process), picked at start-up (server/relay/runs.py).
 Nothing else knows which one is in use; tests/store/ runs one suite against both.
 """
 
@@ -132,7 +132,7 @@ class ChatLog(Protocol):
 
 
 class ChatStore(Protocol):
-    """Where chat logs live. A key is a chat's owner and id (server/runs.py)."""
+    """Where chat logs live. A key is a chat's owner and id (server/relay/runs.py)."""
 
     # Whether another process can serve this one's listeners (SIGTERM then closes sockets
     # at once with 1012: the page reconnects elsewhere and follows its chats from there).

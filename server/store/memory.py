@@ -22,8 +22,8 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 
-from .errors import ChatIdInUse, ChatNotFound
-from .store import (
+from server.errors import ChatIdInUse, ChatNotFound
+from server.store.events import (
     MAX_READ_CHARS,
     MAX_READ_EVENTS,
     Delta,

@@ -24,10 +24,10 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from .errors import ChatNotFound, ChatStoreUnavailable
-from .memory_store import MemoryLog, MemoryLogWriter
-from .redis_conn import REDIS_DOWN, outage_log, stop_tasks
-from .store import Delta, Done, Failed, LogEvent, Reasoning, Slice
+from server.errors import ChatNotFound, ChatStoreUnavailable
+from server.store.events import Delta, Done, Failed, LogEvent, Reasoning, Slice
+from server.store.memory import MemoryLog, MemoryLogWriter
+from server.store.redis_conn import REDIS_DOWN, outage_log, stop_tasks
 
 PREFIX = "chatrelay:chat:"
 # Entries a stream keeps (one per upstream read, or a bounded re-sync batch): a chat keeps
@@ -44,7 +44,7 @@ MAX_FLUSH_BYTES = 1024 * 1024
 # After a failed flush, the next try: the log waits in memory meanwhile.
 RETRY_S = 0.5
 # The longest a run's end waits for Redis to have it: less than a shutdown's wind-down
-# (server/runs.py WIND_DOWN_S), which cancels what is still going then.
+# (server/relay/runs.py WIND_DOWN_S), which cancels what is still going then.
 END_WAIT_S = 1.0
 
 
@@ -259,7 +259,7 @@ class LogFlusher:
             try:
                 await self._flush(batch)
             except Exception as error:  # whatever it was, the next flush retries
-                # The chats go on in memory; one line says so (server/redis_conn.py).
+                # The chats go on in memory; one line says so (server/store/redis_conn.py).
                 for writer in batch:
                     self.mark(writer)
                 outage_log.failed(error)
@@ -320,7 +320,7 @@ class LogFlusher:
 
 # Following: listeners of this process on chats that run on another one.
 
-# The shared XREAD blocks for less than the client's socket timeout (server/redis_conn.py);
+# The shared XREAD blocks for less than the client's socket timeout (server/store/redis_conn.py);
 # a listener that heard nothing for this long checks that its chat still runs somewhere.
 BLOCK_MS = 5000
 READ_ENTRIES = 64

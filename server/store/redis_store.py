@@ -3,7 +3,7 @@
 The process running a chat keeps its log in memory too (a MemoryStore), so its own
 listeners never wait on Redis; the process's one LogFlusher writes every chat's new events
 up to Redis in one pipelined round trip, and listeners on other processes follow through
-the streams (both in server/redis_log.py). A cancel is published to every process; the one
+the streams (both in server/store/redis_log.py). A cancel is published to every process; the one
 running the chat stops it. Redis going away fails new chats (503); running ones go on for
 their own listeners, and their log is written up to Redis once it is back, so nobody
 elsewhere sees a gap.
@@ -19,10 +19,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .errors import ChatIdInUse
-from .memory_store import MemoryStore
-from .redis_conn import REDIS_DOWN, stop_tasks, store_errors
-from .redis_log import (
+from server.errors import ChatIdInUse
+from server.store.events import Live, RunControl, Slice
+from server.store.memory import MemoryStore
+from server.store.redis_conn import REDIS_DOWN, stop_tasks, store_errors
+from server.store.redis_log import (
     CANCEL_CHANNEL,
     RUN_TTL_S,
     Follower,
@@ -33,7 +34,6 @@ from .redis_log import (
     read_elsewhere,
     run_key,
 )
-from .store import Live, RunControl, Slice
 
 RENEW_EVERY_S = 5.0
 # Chat starts, all those waiting in one round trip: each chat's key marked as running here

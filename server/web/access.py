@@ -15,12 +15,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp_session import get_session, new_session
 
-from .config import Settings, normalize_origin, settings_key
-from .errors import AccessDenied, BadRequest
-from .http_io import read_json
-from .limits import check_login_rate
-from .profile import SESSION_KEY_FIELD
-from .telemetry import client_address_key
+from server.config import Settings, normalize_origin, settings_key
+from server.errors import AccessDenied, BadRequest
+from server.telemetry import client_address_key
+from server.web.http_io import read_json
+from server.web.limits import check_login_rate
+from server.web.profile import SESSION_KEY_FIELD
 
 ACCESS_FIELD = "access"
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})

@@ -25,9 +25,9 @@ from aiohttp import web
 from aiohttp.http import HttpProcessingError
 from aiohttp.typedefs import Handler
 
-from .config import settings_key
-from .errors import BadRequest, ChatError, InternalError, PayloadTooLarge, RequestTimeout
-from .telemetry import first_line
+from server.config import settings_key
+from server.errors import BadRequest, ChatError, InternalError, PayloadTooLarge, RequestTimeout
+from server.telemetry import first_line
 
 log = logging.getLogger(__name__)
 

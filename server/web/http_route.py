@@ -16,15 +16,15 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from .config import settings_key
-from .errors import BadRequest, ChatError, ClientTooSlow
-from .http_io import error_response, read_json
-from .limits import admit_chat
-from .profile import chat_owner, check_api_key, request_profile
-from .request import ChatRequest, parse_chat_request
-from .runs import chat_key, runs_key
-from .store import Delta, Done, Failed, LogEvent, chat_store_key, merged
-from .upstream_answer import SilenceWatchdog
+from server.config import settings_key
+from server.errors import BadRequest, ChatError, ClientTooSlow
+from server.relay.request import ChatRequest, parse_chat_request
+from server.relay.runs import chat_key, runs_key
+from server.relay.upstream_answer import SilenceWatchdog
+from server.store.events import Delta, Done, Failed, LogEvent, chat_store_key, merged
+from server.web.http_io import error_response, read_json
+from server.web.limits import admit_chat
+from server.web.profile import chat_owner, check_api_key, request_profile
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class LazyStart:
 
 
 class LiveBody:
-    """The response as a live listener (server/store.py): a read the client keeps up with
+    """The response as a live listener (server/store/events.py): a read the client keeps up with
     is written from the run's task, no wake-up of this one; the first text sends the 200."""
 
     __slots__ = ("encode", "response", "start", "transport")

@@ -3,7 +3,7 @@
 A chat counts against its client address and, when it runs on the user's own key, against
 that key too: a fresh fake key buys no new chats, and one key cannot spread its chats over
 many addresses. Counts live in Redis with REDIS_URL (every process shares them,
-`server/redis_conn.py`), else in this process's memory (MemoryLimitStore, here).
+`server/store/redis_conn.py`), else in this process's memory (MemoryLimitStore, here).
 
 Two kinds of count, both all-or-nothing over several keys (a chat counts against its
 address *and* its user key at once): a rate (token bucket, `per_minute` at once, refilled
@@ -22,10 +22,10 @@ from typing import Protocol
 
 from aiohttp import web
 
-from .config import Settings, settings_key
-from .errors import ChatStoreUnavailable, TooManyChats
-from .profile import Profile
-from .redis_conn import RedisLimitStore, redis_key
+from server.config import Settings, settings_key
+from server.errors import ChatStoreUnavailable, TooManyChats
+from server.store.redis_conn import RedisLimitStore, redis_key
+from server.web.profile import Profile
 
 SLOT_RETRY_AFTER_S = 10
 # Past this many tracked keys, idle buckets are dropped: rotating addresses cost no memory.

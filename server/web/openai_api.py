@@ -20,18 +20,24 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .config import settings_key
-from .errors import ChatError, ClientTooSlow, InternalError, UpstreamError
-from .http_io import json_response, read_json
-from .http_route import LazyStart, client_writes
-from .limits import ChatLease, admit_chat
-from .openai_completion import CompletionBuilder
-from .openrouter import openrouter_key, stream_chat
-from .profile import Profile, cached_models, check_api_key, is_header_safe, request_profile
-from .request import CompletionRequest, parse_completion_request
-from .runs import running_chat
-from .store import Chunks, Done
-from .telemetry import ChatObserver, metrics_key
+from server.config import settings_key
+from server.errors import ChatError, ClientTooSlow, InternalError, UpstreamError
+from server.relay.completion import CompletionBuilder
+from server.relay.openrouter import openrouter_key, stream_chat
+from server.relay.request import CompletionRequest, parse_completion_request
+from server.relay.runs import running_chat
+from server.store.events import Chunks, Done
+from server.telemetry import ChatObserver, metrics_key
+from server.web.http_io import json_response, read_json
+from server.web.http_route import LazyStart, client_writes
+from server.web.limits import ChatLease, admit_chat
+from server.web.profile import (
+    Profile,
+    cached_models,
+    check_api_key,
+    is_header_safe,
+    request_profile,
+)
 
 log = logging.getLogger(__name__)
 

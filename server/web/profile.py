@@ -14,17 +14,17 @@ from typing import Any, Literal
 from aiohttp import hdrs, web
 from aiohttp_session import STORAGE_KEY, get_session
 
-from .config import settings_key
-from .errors import BadRequest, KeyNotFound
-from .http_io import json_response, read_json
-from .openrouter import openrouter_key
+from server.config import settings_key
+from server.errors import BadRequest, KeyNotFound
+from server.relay.openrouter import openrouter_key
+from server.web.http_io import json_response, read_json
 
 SESSION_KEY_FIELD = "openrouter_api_key"
-# Who started a chat: only the same session may resume or stop it (server/runs.py).
+# Who started a chat: only the same session may resume or stop it (server/relay/runs.py).
 SESSION_OWNER_FIELD = "chat_owner"
 MAX_KEY_CHARS = 512
 
-# "bearer": a /v1 caller's own key, sent as its Authorization (server/openai_api.py).
+# "bearer": a /v1 caller's own key, sent as its Authorization (server/web/openai_api.py).
 KeySource = Literal["session", "server", "bearer"]
 
 

@@ -1,6 +1,6 @@
 """GET /api/chat/ws: chats started, followed, resumed and cancelled over one socket.
 
-Each chat the socket follows is a listener task reading the chat's log (server/store.py)
+Each chat the socket follows is a listener task reading the chat's log (server/store/events.py)
 and writing it as JSON text frames; closing the socket ends the listeners, not the chats.
 A frame over the limit gets its 1009 close as a frame the client can read, not a reset.
 """
@@ -19,16 +19,32 @@ from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp_session import SESSION_KEY
 
-from .config import settings_key
-from .errors import BadRequest, ChatError, ChatIdInUse, ChatNotFound, InternalError, TooManyChats
-from .http_io import clock_of, decode_json
-from .limits import admit_chat, take_socket_slot
-from .profile import Profile, check_api_key, request_profile, socket_chat_owner
-from .request import parse_chat_request
-from .runner import registry_key
-from .runs import chat_key, runs_key
-from .store import Delta, Done, Failed, LogEvent, Reasoning, Text, chat_store_key, merged
-from .telemetry import metrics_key
+from server.config import settings_key
+from server.errors import (
+    BadRequest,
+    ChatError,
+    ChatIdInUse,
+    ChatNotFound,
+    InternalError,
+    TooManyChats,
+)
+from server.registry import registry_key
+from server.relay.request import parse_chat_request
+from server.relay.runs import chat_key, runs_key
+from server.store.events import (
+    Delta,
+    Done,
+    Failed,
+    LogEvent,
+    Reasoning,
+    Text,
+    chat_store_key,
+    merged,
+)
+from server.telemetry import metrics_key
+from server.web.http_io import clock_of, decode_json
+from server.web.limits import admit_chat, take_socket_slot
+from server.web.profile import Profile, check_api_key, request_profile, socket_chat_owner
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +129,7 @@ class ChatFrames:
 
 
 class LiveFrames:
-    """One chat's listener as a live one (server/store.py): a read the socket keeps up
+    """One chat's listener as a live one (server/store/events.py): a read the socket keeps up
     with is written from the run's task, no wake-up of the listener's per token."""
 
     __slots__ = ("frames", "transport", "ws")

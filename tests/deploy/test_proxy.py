@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from server.access import proxy_middleware
 from server.config import Settings, settings_key
 from server.telemetry import client_address_key
+from server.web.access import proxy_middleware
 
 ROUTER_HEADERS = {
     "Host": "chatrelay.example",

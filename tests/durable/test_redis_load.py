@@ -14,9 +14,9 @@ import pytest
 from redis.asyncio import Redis
 
 from server.config import Settings
-from server.redis_conn import make_redis, outage_log
-from server.redis_store import RedisStore
-from server.store import Delta, Done
+from server.store.events import Delta, Done
+from server.store.redis_conn import make_redis, outage_log
+from server.store.redis_store import RedisStore
 from tests.clients import chat_frame, resume_frame, text_of, until_end
 from tests.conftest import Client, MakeClient, chat_body
 from tests.fake_openrouter import FakeOpenRouter, sse_reply

@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.config import ConfigError, Settings
 from server.errors import ChatStoreUnavailable
-from server.redis_conn import make_redis, redis_key, store_errors
+from server.store.redis_conn import make_redis, redis_key, store_errors
 from tests.conftest import SERVER_KEY, Client, MakeClient, chat_body
 from tests.fake_openrouter import FakeOpenRouter
 from tests.redis_server import RedisServer
@@ -73,7 +73,7 @@ async def test_redis_down_at_start_breaks_nothing_and_comes_back(
 ) -> None:
     server = make_redis_server()
     server.stop()
-    with caplog.at_level(logging.WARNING, logger="server.redis_conn"):
+    with caplog.at_level(logging.WARNING, logger="server.store.redis_conn"):
         await make_client(redis_url=f"redis://:hunter2-secret@127.0.0.1:{server.port}/0")
         client = await make_client(redis_url=server.url)
     assert "does not answer" in caplog.text and f"127.0.0.1:{server.port}" in caplog.text

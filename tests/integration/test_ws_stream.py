@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from server.errors import KEY_NOT_FOUND_MESSAGE
-from server.memory_store import MemoryStore
+from server.store.memory import MemoryStore
 from tests.clients import chat_frame, receive, text_of, until_end
 from tests.conftest import Client, MakeClient
 from tests.fake_openrouter import (

@@ -8,10 +8,10 @@ import aiohttp
 import orjson
 import pytest
 
-from server import limits
 from server.config import ConfigError, Settings
-from server.limits import MemoryLimitStore
-from server.openrouter import openrouter_key
+from server.relay.openrouter import openrouter_key
+from server.web import limits
+from server.web.limits import MemoryLimitStore
 from tests.conftest import MakeClient, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply
 from tests.security.conftest import TEST_REMOTE

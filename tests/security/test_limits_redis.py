@@ -119,7 +119,7 @@ async def test_no_user_key_reaches_redis(make_peer_client: MakeClient, redis_url
                 stored += [*(await redis.hgetall(name)).values()]
             elif kind == b"zset":
                 stored += await redis.zrange(name, 0, -1)
-            elif kind == b"stream":  # a chat's log (server/redis_store.py)
+            elif kind == b"stream":  # a chat's log (server/store/redis_store.py)
                 entries: Any = await redis.xrange(name)
                 stored += [value for _, fields in entries for value in fields.values()]
             else:

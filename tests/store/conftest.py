@@ -8,10 +8,10 @@ import pytest
 from redis.asyncio import Redis
 
 from server.config import Settings
-from server.memory_store import MemoryStore
-from server.redis_conn import make_redis
-from server.redis_store import RedisStore
-from server.store import ChatStore
+from server.store.events import ChatStore
+from server.store.memory import MemoryStore
+from server.store.redis_conn import make_redis
+from server.store.redis_store import RedisStore
 
 MakeStore = Callable[..., Awaitable[ChatStore]]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from server import memory_store
 from server.errors import ChatNotFound
-from server.memory_store import MemoryStore
-from server.store import Delta, Done, LogEvent, Reasoning
+from server.store import memory as memory_store
+from server.store.events import Delta, Done, LogEvent, Reasoning
+from server.store.memory import MemoryStore
 from tests.store.test_store import FakeRun, read_all
 
 

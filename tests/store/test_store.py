@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from server.errors import ChatIdInUse, ChatNotFound
-from server.store import (
+from server.store.events import (
     MAX_READ_CHARS,
     MAX_READ_EVENTS,
     ChatStore,

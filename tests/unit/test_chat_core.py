@@ -11,11 +11,11 @@ import orjson
 import pytest
 
 from server.errors import BadRequest, UpstreamError
-from server.openrouter import Batches, stream_chat
-from server.request import parse_chat_request
-from server.store import ChatEvent, Delta, Done, Reasoning
+from server.relay.openrouter import Batches, stream_chat
+from server.relay.request import parse_chat_request
+from server.relay.wire import read_batch
+from server.store.events import ChatEvent, Delta, Done, Reasoning
 from server.telemetry import ChatObserver
-from server.wire import read_batch
 from tests.conftest import chat_body
 from tests.fake_openrouter import USAGE, chunk
 
@@ -160,7 +160,7 @@ async def test_one_info_line_per_chat_without_key_or_content(
 ) -> None:
     caplog.set_level(logging.INFO, logger="server.chat")
     upstream = ScriptedUpstream([data(content="secret answer")], [data(usage=USAGE), b"[DONE]"])
-    # The core fills the observer in; whoever ran the chat ends it (server/runs.py).
+    # The core fills the observer in; whoever ran the chat ends it (server/relay/runs.py).
     seen = observer()
     await events_of(upstream, seen)
     seen.ended(200, "done")

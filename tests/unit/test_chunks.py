@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from server.store import Delta, Reasoning
-from server.wire import ChunkReader, read_batch, read_completion
+from server.relay.wire import ChunkReader, read_batch, read_completion
+from server.store.events import Delta, Reasoning
 from tests.fake_openrouter import chunk, completion_reply
 
 HIGH, LOW = "\\ud83c", "\\udf89"  # 🎉 as JSON's two UTF-16 escapes

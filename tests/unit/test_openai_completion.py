@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from server.errors import BadRequest
-from server.openai_completion import CompletionBuilder
-from server.request import parse_completion_request
+from server.relay.completion import CompletionBuilder
+from server.relay.request import parse_completion_request
 
 
 def choice_chunk(index: int, delta: dict[str, Any], **choice: Any) -> bytes:

@@ -14,8 +14,8 @@ from aioresponses import aioresponses
 
 from server.config import Settings
 from server.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from server.openrouter import OpenRouterClient
-from server.wire import Batch
+from server.relay.openrouter import OpenRouterClient
+from server.relay.wire import Batch
 
 BASE = "https://openrouter.test/api/v1"
 CHAT_URL = f"{BASE}/chat/completions"

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from server.errors import BadRequest
-from server.request import parse_chat_request
+from server.relay.request import parse_chat_request
 from tests.conftest import chat_body
 
 

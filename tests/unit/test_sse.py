@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from server.errors import UpstreamError
-from server.wire import SSEDecoder
+from server.relay.wire import SSEDecoder
 
 
 def batches(*reads: bytes) -> list[list[bytes]]:

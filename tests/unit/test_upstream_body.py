@@ -8,7 +8,7 @@ import zlib
 import pytest
 
 from server.errors import UpstreamError
-from server.upstream_answer import INFLATE_STEP_BYTES, Inflater
+from server.relay.upstream_answer import INFLATE_STEP_BYTES, Inflater
 
 
 def test_gzip_and_deflate_inflate_to_the_same_bytes_in_bounded_steps() -> None:

@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from server.errors import UpstreamTimeout
-from server.upstream_answer import SilenceWatchdog
+from server.relay.upstream_answer import SilenceWatchdog
 from tests.fake_clock import FakeClock
 
 

@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.wire import ChunkReader, SSEDecoder
+from server.relay.wire import ChunkReader, SSEDecoder
 from tests.fake_openrouter import chunk
 
 LINE_ENDS = st.sampled_from(["\n", "\r\n", "\r"])
