@@ -109,9 +109,9 @@ def session_storage(settings: Settings) -> SessionCookieStorage:
     )
 
 
-ROOT_DIR = Path(__file__).resolve().parent.parent
-STATIC_DIR = ROOT_DIR / "static"
-NODE_MODULES_DIR = ROOT_DIR / "node_modules"
+# The page lives inside the package, so an installed wheel serves it too.
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+NODE_MODULES_DIR = Path(__file__).resolve().parent.parent / "node_modules"
 
 # Only these files of node_modules are served: the rest of it is nobody's business.
 VENDOR_FILES = {

@@ -52,6 +52,7 @@ async def test_api_responses_do_not_get_the_page_headers(make_client: MakeClient
         "/vendor/marked.esm.js",
         "/vendor/..%2Fpackage.json",
         "/static/..%2Fserver%2Fapp.py",
+        "/static/..%2Fapp.py",
         "/static/%2E%2E/pyproject.toml",
         "/static/nothing.js",
     ],
