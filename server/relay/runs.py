@@ -47,6 +47,21 @@ class ChatLease(Protocol):
     async def release(self) -> None: ...
 
 
+class RunHook(Protocol):
+    """Something that follows one run from the layers above (history, budgets), which the
+    relay may not import: the transport passes it to `Runs.start`.
+
+    `seen` gets each upstream read's events in the run's own task (the per-token path: keep
+    it to an append). `ended` is awaited once, after the run left the registry and before
+    its final event is logged, so a client that sees `done` finds what the hook wrote; it
+    must return within a second or two (hand longer work, a retry, to a task of its own).
+    """
+
+    def seen(self, events: Sequence[LogEvent]) -> None: ...
+
+    async def ended(self, final: Final) -> None: ...
+
+
 ANONYMOUS = "-"
 # After a chat's end its pump may spend up to a second handing upstream's connection back.
 WIND_DOWN_S = 1.5
@@ -72,9 +87,15 @@ class Run:
     """One chat's upstream request, pumped into its log by a task of its own."""
 
     def __init__(
-        self, registry: Registry, observer: ChatObserver, lease: ChatLease, max_s: float
+        self,
+        registry: Registry,
+        observer: ChatObserver,
+        lease: ChatLease,
+        max_s: float,
+        hooks: Sequence[RunHook] = (),
     ) -> None:
         self.registry = registry
+        self.hooks = tuple(hooks)
         self.max_s = max_s
         self.observer = observer
         # The chat's MAX_CHATS_PER_CLIENT slot, held for its whole life, detached included.
@@ -121,6 +142,7 @@ class Run:
             # MAX_CHAT_DURATION_S: comment lines could keep a chat open forever.
             async with asyncio.timeout(self.max_s) as deadline, aclosing(batches):
                 async for events in batches:
+                    self._seen(events)
                     if type(events[-1]) is Done:
                         final = events[-1]
                         await self._end(chat_log, events)
@@ -147,11 +169,25 @@ class Run:
         finally:
             await self._end(chat_log, [final or failed(InternalError())])
 
+    def _seen(self, events: Sequence[LogEvent]) -> None:
+        for hook in self.hooks:
+            hook.seen(events)
+
+    async def _ended(self, final: Final) -> None:
+        for hook in self.hooks:
+            try:
+                await hook.ended(final)
+            except Exception:  # one hook's bug must not keep the chat from ending
+                log.exception("run hook failed id=%s", self.observer.chat_id)
+
     async def _end(self, chat_log: ChatLog, events: Sequence[LogEvent]) -> None:
         """Write the final event (last of `events`) once, then the slot, metrics, log line."""
         if not self.running:
             return
         self.registry.remove_run(self)
+        last = events[-1]
+        if isinstance(last, Done | Failed):
+            await self._ended(last)
         try:
             await chat_log.append(events)
         except ChatError as error:
@@ -195,12 +231,14 @@ class Runs:
         request: ChatRequest,
         api_key: str,
         lease: ChatLease,
+        hooks: Sequence[RunHook] = (),
     ) -> Run:
         """Start the chat, which holds `lease` until it ends. ChatIdInUse (409) when the
         key's chat still runs; 503 while shutting down or when the store is down."""
         registry = self.app[registry_key]
         observer = ChatObserver(chat_id, transport, request.model, self.app[metrics_key])
-        run = Run(registry, observer, lease, self.app[settings_key].max_chat_duration_s)
+        max_s = self.app[settings_key].max_chat_duration_s
+        run = Run(registry, observer, lease, max_s, hooks)
         try:
             if registry.draining:
                 raise ServerShuttingDown()
