@@ -136,3 +136,30 @@ async def test_guessing_the_access_token_is_slowed_per_address(
         assert response.status == 429  # the guessing address waits, even with the token
     async with client.post("/api/login", data=right, headers={TEST_REMOTE: OTHER}) as response:
         assert response.status == 204  # another address logs in at once
+
+
+async def test_too_many_chats_at_once_says_a_true_retry_after(
+    make_peer_client: MakeClient, fake_openrouter: FakeOpenRouter
+) -> None:
+    # Issue 20.4: twenty SDK streams took 11 s because a 429 said `Retry-After: 10` where a
+    # slot frees as soon as a chat ends. The SDKs wait what it says: it says 1.
+    client = await make_peer_client(max_chats_per_client=1, first_byte_s=0.05)
+    fake_openrouter.script(HANG)
+    held = await hold_chat(client)
+    async with client.post(CHAT, data=BODY) as response:
+        assert response.status == 429
+        assert response.headers["Retry-After"] == "1"
+    async with client.ws_connect(WS) as ws:
+        await ws.send_str(orjson.dumps({"id": "w", **chat_body()}).decode())
+        frame = orjson.loads((await ws.receive(timeout=3)).data)
+        assert (frame["status"], frame["retry_after"]) == (429, 1)
+    held.close()
+    await fake_openrouter.requests[0].wait_dropped_by_relay()
+    # The held chat's slot is back as soon as it ended (no fixed wait: a busy machine).
+    for _ in range(100):
+        async with client.post(CHAT, data=BODY) as response:
+            if response.status == 200:
+                assert await response.text() == "Hello"
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the ended chat's slot was not given back")
