@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -62,3 +63,11 @@ async def stop_server(process: asyncio.subprocess.Process) -> int:
     if process.returncode is None:
         process.send_signal(signal.SIGTERM)
     return await asyncio.wait_for(process.wait(), timeout=30)
+
+
+def server_env(**values: str) -> dict[str, str]:
+    env = {**os.environ, "LOG_LEVEL": "WARNING", **values}
+    for name in ("OPENROUTER_API_KEY", "ACCESS_TOKEN", "OPEN_ACCESS", "SESSION_SECRET", "HOST"):
+        if name not in values:
+            env.pop(name, None)
+    return env

@@ -5,41 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any
 
-import aiohttp
 import orjson
 
-from tests.conftest import USER_KEY, Client, MakeClient, chat_body
-from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply
+from tests.client_limits import BODY, CHAT, HANG, WS, answered, hold_chat, refused
+from tests.conftest import USER_KEY, MakeClient, chat_body
+from tests.fake_openrouter import FakeOpenRouter
 from tests.security.conftest import ACCESS_TOKEN, TEST_REMOTE
 
-CHAT = "/api/chat/openrouter"
-WS = "/api/chat/ws"
-BODY = orjson.dumps(chat_body())
 OTHER = "203.0.113.9"
-HANG = Reply(steps=[COMMENT, "hang"])
-
-
-async def hold_chat(client: Client, **headers: str) -> aiohttp.ClientResponse:
-    """A POST chat whose answer is never read: it holds its slot until the client leaves."""
-    response = await client.post(CHAT, data=BODY, headers=headers)
-    assert response.status == 200
-    return response
-
-
-async def refused(client: Client, **headers: str) -> dict[str, Any]:
-    async with client.post(CHAT, data=BODY, headers=headers) as response:
-        assert response.status == 429
-        assert int(response.headers["Retry-After"]) >= 1
-        body: dict[str, Any] = await response.json()
-        return body
-
-
-async def answered(client: Client, **headers: str) -> None:
-    async with client.post(CHAT, data=BODY, headers=headers) as response:
-        assert response.status == 200
-        assert await response.text() == "Hello"
 
 
 async def test_one_address_cannot_take_every_upstream_connection(

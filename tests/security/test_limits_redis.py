@@ -13,10 +13,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import USER_KEY, MakeClient, chat_body
-from tests.fake_openrouter import FakeOpenRouter
-from tests.redis_server import RedisServer
-from tests.security.test_client_limits import (
+from tests.client_limits import (
     BODY,
     CHAT,
     HANG,
@@ -25,6 +22,9 @@ from tests.security.test_client_limits import (
     hold_chat,
     refused,
 )
+from tests.conftest import USER_KEY, MakeClient, chat_body
+from tests.fake_openrouter import FakeOpenRouter
+from tests.redis_server import RedisServer
 
 
 async def test_chats_per_minute_count_across_processes(

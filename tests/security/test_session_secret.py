@@ -12,8 +12,7 @@ from cryptography.fernet import Fernet
 
 from server.config import ConfigError, Settings
 from tests.conftest import SESSION_SECRET, USER_KEY, MakeClient
-from tests.security.test_startup import server_env
-from tests.server_process import start_server, stop_server
+from tests.server_process import server_env, start_server, stop_server
 
 PLATFORM_SECRET = secrets.token_hex(32)  # what Heroku's `generator: secret` makes
 

@@ -10,15 +10,15 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import MakeClient, chat_body
-from tests.fake_openrouter import FakeOpenRouter
-from tests.security.test_backpressure import (
+from tests.backpressure import (
     ANSWER_BYTES,
     huge_reply,
     post_raw,
     slow_reader,
     stalled,
 )
+from tests.conftest import MakeClient, chat_body
+from tests.fake_openrouter import FakeOpenRouter
 
 
 def first_chat_line(caplog: pytest.LogCaptureFixture) -> dict[str, Any]:

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import base64
-import os
 
 import aiohttp
 import pytest
 
 from tests.security.conftest import ACCESS_TOKEN
-from tests.server_process import refused_start, start_server, stop_server
+from tests.server_process import refused_start, server_env, start_server, stop_server
 
 pytestmark = pytest.mark.subprocess
-
-
-def server_env(**values: str) -> dict[str, str]:
-    env = {**os.environ, "LOG_LEVEL": "WARNING", **values}
-    for name in ("OPENROUTER_API_KEY", "ACCESS_TOKEN", "OPEN_ACCESS", "SESSION_SECRET", "HOST"):
-        if name not in values:
-            env.pop(name, None)
-    return env
 
 
 @pytest.mark.parametrize(

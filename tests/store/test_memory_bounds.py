@@ -8,7 +8,7 @@ from server.errors import ChatNotFound
 from server.store import memory as memory_store
 from server.store.events import Delta, Done, LogEvent, Reasoning
 from server.store.memory import MemoryStore
-from tests.store.test_store import FakeRun, read_all
+from tests.chat_store import FakeRun, read_all
 
 
 async def test_a_chat_keeps_only_its_newest_text_past_the_cap(

@@ -18,28 +18,8 @@ from server.store.events import (
     LogEvent,
     Reasoning,
 )
+from tests.chat_store import FakeRun, read_all
 from tests.store.conftest import MakeStore
-
-
-class FakeRun:
-    """What a store tells a run: cancelled, or abandoned by its listeners."""
-
-    def __init__(self) -> None:
-        self.cancelled = asyncio.Event()
-        self.abandoned = asyncio.Event()
-
-    def cancel(self) -> None:
-        self.cancelled.set()
-
-    def abandon(self) -> None:
-        self.abandoned.set()
-
-
-async def read_all(store: ChatStore, key: str, after: int = 0) -> list[tuple[int, LogEvent]]:
-    out = []
-    async for first_seq, events in store.read(key, after):
-        out += list(enumerate(events, first_seq))
-    return out
 
 
 async def test_a_log_reads_back_with_seqs_from_any_offset(make_store: MakeStore) -> None:
