@@ -93,6 +93,14 @@ class TooManyChats(ChatError):
     code = "too_many_chats"
 
 
+class BudgetExceeded(ChatError):
+    """A metered chat of an account whose budget this period cannot afford even a short
+    answer (SPEC "Budgets"); /v1 says `insufficient_quota`, as OpenAI does."""
+
+    http_status = 402
+    code = "insufficient_quota"
+
+
 class ChatIdInUse(ChatError):
     """A chat frame reused the id of a chat that is still running on the socket."""
 

@@ -254,6 +254,11 @@ class ChatMetrics:
             buckets=DURATION_BUCKETS_S,
             registry=registry,
         )
+        self.spend = Counter(
+            "chatrelay_spend_usd",
+            "US dollars spent by accounts' chats (upstream's usage.cost, else the model's price)",
+            registry=registry,
+        )
         # Every series exists from the start, at 0, so rates work from the first scrape.
         for transport in TRANSPORTS:
             self.tokens.labels(transport)
@@ -294,7 +299,7 @@ CHAT_END_LINE = (
     "chat end id=%(chat_id)s transport=%(transport)s model=%(model)s status=%(status)d "
     "outcome=%(outcome)s finish_reason=%(finish_reason)s tokens=%(tokens)s "
     "ttft_ms=%(ttft_ms)s duration_ms=%(duration_ms)d cancelled=%(cancelled)s "
-    "detached=%(detached)s"
+    "detached=%(detached)s account=%(account)s cost_usd=%(cost_usd)s"
 )
 
 
@@ -313,6 +318,11 @@ class ChatObserver:
     usage: dict[str, Any] | None = None
     # The chat ran for a while with nobody listening (a closed socket, a resumable POST left).
     detached: bool = False
+    # Characters of text and reasoning relayed: what a chat cut short is billed by.
+    chars: int = 0
+    # The signed-in account's id, and the chat's cost in US dollars when known (Budgets).
+    account_id: str | None = None
+    cost_usd: float | None = None
 
     def ended(self, status: int, outcome: str) -> None:
         """`outcome` is done, error or cancelled; a shutdown is an error with status 503."""
@@ -335,6 +345,8 @@ class ChatObserver:
             "duration_ms": duration_ms,
             "cancelled": outcome == "cancelled",
             "detached": self.detached,
+            "account": self.account_id,
+            "cost_usd": self.cost_usd,
         }
         chat_log.info(CHAT_END_LINE, fields, extra=fields)
         if self.metrics is not None:

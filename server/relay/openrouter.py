@@ -116,6 +116,8 @@ async def stream_chat(
                 if observer.first_text_at is None:
                     observer.first_text_at = time.monotonic()
                 observer.pieces += len(batch.events)
+                # What a chat cut short without usage is billed for (users/costs.py).
+                observer.chars += sum(len(event.content) for event in batch.events)
             events = _as_chunks(batch) if relay_chunks else batch.events
             if batch.error is not None:
                 if events:
