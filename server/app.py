@@ -28,6 +28,7 @@ from server.web.http_route import setup_http_route
 from server.web.limits import setup_limits
 from server.web.openai_api import openai_error_middleware, setup_openai_api
 from server.web.profile import setup_profile
+from server.web.responses_api import setup_responses_api
 from server.web.ws_route import setup_ws_route
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_http_route(app)
     setup_ws_route(app)
     setup_openai_api(app)
+    setup_responses_api(app)
     setup_public_routes(app)
     return app
 

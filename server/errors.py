@@ -316,3 +316,14 @@ def transport_error(exc: aiohttp.ClientError, silence_message: str) -> UpstreamE
         # ('10.0.0.5', 443)").
         return UpstreamUnreachable(f"Could not reach OpenRouter: {os.strerror(exc.errno)}")
     return UpstreamUnreachable(f"Could not reach OpenRouter: {type(exc).__name__}")
+
+
+class ResponseNotFound(ChatError):
+    """No /v1 response with that id: unknown, expired, deleted, or another owner's."""
+
+    http_status = 404
+    code = "response_not_found"
+
+    def __init__(self, response_id: str | None) -> None:
+        named = f" with id '{response_id}'" if response_id else " with that id"
+        super().__init__(f"No response found{named}")

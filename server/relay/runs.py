@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
 from typing import Protocol
 
@@ -20,12 +20,12 @@ from aiohttp import web
 from server.config import settings_key
 from server.errors import ChatError, ChatNotFound, ChatTooLong, InternalError, ServerShuttingDown
 from server.registry import Registry, registry_key
-from server.relay.openrouter import openrouter_key, stream_chat
-from server.relay.request import ChatRequest
+from server.relay.openrouter import UpstreamRequest, openrouter_key, stream_chat
 from server.store.events import (
     ChatEvent,
     ChatLog,
     ChatStore,
+    Chunks,
     Done,
     Failed,
     Final,
@@ -204,6 +204,9 @@ class Run:
             observer.ended(200, "done")
 
 
+LogAs = Callable[[AsyncGenerator[list[Chunks | Done], None]], AsyncGenerator[list[ChatEvent], None]]
+
+
 class Runs:
     """Starts, finds and stops the runs of one app."""
 
@@ -228,13 +231,18 @@ class Runs:
         key: str,
         chat_id: str,
         transport: str,
-        request: ChatRequest,
+        request: UpstreamRequest,
         api_key: str,
         lease: ChatLease,
         hooks: Sequence[RunHook] = (),
+        *,
+        log_as: LogAs | None = None,
     ) -> Run:
         """Start the chat, which holds `lease` until it ends. ChatIdInUse (409) when the
-        key's chat still runs; 503 while shutting down or when the store is down."""
+        key's chat still runs; 503 while shutting down or when the store is down.
+
+        `log_as`: what the run logs from upstream's own chunks, instead of their text
+        (a /v1/responses run, server/relay/responses.py)."""
         registry = self.app[registry_key]
         observer = ChatObserver(chat_id, transport, request.model, self.app[metrics_key])
         max_s = self.app[settings_key].max_chat_duration_s
@@ -246,7 +254,11 @@ class Runs:
         except BaseException:
             await lease.release()
             raise
-        batches = stream_chat(request, api_key, self.app[openrouter_key], observer)
+        upstream = self.app[openrouter_key]
+        if log_as is None:
+            batches = stream_chat(request, api_key, upstream, observer)
+        else:
+            batches = log_as(stream_chat(request, api_key, upstream, observer, relay_chunks=True))
         run.start(chat_log, batches)
         assert run.task is not None
         self.tasks.add(run.task)

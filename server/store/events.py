@@ -161,6 +161,10 @@ class ChatStore(Protocol):
         """Stop the running chat under the key, wherever it runs; False when none is."""
         ...
 
+    async def forget(self, key: str) -> None:
+        """Drop the log of a chat that ended (DELETE /v1/responses/{id}), on every process."""
+        ...
+
     async def close(self) -> None:
         """Let go of connections; logs of this process's runs end with them."""
         ...

@@ -289,6 +289,11 @@ class MemoryStore:
         log.run.cancel()
         return True
 
+    async def forget(self, key: str) -> None:
+        log = self.logs.get(key)
+        if log is not None and log.ended:
+            self.drop(key, log)
+
     async def read(self, key: str, after: int, live: Live | None = None) -> AsyncIterator[Slice]:
         log = self.logs.get(key)
         if log is None:

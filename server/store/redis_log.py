@@ -139,6 +139,11 @@ class RedisLogWriter:
         # that is away (or slow) does not hold the run's end up.
         await self.flusher.until_written(end_written)
 
+    async def until_end_written(self, timeout_s: float) -> None:
+        """Wait (at most `timeout_s`) until Redis has the chat's final event."""
+        if self._end_written is not None:
+            await asyncio.wait([self._end_written], timeout=timeout_s)
+
     def pending(self) -> tuple[int, list[LogEvent]] | None:
         """The seq of the first event Redis lacks and a bounded batch from it, or None."""
         memory = self.memory

@@ -56,6 +56,8 @@ while pos <= #blob do
 end
 return table.concat(out)
 """
+# The longest a forget waits for this process's flush of a chat's end.
+FORGET_WAIT_S = 2.0
 # At close, the longest the last flush may take (the chats' ends, at shutdown).
 DRAIN_S = 3.0
 
@@ -155,7 +157,17 @@ class RedisStore:
         if key in self.running:
             return True
         with store_errors():
-            return bool(await self.redis.exists(log_key(key)))
+            # Its run's mark too: a chat just started elsewhere may have no entry yet.
+            return bool(await self.redis.exists(log_key(key), run_key(key)))
+
+    async def forget(self, key: str) -> None:
+        # Once Redis has this process's end of it: a flush after the DEL would write it anew.
+        writer = self.running.get(key)
+        if writer is not None:
+            await writer.until_end_written(FORGET_WAIT_S)
+        await self.local.forget(key)
+        with store_errors():
+            await self.redis.delete(log_key(key), listeners_key(key))
 
     async def cancel(self, key: str) -> bool:
         if key in self.running:

@@ -1,0 +1,207 @@
+"""A /v1/responses run's log, and the Responses API's typed events read back from it.
+
+A response is a run (server/relay/runs.py) whose log keeps, as its text events, first the
+response's head (its id, the request's echoed fields and its input items) and then each of
+upstream's own chunk payloads, whole: the store holds them as it holds any text, and the
+route's key keeps them apart from the chat routes' logs. Every reader translates the log
+from its start with `ResponseLog`, which is deterministic, so each event gets the same
+`sequence_number` whoever reads it and whenever: a client that saw N resumes from N (on
+any process, through Redis) without a gap or a duplicate.
+
+The events are OpenAI's: `response.created`, `response.in_progress`, then output items
+(`message` with `output_text` or `refusal` parts, `reasoning` with `reasoning_text` parts,
+`function_call` with streamed arguments), each opened and closed in order, and one of
+`response.completed`, `response.incomplete` (a length cut, or a cancel) or `response.failed`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
+from typing import Any
+
+import orjson
+
+from server.relay.responses_items import OutputItems, usage_of
+from server.relay.wire import decode_lenient
+from server.store.events import ChatEvent, Chunks, Delta, Done, Failed, LogEvent
+
+Event = dict[str, Any]
+RESPONSE_ID = re.compile(r"resp_[0-9a-f]{48}")
+INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+def response_head(
+    response_id: str,
+    created_at: int,
+    echo: dict[str, Any],
+    items: list[dict[str, Any]],
+    *,
+    background: bool,
+    store: bool,
+    previous_response_id: str | None,
+) -> bytes:
+    """The first entry of a response's log: all that a reader needs besides upstream."""
+    base = response_id.removeprefix("resp_")
+    listed = []
+    for index, item in enumerate(items):
+        prefix = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
+        listed.append(
+            {"id": f"{prefix[item['type']]}_{base}i{index}", **item, "status": "completed"}
+        )
+    return orjson.dumps(
+        {
+            "id": response_id,
+            "created_at": created_at,
+            "background": background,
+            "store": store,
+            "previous_response_id": previous_response_id,
+            **echo,
+            "input": listed,
+        }
+    )
+
+
+async def logged(
+    head: bytes, chunks: AsyncGenerator[list[Chunks | Done], None]
+) -> AsyncGenerator[list[ChatEvent], None]:
+    """What a response's run logs: its head, then upstream's payloads one event each."""
+    yield [Delta(head.decode())]
+    async with aclosing(chunks):
+        async for events in chunks:
+            out: list[ChatEvent] = []
+            for event in events:
+                if isinstance(event, Chunks):
+                    out += [Delta(p.decode("utf-8", "replace")) for p in event.payloads]
+                else:
+                    out.append(event)
+            if out:
+                yield out
+            del events, out
+
+
+def log_as(
+    head: bytes,
+) -> Callable[[AsyncGenerator[list[Chunks | Done], None]], AsyncGenerator[list[ChatEvent], None]]:
+    return lambda chunks: logged(head, chunks)
+
+
+class ResponseLog:
+    """One reader's translation of a response's log into events, and the response as it
+    stands. Feed it the log's events in order, from the first."""
+
+    def __init__(self) -> None:
+        self.head: dict[str, Any] | None = None
+        self.items: OutputItems | None = None
+        self.sequence = 0
+        self.status = "in_progress"
+        self.payloads = 0  # upstream payloads read: none yet means nothing has started
+        self.final: Done | Failed | None = None
+        self.usage: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.incomplete: dict[str, Any] | None = None
+
+    def take(self, logged: Sequence[LogEvent]) -> list[Event]:
+        out: list[Event] = []
+        for event in logged:
+            if isinstance(event, Done | Failed):
+                out += self._end(event)
+            elif self.head is None:
+                self.head = orjson.loads(event.content)
+                self.items = OutputItems(self.head["id"].removeprefix("resp_"))
+                out.append(self._event("response.created", response=self.response()))
+                out.append(self._event("response.in_progress", response=self.response()))
+            else:
+                self.payloads += 1
+                out += self._numbered(self._feed(event.content))
+        return out
+
+    def _feed(self, payload: str) -> list[Event]:
+        assert self.items is not None
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            # A surrogate pair cut across two chunks (JavaScript servers): the stdlib reads it.
+            chunk = decode_lenient(payload.encode())
+        if not isinstance(chunk, dict):
+            return []
+        choices = chunk.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            return []
+        items, out = self.items, []
+        for field in ("reasoning", "reasoning_content"):
+            if isinstance(text := delta.get(field), str) and text:
+                out += items.text("reasoning", "reasoning_text", text)
+                break
+        if isinstance(text := delta.get("content"), str) and text:
+            out += items.text("message", "output_text", text)
+        if isinstance(text := delta.get("refusal"), str) and text:
+            out += items.text("message", "refusal", text)
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            for call in calls:
+                if isinstance(call, dict):
+                    out += items.tool_call(call)
+        return out
+
+    def _end(self, final: Done | Failed) -> list[Event]:
+        assert self.items is not None
+        self.final = final
+        if isinstance(final, Failed):
+            self.status = "failed"
+            code = {429: "rate_limit_exceeded", 400: "invalid_prompt"}.get(final.status)
+            self.error = {"code": code or "server_error", "message": final.message}
+            closing, kind = self.items.close_all("incomplete"), "response.failed"
+        elif final.finish_reason == "cancelled":
+            self.status = "cancelled"
+            closing, kind = self.items.close_all("incomplete"), "response.incomplete"
+        else:
+            self.usage = usage_of(final.usage)
+            reason = INCOMPLETE_REASONS.get(final.finish_reason or "")
+            if reason is not None:
+                self.status, self.incomplete = "incomplete", {"reason": reason}
+                closing, kind = self.items.close_all("incomplete"), "response.incomplete"
+            else:
+                self.status = "completed"
+                closing, kind = self.items.close_all("completed"), "response.completed"
+        out = self._numbered(closing)
+        out.append(self._event(kind, response=self.response()))
+        return out
+
+    def _numbered(self, events: list[Event]) -> list[Event]:
+        for event in events:
+            self.sequence += 1
+            event["sequence_number"] = self.sequence
+        return events
+
+    def _event(self, kind: str, **fields: Any) -> Event:
+        self.sequence += 1
+        return {"type": kind, "sequence_number": self.sequence, **fields}
+
+    @property
+    def started(self) -> bool:
+        return self.head is not None
+
+    @property
+    def ended(self) -> bool:
+        return self.final is not None
+
+    def input_items(self) -> list[dict[str, Any]]:
+        return list(self.head["input"]) if self.head is not None else []
+
+    def response(self) -> dict[str, Any]:
+        """The response object as it stands."""
+        assert self.head is not None and self.items is not None
+        head = {k: v for k, v in self.head.items() if k != "input"}
+        return {
+            **head,
+            "object": "response",
+            "status": self.status,
+            "error": self.error,
+            "incomplete_details": self.incomplete,
+            "output": self.items.snapshot(),
+            "usage": self.usage,
+        }

@@ -1,0 +1,213 @@
+"""/v1/responses: OpenAI's Responses API over the same core and runs as every chat.
+
+A response is a run (server/relay/runs.py) whose log the translation in
+server/relay/responses.py reads back as OpenAI's typed events; these routes only start it,
+read it and stop it. Without `background` a client that leaves stops it, as on
+/v1/chat/completions; with it the run goes on, and GET /v1/responses/{id}?stream=true
+&starting_after=N follows it from any process (through Redis). A response is kept like any
+chat: CHAT_RETENTION_S after its end, under its owner (the session, else whoever holds its
+random id); another owner's id is the same 404 as an unknown one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+
+from aiohttp import web
+
+from server.errors import BadRequest, ResponseNotFound
+from server.relay.responses import RESPONSE_ID, ResponseLog, log_as, response_head
+from server.relay.responses_request import parse_response_request
+from server.relay.runs import ANONYMOUS, chat_key, runs_key
+from server.store.events import Delta, Failed, chat_store_key
+from server.web.http_io import json_response, read_json
+from server.web.http_route import error_of
+from server.web.limits import admit_chat
+from server.web.openai_api import caller_profile, openai_error_response
+from server.web.profile import chat_owner, check_api_key
+from server.web.responses_stream import stream_response
+
+# GET without stream: what the log holds now; a read that brings nothing new for this long
+# has caught up with a running response.
+CAUGHT_UP_S = 0.05
+FIRST_READ_S = 2.0
+# Cancel and delete answer once the run has ended, which a cancel makes take a moment.
+END_WAIT_S = 5.0
+MAX_LIST_LIMIT = 100
+
+
+def response_key(owner: str | None, response_id: str) -> str:
+    # A namespace of their own: a chat route never reads a response's log, nor this one a chat's.
+    return chat_key(f"responses.{owner or ANONYMOUS}", response_id)
+
+
+async def find_response(request: web.Request) -> str:
+    """The key of the caller's response named in the path; 404 for anyone else's."""
+    response_id = request.match_info["response_id"]
+    if not RESPONSE_ID.fullmatch(response_id):
+        raise ResponseNotFound(None)
+    store = request.app[chat_store_key]
+    for owner in {await chat_owner(request), None}:
+        key = response_key(owner, response_id)
+        if await store.exists(key):
+            return key
+    raise ResponseNotFound(response_id)
+
+
+async def create_response(request: web.Request) -> web.StreamResponse:
+    ask = parse_response_request(await read_json(request))
+    if ask.previous_response_id is not None:
+        raise BadRequest(
+            "previous_response_id needs an account (a signed-in session or a personal "
+            "token): without one no response is stored to continue"
+        )
+    profile = await caller_profile(request)
+    api_key = check_api_key(profile)
+    lease = await admit_chat(request, profile)
+    response_id = "resp_" + secrets.token_hex(24)
+    head = response_head(
+        response_id,
+        int(time.time()),
+        ask.echo,
+        ask.input_items,
+        background=ask.background,
+        # Kept in an account's history only: without an account, as if false (SPEC).
+        store=False,
+        previous_response_id=None,
+    )
+    key = response_key(await chat_owner(request), response_id)
+    run = await request.app[runs_key].start(
+        key, response_id, "v1", ask, api_key, lease, log_as=log_as(head)
+    )
+    try:
+        if ask.stream:
+            answered = await stream_response(request, key, after=0, lazy=True)
+        elif ask.background:
+            reading = ResponseLog()
+            reading.take([Delta(head.decode())])
+            return json_response(reading.response())
+        else:
+            answered = await answer_response(request, key)
+        # The next request on this keep-alive connection waits for this handler: upstream's
+        # connection goes back to the pool first (as on the chat route).
+        await run.wound_down()
+        return answered
+    finally:
+        # Without `background` a client that leaves stops the response, as on chat completions.
+        if not ask.background:
+            run.cancel()
+
+
+async def answer_response(request: web.Request, key: str) -> web.StreamResponse:
+    """The whole response once it has ended; a failure is an HTTP error in OpenAI's shape."""
+    reading = await read_log(request, key, until_end=True)
+    if isinstance(reading.final, Failed):
+        return openai_error_response(error_of(reading.final))
+    return json_response(reading.response())
+
+
+async def read_log(request: web.Request, key: str, *, until_end: bool) -> ResponseLog:
+    """The response as its log holds it: to its end (`until_end`), or as it stands now."""
+    reading = ResponseLog()
+    reads = request.app[chat_store_key].read(key, 0)
+    try:
+        while not reading.ended:
+            wait = None if until_end else (CAUGHT_UP_S if reading.started else FIRST_READ_S)
+            try:
+                async with asyncio.timeout(wait):
+                    _, logged = await anext(reads)
+            except (StopAsyncIteration, TimeoutError):
+                break
+            reading.take(logged)
+    finally:
+        # Leave the store's read now, not when it is collected: the listener is counted.
+        close = getattr(reads, "aclose", None)
+        if close is not None:
+            await close()
+    if not reading.started:
+        raise ResponseNotFound(key.partition(":")[2])
+    return reading
+
+
+async def read_ended(request: web.Request, key: str) -> ResponseLog:
+    try:
+        async with asyncio.timeout(END_WAIT_S):
+            return await read_log(request, key, until_end=True)
+    except TimeoutError:
+        return await read_log(request, key, until_end=False)
+
+
+def query_flag(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "false").strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise BadRequest(f"{name} must be true or false")
+    return value in ("true", "1")
+
+
+def query_count(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name, str(default)).strip()
+    # ASCII only: int() would read other scripts' digits (server/web/http_route.py).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise BadRequest(f"{name} must be a whole number of 0 or more")
+    return int(raw)
+
+
+async def retrieve_response(request: web.Request) -> web.StreamResponse:
+    stream = query_flag(request, "stream")
+    after = query_count(request, "starting_after", 0)
+    key = await find_response(request)
+    if stream:
+        return await stream_response(request, key, after=after, lazy=False)
+    return json_response((await read_log(request, key, until_end=False)).response())
+
+
+async def cancel_response(request: web.Request) -> web.Response:
+    key = await find_response(request)
+    await request.app[chat_store_key].cancel(key)
+    return json_response((await read_ended(request, key)).response())
+
+
+async def delete_response(request: web.Request) -> web.Response:
+    key = await find_response(request)
+    store = request.app[chat_store_key]
+    await store.cancel(key)
+    reading = await read_ended(request, key)
+    await store.forget(key)
+    return json_response({"id": reading.response()["id"], "object": "response", "deleted": True})
+
+
+async def list_input_items(request: web.Request) -> web.Response:
+    order = request.query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise BadRequest("order must be asc or desc")
+    limit = query_count(request, "limit", 20)
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise BadRequest(f"limit must be from 1 to {MAX_LIST_LIMIT}")
+    key = await find_response(request)
+    items = (await read_log(request, key, until_end=False)).input_items()
+    if order == "desc":
+        items.reverse()
+    after = request.query.get("after")
+    if after is not None:
+        ids = [item["id"] for item in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    page = items[:limit]
+    return json_response(
+        {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(items) > limit,
+        }
+    )
+
+
+def setup_responses_api(app: web.Application) -> None:
+    app.router.add_post("/v1/responses", create_response)
+    app.router.add_get("/v1/responses/{response_id}", retrieve_response)
+    app.router.add_delete("/v1/responses/{response_id}", delete_response)
+    app.router.add_post("/v1/responses/{response_id}/cancel", cancel_response)
+    app.router.add_get("/v1/responses/{response_id}/input_items", list_input_items)
