@@ -141,6 +141,29 @@ def openai_style_reply(tokens: list[str], usage: dict[str, Any] | None = None) -
     return Reply(steps=steps, usage_steps_if_asked=[bare(last_chunk)])
 
 
+def tool_call_reply() -> Reply:
+    """A model calling get_weather, its arguments streamed in pieces, as OpenAI sends it."""
+    calls = [
+        {
+            "index": 0,
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": ""},
+        },
+        {"index": 0, "function": {"arguments": '{"city":'}},
+        {"index": 0, "function": {"arguments": ' "Paris"}'}},
+    ]
+    steps: list[Any] = []
+    for call in calls:
+        body = chunk()
+        body["choices"][0]["delta"] = {"role": "assistant", "content": None, "tool_calls": [call]}
+        steps.append(event(body))
+    steps.append(event(chunk(finish_reason="tool_calls")))
+    steps.append(event(chunk(finish_reason="tool_calls", usage=USAGE)))
+    steps.append(event("[DONE]"))
+    return Reply(steps=steps)
+
+
 def split_surrogate_reply(before: str, pair: str, after: str, *, cut: bool = True) -> Reply:
     """A JavaScript server's stream: the UTF-16 halves of `pair` (one astral character) in
     two chunks, each a lone `\\uXXXX` escape; `cut=False` sends only the first half."""

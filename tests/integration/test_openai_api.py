@@ -19,6 +19,7 @@ from tests.fake_openrouter import (
     event,
     split_surrogate_reply,
     sse_reply,
+    tool_call_reply,
 )
 from tests.integration.openai_sdk import (
     completion_body,
@@ -29,29 +30,6 @@ from tests.integration.openai_sdk import (
 )
 
 MODEL = "openai/gpt-4o-mini"
-
-
-def tool_call_reply() -> Reply:
-    """A model calling get_weather, its arguments streamed in pieces, as OpenAI sends it."""
-    calls = [
-        {
-            "index": 0,
-            "id": "call_1",
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": ""},
-        },
-        {"index": 0, "function": {"arguments": '{"city":'}},
-        {"index": 0, "function": {"arguments": ' "Paris"}'}},
-    ]
-    steps: list[Any] = []
-    for call in calls:
-        body = chunk()
-        body["choices"][0]["delta"] = {"role": "assistant", "content": None, "tool_calls": [call]}
-        steps.append(event(body))
-    steps.append(event(chunk(finish_reason="tool_calls")))
-    steps.append(event(chunk(finish_reason="tool_calls", usage=USAGE)))
-    steps.append(event("[DONE]"))
-    return Reply(steps=steps)
 
 
 WEATHER_TOOL: ChatCompletionFunctionToolParam = {

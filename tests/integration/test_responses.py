@@ -23,10 +23,10 @@ from tests.fake_openrouter import (
     event,
     sse_reply,
     stream_error_reply,
+    tool_call_reply,
 )
 from tests.integration.openai_sdk import sdk_for
 from tests.integration.responses_events import check_events, sse_events
-from tests.integration.test_openai_api import tool_call_reply
 
 MODEL = "openai/gpt-4o-mini"
 
