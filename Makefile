@@ -5,7 +5,7 @@ CHROMIUM ?= /usr/bin/chromium
 
 REDIS_SERVER ?= redis-server
 
-.PHONY: setup run test lint browser-deps redis-deps
+.PHONY: setup run test lint browser-deps redis-deps postgres-deps
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -35,10 +35,18 @@ redis-deps:
 	  else echo "redis-server is missing: install Debian's redis-server package"; exit 1; fi; \
 	fi
 
+# The account tests run every case on SQLite and on a real PostgreSQL (tests/postgres_server.py).
+postgres-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  else echo "PostgreSQL is missing: install Debian's postgresql package"; exit 1; fi; \
+	fi
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy server tests bench gunicorn.conf.py
 
-test: setup browser-deps redis-deps
+test: setup browser-deps redis-deps postgres-deps
 	$(PY) -m pytest

@@ -1,4 +1,8 @@
-"""python -m server: read the environment, configure logging, serve until SIGTERM."""
+"""python -m server: read the environment, configure logging, serve until SIGTERM.
+
+python -m server migrate: create or upgrade the database's schema, then exit (a
+platform's release phase).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import sys
 
 from server.app import create_app
 from server.config import ConfigError, Settings
+from server.errors import AccountStoreUnavailable
 from server.runner import (
     collect_less_often,
     new_event_loop,
@@ -17,12 +22,16 @@ from server.runner import (
     serve_until_signalled,
 )
 from server.telemetry import logging_config, quiet_known_warnings
+from server.users.db import Database
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server", description=__doc__)
     parser.add_argument("--host", help="address to bind (env HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind (env PORT, default 8080)")
+    parser.add_argument(
+        "command", nargs="?", choices=["migrate"], help="migrate: upgrade the database and exit"
+    )
     args = parser.parse_args(argv)
     env = dict(os.environ)
     if args.host:
@@ -34,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"chatrelay: {error}", file=sys.stderr)
         return 2
+    if args.command == "migrate":
+        logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
+        return asyncio.run(migrate(settings))
     reason = settings.startup_problem()
     if reason:
         print(f"chatrelay: {reason}", file=sys.stderr)
@@ -45,6 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     # Not run_app: its AppRunner would drop WebSocket frames during the grace period.
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(serve_until_signalled(create_app(settings), settings.host, settings.port))
+    return 0
+
+
+async def migrate(settings: Settings) -> int:
+    db = Database(settings)
+    try:
+        await db.migrate()
+    except AccountStoreUnavailable:
+        print("chatrelay: the database (DATABASE_URL) cannot be reached", file=sys.stderr)
+        return 1
+    finally:
+        await db.aclose()
     return 0
 
 

@@ -14,14 +14,14 @@ from pathlib import Path, PurePath
 from aiohttp import web
 from aiohttp_session import Session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
-from cryptography.fernet import Fernet
 
-from server.config import Settings, settings_key
+from server.config import Settings, settings_key, with_session_secret
 from server.relay.openrouter import setup_openrouter
 from server.relay.runs import chat_runs
 from server.runner import collect_less_often, make_runner, raise_open_files_limit, setup_shutdown
 from server.store.redis_conn import setup_redis
 from server.telemetry import quiet_known_warnings, quiet_malformed_requests, setup_metrics
+from server.users.db import setup_database
 from server.web.access import access_middleware, proxy_middleware, setup_access
 from server.web.http_io import error_middleware, json_response, request_time_middleware
 from server.web.http_route import setup_http_route
@@ -37,6 +37,8 @@ SESSION_MAX_AGE_S = 30 * 24 * 3600
 
 
 def create_app(settings: Settings) -> web.Application:
+    # Unset, it is the one kept in DATA_DIR: sessions and stored keys survive a restart.
+    settings = with_session_secret(settings)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
@@ -53,6 +55,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[settings_key] = settings
     setup_redis(app)
+    setup_database(app)
     # Here, not only in the start paths: whatever serves the app, a malformed request
     # that anyone can send must not write an ERROR with a traceback.
     quiet_malformed_requests()
@@ -99,9 +102,7 @@ class SessionCookieStorage(EncryptedCookieStorage):
 
 def session_storage(settings: Settings) -> SessionCookieStorage:
     secret = settings.session_secret
-    if secret is None:
-        log.warning("SESSION_SECRET is not set: saved keys are lost when this process restarts")
-        secret = Fernet.generate_key().decode()
+    assert secret is not None, "create_app gives it one"
     return SessionCookieStorage(
         secret,
         cookie_name="chatrelay_session",

@@ -11,8 +11,12 @@ import binascii
 import dataclasses
 import ipaddress
 import logging
+import math
+import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +30,14 @@ DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 # shorter one could be guessed offline from any cookie, so start-up refuses it.
 MIN_SECRET_CHARS = 32
 HKDF_INFO = b"chatrelay session cookie"
+SECRET_FILE = "secret"
+DATABASE_FILE = "chatrelay.db"
+# What DATABASE_URL may name; a platform's Postgres add-on hands out postgres://.
+DATABASE_SCHEMES = {"sqlite": "sqlite+aiosqlite", "postgres": "postgresql+asyncpg"}
+DATABASE_SCHEMES |= {"postgresql": "postgresql+asyncpg", "postgresql+asyncpg": "postgresql+asyncpg"}
+
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -119,6 +131,43 @@ def _redis_url(name: str, value: str) -> str:
     return value
 
 
+def _one_of(*choices: str) -> Parse:
+    def parse(name: str, value: str) -> str:
+        if value.lower() not in choices:
+            raise ConfigError(f"{name} must be {', '.join(choices)}, got {value!r}")
+        return value.lower()
+
+    return parse
+
+
+def _path(name: str, value: str) -> Path:
+    return Path(value)
+
+
+def _database_url(name: str, value: str) -> str:
+    # The URL itself is never echoed: it carries the database's password.
+    scheme = value.partition(":")[0].lower()
+    if "://" not in value or scheme not in DATABASE_SCHEMES:
+        raise ConfigError(f"{name} must be a sqlite:///path, postgres:// or postgresql:// URL")
+    if scheme == "sqlite" and (value[:10].lower() != "sqlite:///" or len(value) == 10):
+        raise ConfigError(f"{name} must name a file: sqlite:///path")
+    return value
+
+
+def _dollars_or_none(name: str, value: str) -> float | None:
+    if value.strip().lower() == "none":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number < math.inf:
+        raise ConfigError(
+            f"{name} must be a number of US dollars, 0 or more, or none, got {value!r}"
+        )
+    return number
+
+
 def _cert_reqs(name: str, value: str) -> str:
     if value.lower() not in ("none", "optional", "required"):
         raise ConfigError(f"{name} must be none, optional or required, got {value!r}")
@@ -191,6 +240,16 @@ class Settings:
     max_body_bytes: int = env("MAX_BODY_BYTES", _bytes, 16 * 1024 * 1024)
     # The longest a chat may run, whatever upstream sends (comment lines keep it alive).
     max_chat_duration_s: float = env("MAX_CHAT_DURATION_S", _seconds, 3600.0)
+    # Accounts (server/users/): where they are kept, who may join, and what they may spend.
+    data_dir: Path = env("DATA_DIR", _path, Path("data"))  # noqa: RUF009 (a Path is immutable)
+    # None: SQLite in data_dir (database_url() says which URL is used).
+    database_url: str | None = env("DATABASE_URL", _database_url, None)
+    accounts: str = env("ACCOUNTS", _one_of("optional", "required"), "optional")
+    signup: str = env("SIGNUP", _one_of("open", "invite", "closed"), "invite")
+    default_budget_usd: float | None = env("DEFAULT_BUDGET_USD", _dollars_or_none, None)
+    budget_period: str = env("BUDGET_PERIOD", _one_of("day", "week", "month"), "month")
+    # Set by the platform on its dynos, whose file system is lost at every restart.
+    dyno: str | None = env("DYNO", _text, None)
     # Not read from the environment: tests and the benchmark set them.
     upstream_connect_timeout_s: float = 10.0
     first_byte_s: float = 10.0
@@ -222,20 +281,28 @@ class Settings:
         }
         return cls(**values)
 
+    def database_url_for_engine(self) -> str:
+        """DATABASE_URL with its driver (aiosqlite, asyncpg); SQLite in DATA_DIR when unset."""
+        url = self.database_url or f"sqlite:///{self.data_dir / DATABASE_FILE}"
+        scheme, _, rest = url.partition("://")
+        driver = DATABASE_SCHEMES[scheme.lower()]
+        if driver.endswith("asyncpg"):
+            # libpq's sslmode (what platforms append) is asyncpg's ssl.
+            rest = re.sub(r"([?&])sslmode=", r"\1ssl=", rest)
+        return f"{driver}://{rest}"
+
     def startup_problem(self, workers: int = 1) -> str | None:
-        """Why these settings must not serve with `workers` processes, in one line, or None."""
-        if workers > 1 and self.session_secret is None:
-            return (
-                f"refusing to start {workers} workers without SESSION_SECRET: each would make "
-                "its own, and a key saved through one worker would be lost on the next "
-                "(set SESSION_SECRET, or WEB_CONCURRENCY=1)"
-            )
-        guarded = self.access_token is not None or self.open_access
+        """Why these settings must not serve with `workers` processes, in one line, or None.
+
+        Several workers without SESSION_SECRET share the one generated in DATA_DIR.
+        """
+        guarded = self.access_token is not None or self.open_access or self.accounts == "required"
         if self.openrouter_api_key and not guarded and not is_loopback(self.host):
             # An open relay spends its owner's credits for anyone who finds the port.
             return (
                 f"refusing to start: OPENROUTER_API_KEY is set, {self.host} is not loopback "
-                "and ACCESS_TOKEN is unset (set ACCESS_TOKEN, or OPEN_ACCESS=1 if you mean it)"
+                "and neither ACCESS_TOKEN nor ACCOUNTS=required is set (set one, or "
+                "OPEN_ACCESS=1 if you mean it)"
             )
         return None
 
@@ -285,6 +352,52 @@ def normalize_origin(origin: str) -> str:
     if port is None or port == DEFAULT_PORTS.get(parts.scheme):
         return f"{parts.scheme}://{host}"
     return f"{parts.scheme}://{host}:{port}"
+
+
+def with_session_secret(settings: Settings) -> Settings:
+    """The settings with a SESSION_SECRET: the variable's, else the one kept in
+    DATA_DIR/secret, made there at the first start (mode 0600; the processes of one machine
+    race to create it atomically, and the losers read the winner's)."""
+    if settings.session_secret is not None:
+        return settings
+    path = settings.data_dir / SECRET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made = new_fernet_key()
+    try:
+        # O_EXCL: exactly one process creates it; written whole before it is linked in.
+        scratch = path.with_name(f".{SECRET_FILE}.{os.getpid()}")
+        descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(made + "\n")
+        try:
+            os.link(scratch, path)
+            created = True
+        except FileExistsError:
+            created = False
+        finally:
+            scratch.unlink()
+        secret = made if created else path.read_text().strip()
+    except OSError as error:
+        raise ConfigError(
+            f"SESSION_SECRET is unset and {path} could not be made or read "
+            f"({os.strerror(error.errno or 0)}): set SESSION_SECRET or DATA_DIR"
+        ) from None
+    try:
+        key = fernet_key_for(secret)
+    except ValueError:
+        raise ConfigError(f"SESSION_SECRET is unset and {path} holds no usable secret") from None
+    log.log(
+        logging.WARNING if created else logging.INFO,
+        "SESSION_SECRET %s %s: keep that file (or set SESSION_SECRET) and sessions and "
+        "stored keys survive restarts",
+        "generated into" if created else "read from",
+        path.resolve(),
+    )
+    return dataclasses.replace(settings, session_secret=key)
+
+
+def new_fernet_key() -> str:
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
 settings_key = web.AppKey("settings", Settings)

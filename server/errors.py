@@ -128,6 +128,17 @@ class ChatStoreUnavailable(ChatError):
         super().__init__("Chat store unavailable")
 
 
+class AccountStoreUnavailable(ChatError):
+    """The database (DATABASE_URL) cannot be reached: what needs an account waits for it,
+    anonymous chats go on."""
+
+    http_status = 503
+    code = "account_store_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("Account store unavailable")
+
+
 # OpenAI's string error codes and types (LiteLLM, vLLM and Azure send them too), for an
 # error whose `code` is not an HTTP status: what it would have been as an answer's status.
 OPENAI_ERROR_STATUS = {

@@ -131,6 +131,9 @@ def logging_config(level: str, log_format: str) -> dict[str, Any]:
             "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
             # Our AccessLogger writes through aiohttp.access; gunicorn's would be a duplicate.
             "gunicorn.access": {"handlers": [], "propagate": False},
+            # Alembic narrates every plugin and context at INFO; server/users/migrate.py
+            # writes the one line that matters (which revisions were applied).
+            "alembic": {"level": "WARNING"},
         },
     }
 

@@ -20,6 +20,9 @@ SESSION_SECRET = "Xq0Y0s8cT3o3ZgfN0f7d4Yb1WkqJ8mZr2VvH5nD6eLs="
 SERVER_KEY = "sk-or-v1-server-key-0000000000009999"
 USER_KEY = "sk-or-v1-user-key-111111111111abcd"
 
+# The database fixtures: a real PostgreSQL, SQLite in a temporary DATA_DIR, both engines.
+pytest_plugins = ["tests.databases"]
+
 Client = TestClient[Any, Any]
 MakeClient = Callable[..., Awaitable[Client]]
 Serve = Callable[..., Awaitable[TestServer]]
@@ -63,8 +66,9 @@ def make_redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
 
 
 @pytest.fixture
-def settings(fake_openrouter: FakeOpenRouter) -> Settings:
+def settings(fake_openrouter: FakeOpenRouter, data_dir: Path) -> Settings:
     return Settings(
+        data_dir=data_dir,
         openrouter_base_url=fake_openrouter.url,
         openrouter_api_key=SERVER_KEY,
         session_secret=SESSION_SECRET,

@@ -61,3 +61,13 @@ def test_the_values_offered_are_the_servers_defaults_unless_the_platform_needs_o
             if getattr(offered, f.name) != getattr(defaults, f.name)
         ]
         assert not changed, f"app.json offers {name}={spec['value']}, not the default"
+
+
+def test_the_postgres_add_on_is_offered_and_the_release_phase_migrates() -> None:
+    data = app_json()
+    assert any(addon["plan"].startswith("heroku-postgresql") for addon in data["addons"])
+    # The add-on's DATABASE_URL is postgres://, which the server takes as postgresql://.
+    url = Settings.from_env({"DATABASE_URL": "postgres://u:p@ec2.example:5432/d1"})
+    assert url.database_url_for_engine().startswith("postgresql+asyncpg://")
+    procfile = (ROOT / "Procfile").read_text().splitlines()
+    assert "release: python -m server migrate" in procfile

@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.clients import receive, resume_frame, text_of, until_end, ws_chat
 from tests.conftest import SESSION_SECRET, USER_KEY, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, event, sse_reply
+from tests.postgres_server import PostgresServer
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -279,14 +280,32 @@ async def test_sigterm_lets_chats_finish_then_ends_the_rest_and_exits_0(
         await upstream.wait_dropped_by_relay(5)
 
 
-async def test_several_workers_without_session_secret_refuse_to_start(
-    start_honcho: StartHoncho,
+async def test_two_workers_without_session_secret_share_the_one_made_in_data_dir_and_migrate_once(
+    start_honcho: StartHoncho, tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
-    honcho = await start_honcho(wait_ready=False, SESSION_SECRET="")
-    assert await asyncio.wait_for(honcho.process.wait(), timeout=30) != 0
-    reasons = [line for line in honcho.lines if "chatrelay: " in line]
-    assert len(reasons) == 1
-    assert "SESSION_SECRET" in reasons[0]
+    data_dir = tmp_path / "data"
+    honcho = await start_honcho(
+        SESSION_SECRET="", DATA_DIR=str(data_dir), DATABASE_URL=postgres_server.create_database()
+    )
+    secret = data_dir / "secret"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    made = await honcho.logged(lambda e: "SESSION_SECRET generated into" in e.get("message", ""), 1)
+    read = await honcho.logged(lambda e: "SESSION_SECRET read from" in e.get("message", ""), 1)
+    assert len(made) == 1 and len(read) == 1 and str(secret) in made[0]["message"]
+    # Both workers started at once, and the schema was migrated by one of them.
+    migrated = await honcho.logged(lambda e: "database migrated to" in e.get("message", ""), 1)
+    assert len(migrated) == 1
+    async with fresh_connection_session() as session:
+        async with session.put(
+            f"{honcho.url}/api/profile", json={"openrouter_api_key": USER_KEY}
+        ) as saved:
+            assert saved.status == 200
+        for _ in range(6):
+            async with session.get(f"{honcho.url}/api/profile") as profile:
+                assert (await profile.json())["source"] == "session"
+    access = await honcho.logged(lambda e: e.get("path") == "/api/profile", 7)
+    assert len({e["pid"] for e in access}) == 2, "every request went to one worker"
+    assert secret.read_text().strip() not in "\n".join(honcho.lines)
 
 
 async def test_behind_proxy_the_router_headers_set_client_and_scheme(

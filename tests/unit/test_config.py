@@ -79,3 +79,56 @@ def test_max_body_bytes_defaults_to_16_mib_and_is_read() -> None:
 
 def test_the_upstream_pool_holds_a_thousand_chats_by_default() -> None:
     assert Settings.from_env({}).upstream_max_connections >= 1000
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DATABASE_URL": "mysql://root:hunter2@db/chat"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "sqlite:///"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "just-a-path.db"}, "DATABASE_URL"),
+        ({"ACCOUNTS": "sometimes"}, "ACCOUNTS"),
+        ({"SIGNUP": "maybe"}, "SIGNUP"),
+        ({"DEFAULT_BUDGET_USD": "-1"}, "DEFAULT_BUDGET_USD"),
+        ({"DEFAULT_BUDGET_USD": "inf"}, "DEFAULT_BUDGET_USD"),
+        ({"DEFAULT_BUDGET_USD": "five"}, "DEFAULT_BUDGET_USD"),
+        ({"BUDGET_PERIOD": "year"}, "BUDGET_PERIOD"),
+    ],
+)
+def test_malformed_account_variables_are_named_in_one_line(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named) as refused:
+        Settings.from_env(env)
+    assert "\n" not in str(refused.value)
+    assert "hunter2" not in str(refused.value)  # a database URL's password is not echoed
+
+
+def test_account_variables_defaults_and_values() -> None:
+    defaults = Settings.from_env({"DATA_DIR": "/srv/relay"})
+    assert defaults.database_url_for_engine() == "sqlite+aiosqlite:////srv/relay/chatrelay.db"
+    assert (defaults.accounts, defaults.signup) == ("optional", "invite")
+    assert (defaults.default_budget_usd, defaults.budget_period) == (None, "month")
+    assert (
+        Settings.from_env({}).database_url_for_engine() == "sqlite+aiosqlite:///data/chatrelay.db"
+    )
+    read = Settings.from_env(
+        {
+            "DATABASE_URL": "postgres://u:p@db.example:5432/chat?sslmode=require",
+            "ACCOUNTS": "required",
+            "SIGNUP": "Open",
+            "DEFAULT_BUDGET_USD": "5.5",
+            "BUDGET_PERIOD": "week",
+        }
+    )
+    assert read.database_url_for_engine() == (
+        "postgresql+asyncpg://u:p@db.example:5432/chat?ssl=require"
+    )
+    assert (read.accounts, read.signup, read.budget_period) == ("required", "open", "week")
+    assert read.default_budget_usd == 5.5
+    assert Settings.from_env({"DEFAULT_BUDGET_USD": "none"}).default_budget_usd is None
+    assert Settings.from_env({"DEFAULT_BUDGET_USD": "0"}).default_budget_usd == 0
+    url = "postgresql://u@h/d"
+    assert (
+        Settings.from_env({"DATABASE_URL": url})
+        .database_url_for_engine()
+        .startswith("postgresql+asyncpg://")
+    )

@@ -1,0 +1,175 @@
+"""The database of accounts, history and spend: one SQLAlchemy Core code path for SQLite
+(aiosqlite, the embedded default) and PostgreSQL (asyncpg).
+
+`Database.transaction()` is how every feature reaches it: a connection in a transaction,
+committed when the block ends well. A database that cannot be reached is
+`AccountStoreUnavailable` (503) there, and the pool reconnects by itself when it is back
+(pre-ping on PostgreSQL), so nothing needs a restart. Never on the per-token path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from server.config import Settings, settings_key
+from server.errors import AccountStoreUnavailable
+
+log = logging.getLogger(__name__)
+
+# A database that does not answer within these is as good as away: fail fast with a 503.
+CONNECT_TIMEOUT_S = 5.0
+COMMAND_TIMEOUT_S = 30.0
+POOL_TIMEOUT_S = 10.0
+# How long SQLite waits for another process's write to finish before it gives up.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+# What "the database is away" looks like from SQLAlchemy and the drivers underneath.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.DisconnectionError,
+    exc.TimeoutError,
+    OSError,
+    TimeoutError,
+)
+
+
+def sqlite_path(engine_url: str) -> Path | None:
+    """The file of a SQLite URL, None for PostgreSQL."""
+    scheme, _, rest = engine_url.partition("://")
+    if not scheme.startswith("sqlite"):
+        return None
+    return Path(rest.removeprefix("/").partition("?")[0])
+
+
+def make_engine(engine_url: str) -> AsyncEngine:
+    if sqlite_path(engine_url) is None:
+        return create_async_engine(
+            engine_url,
+            # A connection the server dropped (a restart, a failover) is replaced on checkout.
+            pool_pre_ping=True,
+            pool_timeout=POOL_TIMEOUT_S,
+            connect_args={"timeout": CONNECT_TIMEOUT_S, "command_timeout": COMMAND_TIMEOUT_S},
+        )
+    engine = create_async_engine(engine_url, pool_timeout=POOL_TIMEOUT_S)
+    event.listen(engine.sync_engine, "connect", sqlite_connected)
+    event.listen(engine.sync_engine, "begin", sqlite_begin)
+    return engine
+
+
+def sqlite_connected(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    # WAL lets readers go on while one process writes; foreign keys are off unless asked,
+    # per connection. The driver's own BEGIN is switched off: sqlite_begin says which.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "PRAGMA journal_mode=WAL",
+        f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        "PRAGMA foreign_keys=ON",
+        "PRAGMA synchronous=NORMAL",
+    ):
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def sqlite_begin(connection: Connection) -> None:
+    # IMMEDIATE takes the write lock up front, waiting busy_timeout for it: a transaction
+    # that reads and then writes would otherwise fail at once (SQLITE_BUSY) when another
+    # process wrote in between. Reads ask for a plain (deferred) BEGIN.
+    kind = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    connection.exec_driver_sql(f"BEGIN {kind}")
+
+
+class Database:
+    """The engine and its pool for the app's lifetime; migrated once before first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.database_url_for_engine()
+        self.sqlite_file = sqlite_path(self.url)
+        self.engine = make_engine(self.url)
+        self.migrated = False
+        self._migrating = asyncio.Lock()
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`, for the few statements that differ."""
+        return self.engine.dialect.name
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to every head, once across processes (server/users/migrate.py)."""
+        from server.users.migrate import upgrade  # noqa: PLC0415 (it imports this module)
+
+        async with self._migrating:
+            if self.migrated:
+                return
+            try:
+                await upgrade(self)
+            except UNAVAILABLE as error:
+                raise AccountStoreUnavailable() from error
+            self.migrated = True
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, committed when the block ends without an error.
+
+        `write=False` for reads only: on SQLite it does not take the write lock.
+        AccountStoreUnavailable (503) when the database cannot be reached.
+        """
+        if not self.migrated:
+            await self.migrate()
+        try:
+            async with self.engine.connect() as opened:
+                # The same connection, told which BEGIN SQLite gets (see sqlite_begin).
+                connection = await opened.execution_options(
+                    sqlite_begin="IMMEDIATE" if write else "DEFERRED"
+                )
+                async with connection.begin():
+                    yield connection
+        except UNAVAILABLE as error:
+            log.warning("database unavailable: %s", type(error).__name__)
+            raise AccountStoreUnavailable() from error
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+
+database_key = web.AppKey("database", Database)
+
+
+async def database(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the database for the app's lifetime, migrated at start when it answers.
+
+    A database away at start stops nothing: anonymous chats go on, and the first request
+    that needs it migrates it once it is back.
+    """
+    settings = app[settings_key]
+    db = Database(settings)
+    if settings.dyno and db.sqlite_file is not None:
+        log.warning(
+            "DATABASE_URL is SQLite on a dyno: its file system is lost at every restart, and "
+            "the accounts with it; add a Postgres add-on (it sets DATABASE_URL)"
+        )
+    app[database_key] = db
+    try:
+        await db.migrate()
+    except AccountStoreUnavailable:
+        log.warning("database unreachable at start: account routes answer 503 until it is back")
+    try:
+        yield
+    finally:
+        await db.aclose()
+
+
+def setup_database(app: web.Application) -> None:
+    app.cleanup_ctx.append(database)
