@@ -22,6 +22,8 @@ ROLES = ("system", "user", "assistant", "tool")
 OPENAI_ROLES = ("system", "developer", "user", "assistant", "tool")
 # OpenRouter's options passed upstream as given: what each must be, in the 400's words.
 OBJECT_OPTIONS = ("reasoning", "provider")
+# /v1's `n`: OpenAI's own bound is 128.
+MAX_CHOICES = 128
 
 
 def _number(low: float, high: float) -> Callable[[object], bool]:
@@ -138,7 +140,8 @@ OPTIONAL_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
     "top_p": (_number(0, 1), "a number from 0 to 1"),
     "max_tokens": (_integer(1), "an integer of at least 1"),
     "max_completion_tokens": (_integer(1), "an integer of at least 1"),
-    "n": (_integer(1), "an integer of at least 1"),
+    # Each choice is a whole answer billed upstream: n=10**9 must not go there (issue 21.12).
+    "n": (_integer(1, MAX_CHOICES), f"an integer from 1 to {MAX_CHOICES}"),
     "presence_penalty": (_number(-2, 2), "a number from -2 to 2"),
     "frequency_penalty": (_number(-2, 2), "a number from -2 to 2"),
     "seed": (_integer(-(2**63)), "an integer"),

@@ -42,6 +42,8 @@ from server.web.profile import (
 log = logging.getLogger(__name__)
 
 DONE_LINE = b"data: [DONE]\n\n"
+# An account's personal token (SPEC "Accounts"): it opens the door, it is no upstream key.
+PERSONAL_TOKEN_PREFIX = "crt_"
 V1_PREFIX = "/v1/"
 
 ChunkStream = AsyncGenerator[list[Chunks | Done], None]
@@ -51,8 +53,10 @@ Held = AbstractAsyncContextManager[None]
 async def caller_profile(request: web.Request) -> Profile:
     """The profile's key (session, else server), else the caller's own Bearer key.
 
-    The access check ran first: with ACCESS_TOKEN set, a Bearer that is the token is not a
-    key; without it, the SDKs' `api_key` is how a caller brings their own.
+    SPEC: the key used upstream is the profile's; the SDKs need some `api_key`, so a Bearer
+    next to a server key is taken for a placeholder (README says so). The access check ran
+    first: with ACCESS_TOKEN set, a Bearer that is the token is not a key, nor is an
+    account's personal token (`crt_…`), which upstream must never see.
     """
     profile = await request_profile(request)
     if profile.api_key:
@@ -63,6 +67,7 @@ async def caller_profile(request: web.Request) -> Profile:
         scheme.lower() == "bearer"
         and key
         and key != request.app[settings_key].access_token
+        and not key.startswith(PERSONAL_TOKEN_PREFIX)
         and is_header_safe(key)
     ):
         return Profile(key, "bearer")

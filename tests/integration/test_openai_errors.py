@@ -136,9 +136,24 @@ async def test_a_key_upstream_echoes_is_redacted(
 async def test_server_key_is_used_over_a_placeholder_bearer(
     client: Client, fake_openrouter: FakeOpenRouter
 ) -> None:
+    # SPEC: the key used upstream is the profile's (session, else server); the SDKs need some
+    # `api_key`, and scripts on the owner's machine send a placeholder (README: which key).
     async with sdk_for(client, api_key="sk-placeholder") as sdk:
         assert await ask(sdk) == "Hello"
     assert fake_openrouter.requests[0].headers["Authorization"] == f"Bearer {SERVER_KEY}"
+
+
+async def test_a_personal_token_is_never_sent_upstream_as_a_key(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter
+) -> None:
+    # An account's personal token opens the door (SPEC "Accounts"); it is nobody's upstream
+    # key, and upstream must never see it.
+    client = await make_client(openrouter_api_key=None)
+    async with sdk_for(client, api_key="crt_personal-token-of-an-account") as sdk:
+        with pytest.raises(openai.AuthenticationError) as caught:
+            await ask(sdk)
+    assert said(caught.value) == KEY_NOT_FOUND_MESSAGE
+    assert fake_openrouter.requests == []
 
 
 async def test_access_token_is_the_bearer_and_not_a_key(
@@ -173,6 +188,9 @@ async def test_cross_site_browser_post_is_refused(client: Client) -> None:
     [
         ({"temperature": 5}, "temperature"),
         ({"max_tokens": 0}, "max_tokens"),
+        ({"n": 10**9}, "n"),
+        ({"n": 129}, "n"),
+        ({"n": 0}, "n"),
         ({"top_p": 2}, "top_p"),
         ({"stop": 3}, "stop"),
         ({"tools": {"type": "function"}}, "tools"),
