@@ -3,6 +3,10 @@
 Upstream is always streamed (the core reads the stream for usage, errors and cancellation),
 so a non-streaming client gets what OpenAI would have answered: each choice's deltas merged
 into its message, the way OpenAI's own SDK accumulates a stream.
+
+Text arrives a token at a time: its pieces are kept in a list and joined once at the end,
+so a long answer costs time linear in its size (joining as it came was quadratic: 10.5 s
+of CPU for a 300k-token answer against 2.6 s streamed).
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ REPLACED_FIELDS = frozenset({"index", "type", "role", "id"})
 MENDED_FIELDS = (*TEXT_FIELDS, "refusal")
 # Top-level fields of a chunk that describe the whole completion.
 COMPLETION_FIELDS = ("id", "created", "model", "system_fingerprint", "service_tier", "provider")
+
+
+class TextPieces(list[str]):
+    """A string still arriving: its pieces, joined once by `finished()`."""
 
 
 class CompletionBuilder:
@@ -66,13 +74,15 @@ class CompletionBuilder:
                 merged[name] = accumulate_value(merged.get(name), value, name) if joined else value
 
     def completion(self) -> dict[str, Any]:
+        """The chat.completion so far (what was merged stays as it is: call it at the end)."""
+        choices = {index: finished(merged) for index, merged in self.choices.items()}
         return {
             "id": self.head.get("id", "chatcmpl-chatrelay"),
             "object": "chat.completion",
             "created": self.head.get("created", 0),
             "model": self.head.get("model", ""),
             **{name: self.head[name] for name in COMPLETION_FIELDS[3:] if name in self.head},
-            "choices": [self._choice(i, self.choices[i]) for i in sorted(self.choices)],
+            "choices": [self._choice(i, choices[i]) for i in sorted(choices)],
             "usage": self.usage,
         }
 
@@ -110,8 +120,11 @@ def accumulate(into: dict[str, Any], delta: dict[str, Any]) -> None:
 def accumulate_value(before: object, value: object, name: str) -> object:
     if before is None or name in REPLACED_FIELDS:
         return value
+    if isinstance(before, TextPieces) and isinstance(value, str):
+        before.append(value)
+        return before
     if isinstance(before, str) and isinstance(value, str):
-        return before + value
+        return TextPieces((before, value))
     if isinstance(before, dict) and isinstance(value, dict):
         accumulate(before, value)
         return before
@@ -136,3 +149,14 @@ def _accumulate_list(before: list[Any], value: list[Any]) -> list[Any]:
         else:
             accumulate(same, entry)
     return before
+
+
+def finished(value: Any) -> Any:
+    """`value` with every TextPieces joined into its string, at any depth."""
+    if isinstance(value, TextPieces):
+        return "".join(value)
+    if isinstance(value, dict):
+        return {name: finished(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [finished(item) for item in value]
+    return value

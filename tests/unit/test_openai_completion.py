@@ -100,7 +100,7 @@ def test_nulls_are_left_out_and_unknown_fields_pass() -> None:
     ("body", "message"),
     [
         ({"temperature": True}, "temperature must be a number from 0 to 2"),
-        ({"n": 0}, "n must be an integer of at least 1"),
+        ({"n": 0}, "n must be an integer from 1 to 128"),
         ({"stream": "yes"}, "stream must be a boolean"),
         ({"stop": ["a", 1]}, "stop must be a string or a list of strings"),
         ({"tools": [{"function": {}}]}, "tools[0] must be an object with a string type"),
