@@ -1,9 +1,11 @@
 """MemoryStore: chat logs in this process's memory, bounded, for one process without Redis.
 
-Bounds: a running chat keeps at most MAX_CHAT_CHARS of its newest text (a listener asking
-for older text gets 404); all logs together keep about MAX_STORE_CHARS, past which the
-oldest ended chats go first; an ended chat goes after CHAT_RETENTION_S. A log holds the
-chat's events only, never its request.
+Bounds, in bytes of memory: a running chat keeps at most MAX_CHAT_BYTES of its newest text
+(a listener asking for older text gets 404); all logs together keep about MAX_STORE_BYTES,
+past which the oldest ended chats go first; an ended chat goes after CHAT_RETENTION_S. A log
+holds the chat's events only, never its request. What is counted is what is held: each
+event's text in UTF-8 and its offset and kind (an emoji a token was 9 bytes where the count
+said 1, when the caps counted characters: 80 ended chats took +548 MB).
 
 A running chat's log (MemoryLog) is the store's per-token cost in memory: one Delta object
 and one str per token came to ~15 KiB per paced stream (bench/README.md). So the text is
@@ -11,7 +13,8 @@ kept as it will be read back, joined: chunks of a few KiB, plus per event one by
 kind) and one 8-byte offset (where its text ends). An event is rebuilt only when a listener
 reads it from the log, which a listener that keeps up never does (it is handed each read
 live). The chunks are UTF-8: a str is as wide as its widest character, so one emoji or
-curly quote made a whole chunk of text 4 or 2 bytes a character.
+curly quote made a whole chunk of text 4 or 2 bytes a character. Offsets count bytes of
+that UTF-8, so a chat's size is known without decoding anything.
 """
 
 from __future__ import annotations
@@ -35,18 +38,18 @@ from server.store.events import (
     Slice,
 )
 
-MAX_CHAT_CHARS = 16 * 1024 * 1024
-MAX_STORE_CHARS = 256 * 1024 * 1024
+MAX_CHAT_BYTES = 16 * 1024 * 1024
+MAX_STORE_BYTES = 256 * 1024 * 1024
 # A listener of this process this far behind pauses its chat's upstream (no unbounded buffer).
-MAX_LAG_CHARS = 1024 * 1024
+MAX_LAG_BYTES = 1024 * 1024
 
 
 KINDS: tuple[type[Delta], type[Reasoning]] = (Delta, Reasoning)
 # The newest pieces of text are kept as they came until this many, then joined.
 JOIN_EVERY = 8
 WIDE_OFFSET = 2**32 - 2**25  # past it, offsets need 8 bytes (less a read's worth of margin)
-# A joined chunk grows to about this many characters before a new one starts.
-CHUNK_CHARS = 4096
+# A joined chunk grows to about this many bytes before a new one starts.
+CHUNK_BYTES = 4096
 # Lone surrogates (a pair upstream cut and never finished) survive the round trip.
 UTF8, KEEP_SURROGATES = "utf-8", "surrogatepass"
 
@@ -72,38 +75,47 @@ class Reader:
 
 class MemoryLog:
     """One chat's events; `base` is the seq before the first one kept. Offsets count
-    characters of text from the chat's start, trimmed text included."""
+    bytes of UTF-8 text from the chat's start, trimmed text included."""
 
     def __init__(self, run: RunControl | None) -> None:
         self.run = run
         self.base = 0
         self.kinds = bytearray()  # per kept text event: its index in KINDS
         # Per kept text event: the offset where its text ends; 4 bytes each, until a chat
-        # passes 4 Gi characters (8 bytes each from then on).
+        # passes 4 GiB of text (8 bytes each from then on).
         self.ends = array("I")
         self.start = 0  # the offset where the first kept event's text starts
         self.chunks: list[bytes] = []  # the kept text, joined, in UTF-8
-        self.chunk_starts: list[int] = []  # the offset (in characters) where each starts
+        self.chunk_starts: list[int] = []  # the offset where each starts
         self.pieces: list[str] = []  # the newest text, not joined yet
-        self.pieces_chars = 0
+        self.pieces_bytes = 0
         self.final: Final | None = None
-        self.written = 0  # chars of text ever appended
+        self.written = 0  # bytes of text ever appended
         self.ended = False
         self.dropped = False  # by the store: no longer counted in its total
         self.readers: set[Reader] = set()
         self.caught_up: asyncio.Future[None] | None = None
         self.window: asyncio.TimerHandle | None = None
+        # The retention timer of an ended log: cancelled when the cap drops the log first,
+        # else it would hold the log's text (and its memory) for CHAT_RETENTION_S more.
+        self.expiry: asyncio.TimerHandle | None = None
 
     @property
     def kept(self) -> int:
         return self.written - self.start
 
     @property
+    def held(self) -> int:
+        """The bytes this log holds: its kept text, and each kept event's offset and kind."""
+        return self.written - self.start + len(self.ends) * (self.ends.itemsize + 1)
+
+    @property
     def last_seq(self) -> int:
         return self.base + len(self.ends) + (self.final is not None)
 
     def add(self, events: Sequence[LogEvent]) -> int:
-        """Keep the events (a Done or Failed only last); the chars of text they add."""
+        """Keep the events (a Done or Failed only last); the bytes they add to `held`."""
+        held = self.held
         written = self.written
         for event in events:
             if type(event) is Delta:
@@ -113,25 +125,27 @@ class MemoryLog:
             else:
                 self.final = event  # type: ignore[assignment]
                 break
-            written += len(event.content)
-            self.pieces.append(event.content)
+            content = event.content
+            # isascii() is a flag lookup: English text pays no encoding here.
+            written += len(content) if content.isascii() else utf8_size(content)
+            self.pieces.append(content)
             self.ends.append(written)
-        added, self.written = written - self.written, written
-        self.pieces_chars += added
+        self.pieces_bytes += written - self.written
+        self.written = written
         if written > WIDE_OFFSET and self.ends.typecode == "I":
             self.ends = array("q", self.ends)
-        if len(self.pieces) >= JOIN_EVERY:
+        if len(self.pieces) >= JOIN_EVERY or self.final is not None:
             self.join()
-        return added
+        return self.held - held
 
     def join(self) -> None:
         if not self.pieces:
             return
         text = "".join(self.pieces).encode(UTF8, KEEP_SURROGATES)
-        pieces_start = self.written - self.pieces_chars
+        pieces_start = self.written - self.pieces_bytes
         self.pieces.clear()
-        self.pieces_chars = 0
-        if self.chunks and pieces_start - self.chunk_starts[-1] < CHUNK_CHARS:
+        self.pieces_bytes = 0
+        if self.chunks and pieces_start - self.chunk_starts[-1] < CHUNK_BYTES:
             self.chunks[-1] += text
         else:
             self.chunks.append(text)
@@ -142,34 +156,28 @@ class MemoryLog:
         index = min(seq - self.base, len(self.ends))
         return self.ends[index - 1] if index > 0 else self.start
 
-    def text(self, begin: int, end: int) -> str:
-        """The kept text between two offsets; the newest is read from the pieces as they
-        came (a listener or Redis's flush reading the last few events joins nothing)."""
+    def data(self, begin: int, end: int) -> bytes:
+        """The kept text between two offsets, in UTF-8; the newest is read from the pieces
+        as they came (a listener or Redis's flush reading the last few events joins nothing)."""
         parts = []
-        pieces_start = self.written - self.pieces_chars
+        pieces_start = self.written - self.pieces_bytes
         if begin < pieces_start:
             at = bisect_right(self.chunk_starts, begin) - 1
             stop = min(end, pieces_start)
             while begin < stop:
-                chunk = self.chunks[at].decode(UTF8, KEEP_SURROGATES)
-                chunk_start = self.chunk_starts[at]
+                chunk, chunk_start = self.chunks[at], self.chunk_starts[at]
                 part = chunk[begin - chunk_start : stop - chunk_start]
                 parts.append(part)
                 begin += len(part)
                 at += 1
-        at = pieces_start
-        for piece in self.pieces:
-            if at >= end:
-                break
-            piece_end = at + len(piece)
-            if piece_end > begin:
-                parts.append(piece[max(begin - at, 0) : end - at])
-            at = piece_end
-        return "".join(parts)
+        if end > pieces_start:
+            pieces = "".join(self.pieces).encode(UTF8, KEEP_SURROGATES)
+            parts.append(pieces[max(begin - pieces_start, 0) : end - pieces_start])
+        return b"".join(parts)
 
     def events_after(self, seq: int) -> list[LogEvent]:
         """The events after `seq` (at least `base`): at most MAX_READ_EVENTS and about
-        MAX_READ_CHARS of text, one event at least."""
+        MAX_READ_CHARS bytes of text, one event at least."""
         index = seq - self.base
         stop = min(len(self.ends), index + MAX_READ_EVENTS)
         begin = self.offset_at(seq)
@@ -178,22 +186,27 @@ class MemoryLog:
         stop = min(stop, len(self.ends))
         out: list[LogEvent] = []
         if stop > index:
-            text, ends, kinds = self.text(begin, self.ends[stop - 1]), self.ends, self.kinds
+            data, ends, kinds = self.data(begin, self.ends[stop - 1]), self.ends, self.kinds
             at = begin
             for i in range(index, stop):
-                out.append(KINDS[kinds[i]](text[at - begin : ends[i] - begin]))
+                text = data[at - begin : ends[i] - begin].decode(UTF8, KEEP_SURROGATES)
+                out.append(KINDS[kinds[i]](text))
                 at = ends[i]
         if stop == len(self.ends) and self.final is not None and len(out) < MAX_READ_EVENTS:
             out.append(self.final)
         return out
 
     def trim(self, limit: int) -> None:
-        """Drop the oldest events until at most `limit` chars of text are kept (one event
+        """Drop the oldest events until the log holds at most `limit` bytes (one event
         stays, however long)."""
-        if self.kept <= limit:
+        held = self.held
+        if held <= limit:
             return
         self.join()
-        drop = min(bisect_right(self.ends, self.written - limit - 1) + 1, len(self.ends) - 1)
+        # The text to keep: the limit less each kept event's offset and kind, in the
+        # proportion this log has them.
+        text_limit = limit * self.kept // held
+        drop = min(bisect_right(self.ends, self.written - text_limit - 1) + 1, len(self.ends) - 1)
         if drop <= 0:
             return
         self.start = self.ends[drop - 1]
@@ -215,14 +228,13 @@ class MemoryLogWriter:
         if log.ended:
             return
         first = log.last_seq + 1
-        chars = log.add(events)
-        self._store.total += chars
+        self._store.total += log.add(events)
         if log.final is not None:
             self._store.ended(self._key, log)
-        elif log.kept > MAX_CHAT_CHARS:
-            kept = log.kept
-            log.trim(MAX_CHAT_CHARS)
-            self._store.total -= kept - log.kept
+        elif log.held > MAX_CHAT_BYTES:
+            held = log.held
+            log.trim(MAX_CHAT_BYTES)
+            self._store.total -= held - log.held
         if not log.readers:
             return
         # Each waiting listener takes the read: a live one that keeps up right here (the
@@ -243,13 +255,13 @@ class MemoryLogWriter:
                     reader.wake()
             else:
                 reader.wake()
-        if log.written - slowest > MAX_LAG_CHARS:
+        if log.written - slowest > MAX_LAG_BYTES:
             await self._catch_up(slowest)
 
     async def _catch_up(self, slowest: int) -> None:
         """Backpressure: wait while a listener of this process is far behind."""
         log = self.log
-        while log.written - slowest > MAX_LAG_CHARS and log.readers and not log.ended:
+        while log.written - slowest > MAX_LAG_BYTES and log.readers and not log.ended:
             log.caught_up = asyncio.get_running_loop().create_future()
             await log.caught_up
             slowest = min(
@@ -268,7 +280,7 @@ class MemoryStore:
         self.retention_s = retention_s
         self.logs: dict[str, MemoryLog] = {}
         self.ended_logs: OrderedDict[str, MemoryLog] = OrderedDict()
-        self.total = 0
+        self.total = 0  # bytes held by the logs not dropped (MemoryLog.held)
 
     async def create(self, key: str, run: RunControl) -> MemoryLogWriter:
         old = self.logs.get(key)
@@ -351,8 +363,8 @@ class MemoryStore:
             log.window.cancel()
         self.ended_logs[key] = log
         loop = asyncio.get_running_loop()
-        loop.call_later(self.retention_s, self.expire, key, log)
-        while self.total > MAX_STORE_CHARS and self.ended_logs:
+        log.expiry = loop.call_later(self.retention_s, self.expire, key, log)
+        while self.total > MAX_STORE_BYTES and self.ended_logs:
             oldest, oldest_log = next(iter(self.ended_logs.items()))
             self.drop(oldest, oldest_log)
 
@@ -365,10 +377,18 @@ class MemoryStore:
         if self.logs.get(key) is log:
             del self.logs[key]
         self.ended_logs.pop(key, None)
+        if log.expiry is not None:
+            log.expiry.cancel()
+            log.expiry = None
         if not log.dropped:
             log.dropped = True
-            self.total -= log.kept
+            self.total -= log.held
 
     async def close(self) -> None:
         self.logs.clear()
         self.ended_logs.clear()
+
+
+def utf8_size(text: str) -> int:
+    """The bytes `text` takes in the log (lone surrogates included, as they are kept)."""
+    return len(text.encode(UTF8, KEEP_SURROGATES))

@@ -1,4 +1,4 @@
-"""The memory store's bounds: per chat by its text, in total by MAX_STORE_CHARS."""
+"""The memory store's bounds: per chat by its text, in total by MAX_STORE_BYTES (bytes held)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.chat_store import FakeRun, read_all
 async def test_a_chat_keeps_only_its_newest_text_past_the_cap(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(memory_store, "MAX_CHAT_CHARS", 100)
+    monkeypatch.setattr(memory_store, "MAX_CHAT_BYTES", 100)
     store = MemoryStore(300, 600)
     log = await store.create("o:big", FakeRun())
     for n in range(50):
@@ -39,7 +39,7 @@ async def read_all_until(store: MemoryStore, key: str, after: int) -> list[tuple
 async def test_past_the_total_cap_the_oldest_ended_chats_go_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(memory_store, "MAX_STORE_CHARS", 250)
+    monkeypatch.setattr(memory_store, "MAX_STORE_BYTES", 250)
     store = MemoryStore(300, 600)
     running = await store.create("o:running", FakeRun())
     await running.append([Delta("r" * 100)])
@@ -56,7 +56,7 @@ async def test_text_kept_joined_reads_back_exactly_per_seq(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Text of both kinds and any width, across joins, chunks and a trim, by seq."""
-    monkeypatch.setattr(memory_store, "MAX_CHAT_CHARS", 20_000)
+    monkeypatch.setattr(memory_store, "MAX_CHAT_BYTES", 20_000)
     store = MemoryStore(300, 600)
     log = await store.create("o:mixed", FakeRun())
     pieces = ["a", "é", "🎉x", "дом", "", "\n", "z" * 700, "\u2019", "\ud83c"]
