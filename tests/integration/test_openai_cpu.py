@@ -9,7 +9,7 @@ import time
 import orjson
 
 from tests.conftest import Client
-from tests.fake_openrouter import USAGE, FakeOpenRouter, Reply, chunk, event
+from tests.fake_openrouter import USAGE, FakeOpenRouter, Reply, Step, chunk, event
 from tests.integration.openai_sdk import completion_body
 
 TOKENS = 300_000
@@ -19,7 +19,7 @@ EVENTS_PER_WRITE = 1000
 
 def long_reply() -> Reply:
     one = event(chunk(TOKEN))
-    steps = [one * EVENTS_PER_WRITE for _ in range(TOKENS // EVENTS_PER_WRITE)]
+    steps: list[Step] = [one * EVENTS_PER_WRITE for _ in range(TOKENS // EVENTS_PER_WRITE)]
     steps.append(event(chunk(finish_reason="stop", usage=USAGE)) + event("[DONE]"))
     return Reply(steps=steps)
 
