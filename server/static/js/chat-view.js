@@ -97,13 +97,19 @@ export class ChatView {
     const { messages } = this.conversation;
     this.placeViews(messages);
     const busy = this.busy;
+    const drawn = [];
     messages.forEach((message, index) => {
       const view = this.views.get(message.id);
-      if (this.dirty.has(message)) view.render();
+      if (this.dirty.has(message)) {
+        view.render();
+        drawn.push(view);
+      }
       view.renderActions(index === messages.length - 1, busy);
     });
     this.dirty.clear();
     if (this.follow) this.scrollToEnd();
+    // After the scroll's layout, which the measuring reuses.
+    for (const view of drawn) view.settle();
     this.showJump();
   }
 
@@ -151,8 +157,9 @@ export class ChatView {
     this.container.scrollTop = this.container.scrollHeight;
   }
 
+  // Offered whenever the end is out of sight, during an answer or after it.
   showJump() {
-    const hidden = this.follow || !this.busy;
+    const hidden = this.follow;
     if (this.jump.hidden !== hidden) this.jump.hidden = hidden;
   }
 
