@@ -131,13 +131,14 @@ VENDOR_FILES = {
 VENDOR_CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
 
 # The page renders model output: even if something slipped past the sanitizer, the CSP lets
-# no inline or foreign script run, and the page can only talk to its own origin.
+# no inline or foreign script run, and the page can only talk to its own origin. Images: its
+# own and data: URLs (the user's attached images); none from other sites (a tracking pixel).
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self'",
+        "img-src 'self' data:",
         "connect-src 'self'",
         "base-uri 'none'",
         "form-action 'self'",

@@ -29,6 +29,19 @@ PNG = base64.b64decode(
 )
 
 
+# An image's width once it has loaded or failed (0: broken).
+NATURAL_WIDTH = """(img) => img.complete ? img.naturalWidth : new Promise((done) => {
+  img.addEventListener("load", () => done(img.naturalWidth));
+  img.addEventListener("error", () => done(img.naturalWidth));
+})"""
+LOAD_IMAGE = """(src) => new Promise((done) => {
+  const image = new Image();
+  image.onload = () => done("loaded");
+  image.onerror = () => done("blocked");
+  image.src = src;
+})"""
+
+
 async def chat(page: Page, text: str) -> None:
     await send_message(page, text)
     await wait_until_answered(page)
@@ -118,7 +131,10 @@ async def test_images_go_as_image_url_parts(
     async with page.expect_file_chooser() as chooser_info:
         await page.get_by_role("button", name="Attach images").click()
     await (await chooser_info.value).set_files(image)
-    await expect(page.get_by_role("img", name="Attached image 1")).to_be_visible()
+    preview = page.get_by_role("img", name="Attached image 1")
+    await expect(preview).to_be_visible()
+    # Shown, not a broken picture with its alt text: the page's CSP lets its own data: URLs in.
+    assert await preview.evaluate(NATURAL_WIDTH) == 1
 
     await chat(page, "what is this?")
 
@@ -133,8 +149,14 @@ async def test_images_go_as_image_url_parts(
         }
     ]
     user = page.locator("#messages article.user")
-    await expect(user.get_by_role("img", name="Attached image")).to_be_visible()
+    sent = user.get_by_role("img", name="Attached image")
+    await expect(sent).to_be_visible()
+    assert await sent.evaluate(NATURAL_WIDTH) == 1
     await expect(page.get_by_role("list", name="Attached images")).to_be_hidden()
+    # Images from other sites still cannot load: the page's own icon, from another origin.
+    foreign = page.url.replace("127.0.0.1", "localhost").split("#")[0] + "static/icon.svg"
+    assert await page.evaluate(LOAD_IMAGE, foreign) == "blocked"
+    assert await page.evaluate(LOAD_IMAGE, "/static/icon.svg") == "loaded"
 
 
 async def test_tokens_and_cost_per_answer_and_conversation(open_page: OpenPage) -> None:
