@@ -38,6 +38,7 @@ export class ChatView {
     this.timer = null; // waits out DRAW_EVERY_MS
     this.frame = null; // then waits for the animation frame
     this.drawnAt = 0;
+    this.editing = null; // the open edit box: {view, text, close(refocus)}
     container.addEventListener("scroll", () => {
       const { scrollHeight, scrollTop, clientHeight } = container;
       this.follow = scrollHeight - scrollTop - clientHeight < FOLLOW_SLACK_PX;
@@ -56,6 +57,7 @@ export class ChatView {
   }
 
   show(conversation) {
+    this.editing = null;
     this.conversation = conversation;
     this.views.clear();
     this.container.replaceChildren();
@@ -107,6 +109,7 @@ export class ChatView {
       view.renderActions(index === messages.length - 1, busy);
     });
     this.dirty.clear();
+    this.closeStaleEdit();
     if (this.follow) this.scrollToEnd();
     // After the scroll's layout, which the measuring reuses.
     for (const view of drawn) view.settle();
@@ -203,7 +206,10 @@ export class ChatView {
     if (view) this.startEdit(view);
   }
 
+  // One edit box at a time. It closes once sent, and when its question changes under it (a
+  // version or branch shown): it never offers text that is no longer the question.
   startEdit(view) {
+    this.editing?.close(false);
     const { article, message } = view;
     const editor = element("form", "edit-form");
     const label = element("label", "visually-hidden", "Edit message");
@@ -218,30 +224,48 @@ export class ChatView {
     const row = element("div", "message-actions");
     row.append(cancel, send);
     editor.append(label, textarea, row);
-    const close = () => {
-      editor.remove();
-      view.body.hidden = false;
-      view.actions.hidden = false;
-      view.actions.querySelector("[data-action=edit]")?.focus();
+    const editing = {
+      view,
+      text: message.content,
+      close: (refocus = true) => {
+        if (this.editing !== editing) return;
+        this.editing = null;
+        const hadFocus = editor.contains(document.activeElement);
+        editor.remove();
+        view.body.hidden = false;
+        view.actions.hidden = false;
+        if (refocus || hadFocus) view.actions.querySelector("[data-action=edit]")?.focus();
+      },
     };
+    this.editing = editing;
     editor.addEventListener("submit", (event) => {
       event.preventDefault();
       const text = textarea.value.trim();
-      if (text) this.actions.edit(message, text);
+      if (!text) return;
+      editing.close(false);
+      this.actions.edit(message, text);
     });
-    cancel.addEventListener("click", close);
+    cancel.addEventListener("click", () => editing.close());
     textarea.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         editor.requestSubmit();
       } else if (event.key === "Escape") {
         event.stopPropagation();
-        close();
+        editing.close();
       }
     });
     view.body.hidden = true;
     view.actions.hidden = true;
     article.append(editor);
     textarea.focus();
+  }
+
+  // After a redraw: an edit box whose question is gone or changed closes.
+  closeStaleEdit() {
+    const { editing } = this;
+    if (!editing) return;
+    const { view } = editing;
+    if (this.views.get(view.message.id) !== view || view.message.content !== editing.text) editing.close(false);
   }
 }
