@@ -51,3 +51,24 @@ async def test_the_edit_box_closes_once_sent_and_never_shows_stale_text(
     await expect(user).to_have_text(["one", "two"])
     await expect(editor).to_have_count(0)
     await expect(page.get_by_role("button", name="Edit this message and resend")).to_have_count(2)
+
+
+async def test_the_model_label_follows_regenerate_and_versions(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    page = await open_page()
+    label = page.locator("#messages article.assistant .message-role")
+    await send_message(page, "hello")
+    await wait_until_answered(page)
+    await expect(label).to_have_text("Assistant · openai/gpt-4o-mini")
+
+    await page.get_by_role("combobox", name="Model").fill("anthropic/claude-3.5-sonnet")
+    await page.get_by_role("button", name="Regenerate").click()
+    await expect(label).to_have_text("Assistant · anthropic/claude-3.5-sonnet")
+    await wait_until_answered(page)
+    assert fake_openrouter.requests[1].body["model"] == "anthropic/claude-3.5-sonnet"
+
+    await page.get_by_role("button", name="Previous version").click()
+    await expect(label).to_have_text("Assistant · openai/gpt-4o-mini")
+    await page.get_by_role("button", name="Next version").click()
+    await expect(label).to_have_text("Assistant · anthropic/claude-3.5-sonnet")

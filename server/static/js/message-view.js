@@ -35,8 +35,8 @@ export class MessageView {
     this.message = message;
     this.article = element("article", `message ${message.role}`);
     this.article.dataset.id = message.id;
-    const who = message.role === "user" ? "You" : "Assistant";
-    this.role = element("div", "message-role", message.model ? `${who} · ${message.model}` : who);
+    this.role = element("div", "message-role");
+    this.renderRole();
     this.body = element("div", "message-body");
     this.note = element("p", "message-note");
     this.note.hidden = true;
@@ -60,8 +60,17 @@ export class MessageView {
     }
   }
 
+  // The model that wrote the version shown: Regenerate and a version switch may change it.
+  renderRole() {
+    const { message } = this;
+    const who = message.role === "user" ? "You" : "Assistant";
+    const text = message.model ? `${who} · ${message.model}` : who;
+    if (this.role.textContent !== text) this.role.textContent = text;
+  }
+
   render() {
     const { message, article } = this;
+    this.renderRole();
     const status = message.status ?? "done";
     if (article.dataset.status !== status) {
       article.dataset.status = status;
