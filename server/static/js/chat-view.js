@@ -99,20 +99,14 @@ export class ChatView {
     const { messages } = this.conversation;
     this.placeViews(messages);
     const busy = this.busy;
-    const drawn = [];
     messages.forEach((message, index) => {
       const view = this.views.get(message.id);
-      if (this.dirty.has(message)) {
-        view.render();
-        drawn.push(view);
-      }
+      if (this.dirty.has(message)) view.render();
       view.renderActions(index === messages.length - 1, busy);
     });
     this.dirty.clear();
     this.closeStaleEdit();
     if (this.follow) this.scrollToEnd();
-    // After the scroll's layout, which the measuring reuses.
-    for (const view of drawn) view.settle();
     this.showJump();
   }
 

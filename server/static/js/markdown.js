@@ -141,14 +141,12 @@ export class MarkdownStream {
       this.done += start;
     }
     const rest = start > 0 || liveFrom === 0 ? tokens.slice(liveFrom) : tokens;
-    if (rest.length) this.live = this.append(rest, final, !final);
+    if (rest.length) this.live = this.append(rest, final);
   }
 
-  // `live`: the unfinished block, marked so that nothing takes its size for a final one.
-  append(tokens, highlight, live = false) {
+  append(tokens, highlight) {
     const fragment = toFragment(libraries.parser.parser(tokens), highlight);
     const nodes = [...fragment.childNodes];
-    if (live) for (const node of nodes) if (node.nodeType === Node.ELEMENT_NODE) node.classList.add("live");
     this.element.append(fragment);
     return nodes;
   }

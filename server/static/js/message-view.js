@@ -169,22 +169,6 @@ export class MessageView {
     return [previous, element("span", "version muted", label), next];
   }
 
-  // Finished blocks laid out since the last call are skipped by the browser from now on while
-  // off screen (content-visibility), kept at the height they were measured at: a long answer's
-  // redraws cost what its last block costs. The unfinished block is never skipped: a height
-  // guessed for it would put the newest text out of sight. Call it with layout clean.
-  settle() {
-    for (let block = this.body.lastElementChild; block; block = block.previousElementSibling) {
-      if (block.classList.contains("settled")) break;
-      if (block.classList.contains("live")) continue;
-      const style = getComputedStyle(block);
-      if (style.display.startsWith("inline")) continue;
-      const height = block.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
-      block.style.containIntrinsicSize = `auto ${Math.max(0, height)}px`;
-      block.classList.add("settled");
-    }
-  }
-
   // The answer as plain text, for the screen reader's one announcement.
   get text() {
     return this.body.textContent;
