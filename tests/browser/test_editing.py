@@ -8,7 +8,7 @@ from playwright.async_api import Page, expect
 
 from tests.browser.chat_page import send_message, wait_until_answered
 from tests.browser.conftest import OpenPage
-from tests.fake_openrouter import FakeOpenRouter, sse_reply
+from tests.fake_openrouter import FakeOpenRouter
 
 pytestmark = pytest.mark.browser
 
@@ -41,13 +41,16 @@ async def test_the_edit_box_closes_once_sent_and_never_shows_stale_text(
     await wait_until_answered(page)
 
     # An edit box left open while another version of its question is shown closes.
-    await page.locator("#messages article.user").get_by_role("button", name="Previous version").click()
+    first_question = page.locator("#messages article.user").first
+    await first_question.get_by_role("button", name="Previous version").click()
     await expect(user).to_have_text(["one", "two, again"])
     await page.get_by_role("button", name="Edit this message and resend").nth(1).click()
     await expect(editor).to_have_value("two, again")
-    await page.locator("#messages article.assistant").last.get_by_role(
-        "button", name="Previous version"
-    ).click()
+    await (
+        page.locator("#messages article.assistant")
+        .last.get_by_role("button", name="Previous version")
+        .click()
+    )
     await expect(user).to_have_text(["one", "two"])
     await expect(editor).to_have_count(0)
     await expect(page.get_by_role("button", name="Edit this message and resend")).to_have_count(2)
