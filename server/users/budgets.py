@@ -1,0 +1,373 @@
+"""Budgets in the database: reserve a chat's worst cost, settle it to the real one, and
+read what an account has spent (SPEC "Budgets").
+
+The reservation is one conditional UPDATE of the account's row for the period,
+`reserved = reserved + :amount WHERE spent + reserved + :amount <= :limit`: the database
+checks and takes in one statement, so chats started together on any number of processes
+cannot together pass the limit (PostgreSQL re-checks the WHERE on the row it waited for;
+SQLite runs one writer at a time, its write transactions taking the lock up front).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.errors import BudgetExceeded
+from server.users.budget_schema import budget_holds, budget_usage, spend
+from server.users.costs import Price, allowance, cents, nanos_of_usd
+from server.users.db import Database
+from server.users.periods import (
+    PERIOD_WORDS,
+    Clock,
+    Period,
+    next_period_start,
+    period_start,
+    recent_period_starts,
+)
+from server.users.schema import accounts
+
+log = logging.getLogger(__name__)
+
+# Each failed attempt means another chat's reservation went through: progress either way.
+MAX_ATTEMPTS = 64
+# A hold outlives the longest chat by this much (its end's writes, a slow database).
+HOLD_MARGIN_S = 120.0
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """An account's budget this period, as GET /api/session shows it."""
+
+    limit: int | None
+    spent: int
+    reserved: int
+    period: Period
+    start: date
+
+    @property
+    def resets_on(self) -> date:
+        return next_period_start(self.start, self.period)
+
+    def refusal(self) -> BudgetExceeded:
+        assert self.limit is not None
+        return BudgetExceeded(
+            f"Budget used up: {cents(self.spent + self.reserved)} of {cents(self.limit)} "
+            f"{PERIOD_WORDS[self.period]}; it resets on {self.resets_on.isoformat()}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A metered chat's reservation: `max_tokens` to send upstream (None: as asked)."""
+
+    account_id: str
+    start: date
+    amount: int
+    hold_id: str | None
+    max_tokens: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRecord:
+    account_id: str
+    model: str
+    key_source: str
+    metered: bool
+    start: date
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost: int | None
+    started_at: datetime
+    ended_at: datetime
+
+
+class Budgets:
+    """Reservations, settlements and spend in the database (server/users/db.py)."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        default_usd: float | None,
+        period: Period,
+        longest_chat_s: float,
+        clock: Clock,
+        holder: str | None = None,
+    ) -> None:
+        self.db = db
+        self.default = None if default_usd is None else nanos_of_usd(default_usd)
+        self.period = period
+        self.hold_for = timedelta(seconds=longest_chat_s + HOLD_MARGIN_S)
+        self.clock = clock
+        self.holder = holder or this_process()
+
+    def _insert(self) -> Any:
+        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
+        return dialect.insert(budget_usage)
+
+    async def limit_of(self, db: AsyncConnection, account_id: str) -> int | None:
+        own = await db.scalar(select(accounts.c.budget_usd).where(accounts.c.id == account_id))
+        return self.default if own is None else nanos_of_usd(own)
+
+    async def standing(self, account_id: str) -> Standing:
+        start = period_start(self.clock(), self.period)
+        async with self.db.transaction(write=False) as db:
+            limit = await self.limit_of(db, account_id)
+            spent, reserved = await self._usage(db, account_id, start)
+        return Standing(limit, spent, reserved, self.period, start)
+
+    async def _usage(self, db: AsyncConnection, account_id: str, start: date) -> tuple[int, int]:
+        row = (
+            await db.execute(
+                select(budget_usage.c.spent_nanos, budget_usage.c.reserved_nanos).where(
+                    budget_usage.c.account_id == account_id,
+                    budget_usage.c.period_start == start,
+                )
+            )
+        ).one_or_none()
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+    async def reserve(
+        self, account_id: str, price: Price, chars: int, requested: int | None
+    ) -> Hold:
+        """Hold the chat's worst cost; BudgetExceeded (402) when not even a short answer fits.
+        An account without a limit holds nothing, and its chat runs with what it asked."""
+        await self.release_expired(account_id)
+        for _ in range(MAX_ATTEMPTS):
+            standing = await self.standing(account_id)
+            if standing.limit is None:
+                return Hold(account_id, standing.start, 0, None, requested)
+            left = max(0, standing.limit - standing.spent - standing.reserved)
+            granted = allowance(price, chars, left, requested)
+            if granted is None:
+                raise standing.refusal()
+            hold_id = await self._take(account_id, standing, granted.reserve)
+            if hold_id is not None:
+                return Hold(
+                    account_id, standing.start, granted.reserve, hold_id, granted.max_tokens
+                )
+        raise (await self.standing(account_id)).refusal()
+
+    async def _take(self, account_id: str, standing: Standing, amount: int) -> str | None:
+        """The conditional UPDATE and its hold row, in one transaction; None when another
+        chat took what was left first."""
+        assert standing.limit is not None
+        usage = budget_usage.c
+        async with self.db.transaction() as db:
+            await db.execute(
+                self._insert()
+                .values(
+                    account_id=account_id,
+                    period_start=standing.start,
+                    spent_nanos=0,
+                    reserved_nanos=0,
+                    chats=0,
+                )
+                .on_conflict_do_nothing()
+            )
+            taken = await db.execute(
+                update(budget_usage)
+                .where(
+                    usage.account_id == account_id,
+                    usage.period_start == standing.start,
+                    usage.spent_nanos + usage.reserved_nanos + amount <= standing.limit,
+                )
+                .values(reserved_nanos=usage.reserved_nanos + amount)
+            )
+            if taken.rowcount != 1:
+                return None
+            hold_id = secrets.token_hex(16)
+            await db.execute(
+                budget_holds.insert().values(
+                    id=hold_id,
+                    account_id=account_id,
+                    period_start=standing.start,
+                    amount_nanos=amount,
+                    holder=self.holder,
+                    expires_at=self.clock() + self.hold_for,
+                )
+            )
+        return hold_id
+
+    async def settle(self, hold: Hold | None, record: SpendRecord) -> None:
+        """The chat's end: its hold becomes its cost (metered), and its row is written."""
+        async with self.db.transaction() as db:
+            released = 0
+            if hold is not None and hold.hold_id is not None:
+                gone = await db.execute(
+                    budget_holds.delete().where(budget_holds.c.id == hold.hold_id)
+                )
+                released = hold.amount if gone.rowcount == 1 else 0
+            if record.metered:
+                await self._add_usage(db, record, released)
+            await db.execute(
+                spend.insert().values(
+                    id=secrets.token_hex(16),
+                    account_id=record.account_id,
+                    model=record.model,
+                    key_source=record.key_source,
+                    metered=record.metered,
+                    period_start=record.start,
+                    prompt_tokens=record.prompt_tokens,
+                    completion_tokens=record.completion_tokens,
+                    cost_nanos=record.cost,
+                    started_at=record.started_at,
+                    ended_at=record.ended_at,
+                )
+            )
+
+    async def _add_usage(self, db: AsyncConnection, record: SpendRecord, released: int) -> None:
+        usage = budget_usage.c
+        await db.execute(
+            self._insert()
+            .values(
+                account_id=record.account_id,
+                period_start=record.start,
+                spent_nanos=0,
+                reserved_nanos=0,
+                chats=0,
+            )
+            .on_conflict_do_nothing()
+        )
+        await db.execute(
+            update(budget_usage)
+            .where(usage.account_id == record.account_id, usage.period_start == record.start)
+            .values(
+                spent_nanos=usage.spent_nanos + (record.cost or 0),
+                reserved_nanos=usage.reserved_nanos - released,
+                chats=usage.chats + 1,
+            )
+        )
+
+    async def release(self, hold: Hold) -> None:
+        """A chat that never reached upstream: its hold goes, nothing is spent."""
+        if hold.hold_id is not None:
+            await self._release_ids([(hold.hold_id, hold.account_id, hold.start, hold.amount)])
+
+    async def _release_ids(self, held: Sequence[tuple[str, str, date, int]]) -> int:
+        released = 0
+        for hold_id, account_id, start, amount in held:
+            async with self.db.transaction() as db:
+                gone = await db.execute(budget_holds.delete().where(budget_holds.c.id == hold_id))
+                if gone.rowcount != 1:
+                    continue  # settled or released meanwhile
+                usage = budget_usage.c
+                await db.execute(
+                    update(budget_usage)
+                    .where(usage.account_id == account_id, usage.period_start == start)
+                    .values(reserved_nanos=usage.reserved_nanos - amount)
+                )
+                released += 1
+        return released
+
+    async def release_expired(self, account_id: str | None = None) -> int:
+        """Free holds past the longest a chat may run (their process died)."""
+        holds = budget_holds.c
+        query = select(holds.id, holds.account_id, holds.period_start, holds.amount_nanos).where(
+            holds.expires_at < self.clock()
+        )
+        if account_id is not None:
+            query = query.where(holds.account_id == account_id)
+        async with self.db.transaction(write=False) as db:
+            rows = (await db.execute(query)).all()
+        return await self._release_ids([tuple(row) for row in rows])
+
+    async def release_dead(self) -> int:
+        """At start: free the holds of processes of this host that no longer run (a process
+        with this one's own pid has died: it is this one now)."""
+        host = self.holder.rpartition(":")[0]
+        holds = budget_holds.c
+        async with self.db.transaction(write=False) as db:
+            rows = (
+                await db.execute(
+                    select(
+                        holds.id,
+                        holds.account_id,
+                        holds.period_start,
+                        holds.amount_nanos,
+                        holds.holder,
+                    ).where(holds.holder.like(f"{host}:%"))
+                )
+            ).all()
+        dead = []
+        for hold_id, account_id, start, amount, holder in rows:
+            pid = holder.rpartition(":")[2]
+            if holder.rpartition(":")[0] != host or not pid.isdigit():
+                continue
+            if int(pid) == os.getpid() or not is_running(int(pid)):
+                dead.append((hold_id, account_id, start, amount))
+        released = await self._release_ids(dead)
+        if released:
+            log.info("budget: released %d reservations of processes that ended", released)
+        return released
+
+    async def recent(self, periods: int) -> list[dict[str, Any]]:
+        """Every account's metered spend in the last `periods` periods, newest first."""
+        starts = recent_period_starts(self.clock(), self.period, periods)
+        usage = budget_usage.c
+        query = (
+            select(usage.account_id, usage.period_start, usage.spent_nanos, usage.chats)
+            .where(usage.period_start >= starts[-1], usage.chats > 0)
+            .order_by(usage.period_start.desc(), usage.account_id)
+        )
+        async with self.db.transaction(write=False) as db:
+            rows = (await db.execute(query)).all()
+        return [
+            {"account_id": a, "period_start": s, "spent_nanos": int(n), "chats": int(c)}
+            for a, s, n, c in rows
+        ]
+
+    async def standings(self, account_ids: Sequence[str]) -> dict[str, Standing]:
+        """Several accounts' budgets this period at once (the admin's list)."""
+        start = period_start(self.clock(), self.period)
+        usage = budget_usage.c
+        async with self.db.transaction(write=False) as db:
+            limits = {
+                account_id: (self.default if own is None else nanos_of_usd(own))
+                for account_id, own in (
+                    await db.execute(
+                        select(accounts.c.id, accounts.c.budget_usd).where(
+                            accounts.c.id.in_(account_ids)
+                        )
+                    )
+                ).all()
+            }
+            used = {
+                a: (int(s), int(r))
+                for a, s, r in (
+                    await db.execute(
+                        select(usage.account_id, usage.spent_nanos, usage.reserved_nanos).where(
+                            usage.account_id.in_(account_ids), usage.period_start == start
+                        )
+                    )
+                ).all()
+            }
+        return {
+            account_id: Standing(limit, *used.get(account_id, (0, 0)), self.period, start)
+            for account_id, limit in limits.items()
+        }
