@@ -1,0 +1,281 @@
+"""A chat that writes history: its assistant message made before upstream is called, and its
+answer written there by the process that runs it when the chat ends, listener or not.
+
+A run passes each upstream read to its AnswerWriter (a run hook, server/relay/runs.py), which
+keeps the text; at the end one transaction writes text, reasoning, usage and status, so a chat
+costs two writes whatever its length. A database away at the end does not lose the answer:
+the write is retried in a task of its own until it lands (the chat's log still replays it
+meanwhile). A process that dies mid-answer leaves `streaming` rows naming it as their runner;
+the next process to start (and every process, now and then) marks those of dead runners as
+cut off (error 503), so none says `streaming` forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from server.errors import AccountStoreUnavailable, BadRequest, ChatError
+from server.store.events import Delta, Done, Failed, Final, LogEvent, Reasoning
+from server.users.history import History, HistoryConflict, message_row
+from server.users.history_rows import checked_id, new_id, now_ms
+from server.users.history_tables import history_runners, messages
+
+log = logging.getLogger(__name__)
+
+# The first try of the final write is waited for (a device that sees `done` finds the
+# answer in the history); longer, and the chat ends while the write goes on retrying.
+FIRST_WRITE_WAIT_S = 2.0
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
+HEARTBEAT_S = 10.0
+# A runner not heard of for this long is gone (another machine that died).
+RUNNER_GONE_S = 60.0
+CUT_OFF_STATUS, CUT_OFF_MESSAGE = 503, "The answer was cut off: the server stopped mid-answer"
+
+
+def parse_conversation(value: object) -> tuple[str, str | None, str]:
+    """A chat's `conversation`: {id, parent_id, message_id?}, checked; the message id made."""
+    if not isinstance(value, dict):
+        raise BadRequest("conversation must be an object with id and parent_id")
+    conversation_id = checked_id(value.get("id"), "conversation.id")
+    parent = value.get("parent_id")
+    parent_id = None if parent is None else checked_id(parent, "conversation.parent_id")
+    message = value.get("message_id")
+    message_id = new_id() if message is None else checked_id(message, "conversation.message_id")
+    return conversation_id, parent_id, message_id
+
+
+class Answers:
+    """The answers this process writes, and its record as a runner of them."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self.runner_id = new_id()
+        self.writes: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def start(
+        self,
+        account_id: str,
+        conversation: tuple[str, str | None, str],
+        chat_id: str,
+        model: str,
+    ) -> AnswerWriter:
+        """Make the chat's assistant message (status `streaming`); its writer is the run's hook."""
+        conversation_id, parent_id, message_id = conversation
+        async with self.history.writing(account_id) as versions:
+            db = versions.db
+            if await message_row(db, account_id, message_id) is not None:
+                raise HistoryConflict(f"A message with id {message_id} exists")
+            await self.history.check_place(
+                db, account_id, conversation_id, parent_id, "conversation.parent_id"
+            )
+            now = await self.history.touch(versions, conversation_id)
+            await db.execute(
+                insert(messages).values(
+                    account_id=account_id,
+                    id=message_id,
+                    conversation_id=conversation_id,
+                    parent_id=parent_id,
+                    role="assistant",
+                    text="",
+                    status="streaming",
+                    chat_id=chat_id,
+                    model=model,
+                    runner=self.runner_id,
+                    created_at=now,
+                    version=versions.take(),
+                )
+            )
+        return AnswerWriter(self, account_id, conversation_id, message_id)
+
+    async def finish(
+        self, account_id: str, conversation_id: str, message_id: str, values: dict[str, Any]
+    ) -> None:
+        """The answer's one final write; a message no longer streaming is left as it is."""
+        async with self.history.writing(account_id) as versions:
+            done = await versions.db.execute(
+                update(messages)
+                .where(
+                    messages.c.account_id == account_id,
+                    messages.c.id == message_id,
+                    messages.c.status == "streaming",
+                )
+                .values(**values, runner=None, version=versions.take())
+            )
+            if done.rowcount:
+                await self.history.touch(versions, conversation_id)
+            else:
+                versions.last = versions.first  # nothing written, no version taken
+
+    async def finish_until_written(
+        self, account_id: str, conversation_id: str, message_id: str, values: dict[str, Any]
+    ) -> None:
+        wait_s = RETRY_FIRST_S
+        while True:
+            try:
+                await self.finish(account_id, conversation_id, message_id, values)
+                return
+            except AccountStoreUnavailable:
+                log.warning("answer not written yet id=%s: retrying in %g s", message_id, wait_s)
+            except Exception:
+                log.exception("answer not written id=%s", message_id)
+                return
+            await asyncio.sleep(wait_s)
+            wait_s = min(wait_s * 2, RETRY_MAX_S)
+
+    async def write_end(
+        self, account_id: str, conversation_id: str, message_id: str, values: dict[str, Any]
+    ) -> None:
+        task = asyncio.create_task(
+            self.finish_until_written(account_id, conversation_id, message_id, values)
+        )
+        self.writes.add(task)
+        task.add_done_callback(self.writes.discard)
+        # Shielded by the task: a shutdown that cancels the run does not cancel the write.
+        await asyncio.wait([task], timeout=FIRST_WRITE_WAIT_S)
+
+    # The runners: which process writes which streaming answer.
+
+    async def beat(self) -> None:
+        """Say this process is alive (host and pid: a restart on this machine can tell at
+        once that a runner's process is gone)."""
+        values = {"host": socket.gethostname(), "pid": os.getpid(), "seen_at": now_ms()}
+        async with self.history.database.transaction() as db:
+            statement = (
+                sqlite.insert(history_runners)
+                if db.dialect.name == "sqlite"
+                else postgresql.insert(history_runners)
+            )
+            await db.execute(
+                statement.values(id=self.runner_id, **values).on_conflict_do_update(
+                    index_elements=["id"], set_=values
+                )
+            )
+
+    async def sweep(self) -> int:
+        """Mark the streaming answers of runners that are gone as cut off; how many."""
+        async with self.history.reading() as db:
+            runners = (await db.execute(select(history_runners))).all()
+            live = {r.id for r in runners if runner_alive(r.host, r.pid, r.seen_at)}
+            live.add(self.runner_id)
+            found = await db.execute(
+                select(messages.c.account_id, messages.c.id, messages.c.conversation_id).where(
+                    messages.c.status == "streaming",
+                    or_(messages.c.runner.is_(None), messages.c.runner.not_in(live)),
+                )
+            )
+            orphans = found.all()
+        values = {"status": "error", "error_status": CUT_OFF_STATUS}
+        values["error_message"] = CUT_OFF_MESSAGE
+        for orphan in orphans:
+            await self.finish(orphan.account_id, orphan.conversation_id, orphan.id, values)
+        async with self.history.database.transaction() as db:
+            gone = [r.id for r in runners if r.id not in live]
+            if gone:
+                await db.execute(delete(history_runners).where(history_runners.c.id.in_(gone)))
+        if orphans:
+            log.warning("marked %d answers cut off by a process that stopped", len(orphans))
+        return len(orphans)
+
+    async def keep_watch(self) -> None:
+        """Beat and sweep now and every HEARTBEAT_S; the database being away only waits."""
+        while True:
+            try:
+                await self.beat()
+                await self.sweep()
+            except AccountStoreUnavailable:
+                pass
+            except Exception:
+                log.exception("answer sweep failed")
+            await asyncio.sleep(HEARTBEAT_S)
+
+    def start_watch(self) -> None:
+        self.tasks.add(asyncio.create_task(self.keep_watch()))
+
+    async def close(self, wait_s: float) -> None:
+        """Let pending answer writes land (bounded), then stop and leave the runners."""
+        for task in self.tasks:
+            task.cancel()
+        pending = list(self.writes | self.tasks)
+        if pending:
+            await asyncio.wait(pending, timeout=wait_s)
+        try:
+            async with self.history.database.transaction() as db:
+                await db.execute(
+                    delete(history_runners).where(history_runners.c.id == self.runner_id)
+                )
+        except AccountStoreUnavailable:
+            pass
+
+
+def runner_alive(host: str, pid: int, seen_at: int) -> bool:
+    if now_ms() - seen_at > RUNNER_GONE_S * 1000:
+        return False
+    if host != socket.gethostname():
+        return True
+    return pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine runs (a zombie, killed but not reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+class AnswerWriter:
+    """A run's hook (server/relay/runs.py): keeps the answer, writes it once at the end."""
+
+    __slots__ = ("account_id", "answers", "conversation_id", "message_id", "reasoning", "text")
+
+    def __init__(
+        self, answers: Answers, account_id: str, conversation_id: str, message_id: str
+    ) -> None:
+        self.answers, self.account_id = answers, account_id
+        self.conversation_id, self.message_id = conversation_id, message_id
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+
+    def seen(self, events: Sequence[LogEvent]) -> None:
+        for event in events:
+            if type(event) is Delta:
+                self.text.append(event.content)
+            elif type(event) is Reasoning:
+                self.reasoning.append(event.content)
+
+    async def ended(self, final: Final) -> None:
+        await self.answers.write_end(
+            self.account_id, self.conversation_id, self.message_id, self.final_values(final)
+        )
+
+    async def failed_to_start(self, error: ChatError) -> None:
+        """The run never started (its id in use, the chat store away): the message says so."""
+        await self.ended(Failed(error.status, error.message))
+
+    def final_values(self, final: Final) -> dict[str, Any]:
+        reasoning = "".join(self.reasoning)
+        values: dict[str, Any] = {"text": "".join(self.text), "reasoning": reasoning or None}
+        if isinstance(final, Done):
+            values["status"] = "cancelled" if final.finish_reason == "cancelled" else "done"
+            values["usage"] = None if final.usage is None else orjson.dumps(final.usage).decode()
+        else:
+            values["status"] = "error"
+            values["error_status"], values["error_message"] = final.status, final.message
+        return values
