@@ -23,6 +23,8 @@ from server.store.redis_conn import setup_redis
 from server.telemetry import quiet_known_warnings, quiet_malformed_requests, setup_metrics
 from server.users.db import setup_database
 from server.web.access import access_middleware, proxy_middleware, setup_access
+from server.web.history_routes import setup_history_routes
+from server.web.history_service import setup_history
 from server.web.http_io import error_middleware, json_response, request_time_middleware
 from server.web.http_route import setup_http_route
 from server.web.limits import setup_limits
@@ -65,10 +67,13 @@ def create_app(settings: Settings) -> web.Application:
     setup_profile(app)
     setup_access(app)
     setup_limits(app)
+    # Before chat_runs, so cleaned up after it: the runs it ends write their answers first.
+    setup_history(app)
     # After the upstream client and the limits, so it is cleaned up first: runs use both.
     app.cleanup_ctx.append(chat_runs)
     setup_http_route(app)
     setup_ws_route(app)
+    setup_history_routes(app)
     setup_openai_api(app)
     setup_responses_api(app)
     setup_public_routes(app)

@@ -22,6 +22,8 @@ from server.relay.request import ChatRequest, parse_chat_request
 from server.relay.runs import chat_key, runs_key
 from server.relay.upstream_answer import SilenceWatchdog
 from server.store.events import Delta, Done, Failed, LogEvent, chat_store_key, merged
+from server.web.chat_start import start_chat_run
+from server.web.history_service import signed_in_account_id
 from server.web.http_io import error_response, read_json
 from server.web.limits import admit_chat
 from server.web.profile import chat_owner, check_api_key, request_profile
@@ -156,7 +158,10 @@ def parse_post(body: object) -> tuple[ChatRequest, bool]:
 
 
 async def chat_openrouter(request: web.Request) -> web.StreamResponse:
-    chat, resumable = parse_post(await read_json(request))
+    body = await read_json(request)
+    chat, resumable = parse_post(body)
+    conversation = body.get("conversation") if isinstance(body, dict) else None
+    del body  # not held while the chat runs
     profile = await request_profile(request)
     api_key = check_api_key(profile)
     lease = await admit_chat(request, profile)
@@ -165,7 +170,17 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
     chat_id = secrets.token_hex(16)
     key = chat_key(await chat_owner(request), chat_id)
     transport = "sse" if as_sse else "http"
-    run = await request.app[runs_key].start(key, chat_id, transport, chat, api_key, lease)
+    run = await start_chat_run(
+        request.app,
+        key,
+        chat_id,
+        transport,
+        chat,
+        api_key,
+        lease,
+        account_id=await signed_in_account_id(request),
+        conversation=conversation,
+    )
     response = web.StreamResponse(
         headers={
             **SSE_HEADERS,

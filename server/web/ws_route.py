@@ -30,7 +30,7 @@ from server.errors import (
 )
 from server.registry import registry_key
 from server.relay.request import parse_chat_request
-from server.relay.runs import chat_key, runs_key
+from server.relay.runs import chat_key
 from server.store.events import (
     Delta,
     Done,
@@ -42,6 +42,8 @@ from server.store.events import (
     merged,
 )
 from server.telemetry import metrics_key
+from server.web.chat_start import start_chat_run
+from server.web.history_service import hear_sync, signed_in_account_id
 from server.web.http_io import clock_of, decode_json
 from server.web.limits import admit_chat, take_socket_slot
 from server.web.profile import Profile, check_api_key, request_profile, socket_chat_owner
@@ -163,9 +165,15 @@ class ChatSocket:
     """One browser's socket: reads frames, follows each of its chats with a listener task."""
 
     def __init__(
-        self, request: web.Request, ws: web.WebSocketResponse, profile: Profile, owner: str
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        profile: Profile,
+        owner: str,
+        account_id: str | None = None,
     ) -> None:
         self.request, self.ws, self.profile, self.owner = request, ws, profile, owner
+        self.account_id = account_id
         self.app = request.app
         self.limit = self.app[settings_key].max_chats_per_socket
         self.following: dict[str, asyncio.Task[None]] = {}
@@ -232,7 +240,18 @@ class ChatSocket:
         api_key = check_api_key(self.profile)
         lease = await admit_chat(self.request, self.profile)
         key = chat_key(self.owner, chat_id)
-        await self.app[runs_key].start(key, chat_id, "ws", chat, api_key, lease)
+        conversation = frame.get("conversation")
+        await start_chat_run(
+            self.app,
+            key,
+            chat_id,
+            "ws",
+            chat,
+            api_key,
+            lease,
+            account_id=self.account_id,
+            conversation=conversation,
+        )
         self.follow(chat_id, key, 0)
 
     async def resume_chat(self, chat_id: str | None, after: object) -> None:
@@ -309,6 +328,7 @@ async def chat_ws(request: web.Request) -> web.WebSocketResponse:
     slot = await take_socket_slot(request)
     try:
         owner = await socket_chat_owner(request, ws)
+        account_id = await signed_in_account_id(request)
         # The socket's chats need only the profile and the owner, both read by now: the
         # session itself would be memory held for the socket's whole life.
         request.pop(SESSION_KEY, None)
@@ -319,10 +339,12 @@ async def chat_ws(request: web.Request) -> web.WebSocketResponse:
         registry.sockets.add(ws)
         sockets_open = request.app[metrics_key].sockets_open
         sockets_open.inc()
-        socket = ChatSocket(request, ws, profile, owner)
+        socket = ChatSocket(request, ws, profile, owner, account_id)
+        stop_hearing = hear_sync(request.app, account_id, ws)
         try:
             await socket.receive_frames()
         finally:
+            stop_hearing()
             sockets_open.dec()
             await socket.close()
     finally:

@@ -1,0 +1,40 @@
+"""A chat's run started by either transport, with the hooks that follow it from above the
+relay (server/relay/runs.py RunHook): the history's answer writer, when the chat carries
+`conversation`. One place, so every transport starts its runs alike."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.errors import ChatError
+from server.relay.request import ChatRequest
+from server.relay.runs import ChatLease, Run, RunHook, runs_key
+from server.web.history_service import answer_writer
+
+
+async def start_chat_run(
+    app: web.Application,
+    key: str,
+    chat_id: str,
+    transport: str,
+    chat: ChatRequest,
+    api_key: str,
+    lease: ChatLease,
+    *,
+    account_id: str | None,
+    conversation: object,
+) -> Run:
+    """Start the chat (Runs.start), its assistant message made first when it writes history;
+    the lease is given back when it does not start."""
+    try:
+        writer = await answer_writer(app, account_id, conversation, chat_id, chat.model)
+    except BaseException:
+        await lease.release()
+        raise
+    hooks: list[RunHook] = [] if writer is None else [writer]
+    try:
+        return await app[runs_key].start(key, chat_id, transport, chat, api_key, lease, hooks)
+    except ChatError as error:
+        if writer is not None:  # its message must not say `streaming` forever
+            await writer.failed_to_start(error)
+        raise
