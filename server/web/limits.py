@@ -13,6 +13,7 @@ evenly over a minute) and slots (things held at once, each a `Lease` given back 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -32,6 +33,8 @@ from server.web.profile import Profile
 CHAT_SLOT_RETRY_AFTER_S = 1
 # A WebSocket is held for as long as its page is open: a slot rarely frees at once.
 SOCKET_SLOT_RETRY_AFTER_S = 10
+# An IPv6 client is its /64: what one host (or one customer of a provider) is given.
+IPV6_CLIENT_PREFIX = 64
 # Past this many tracked keys, idle buckets are dropped: rotating addresses cost no memory.
 MAX_TRACKED_KEYS = 10_000
 
@@ -159,8 +162,22 @@ limits_key = web.AppKey("limits", Limits)
 
 
 def client_address(request: web.Request) -> str:
-    # request.remote is the peer, or the forwarded client once a proxy middleware cloned it.
-    return request.remote or "unknown"
+    """Who the per-client limits count: the address, an IPv6 one by its /64.
+
+    request.remote is the peer, or the forwarded client once a proxy middleware cloned it.
+    One host is given a whole /64 and may pick any address in it (issue 21.6: 600 chats
+    against a cap of 16), so its /64 is one client, as an IPv4 address is.
+    """
+    remote = request.remote or "unknown"
+    if ":" not in remote:
+        return remote
+    try:
+        address = ipaddress.IPv6Address(remote.partition("%")[0])
+    except ValueError:
+        return remote
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
 
 
 def chat_clients(request: web.Request, profile: Profile) -> list[str]:

@@ -137,3 +137,22 @@ async def test_too_many_chats_at_once_says_a_true_retry_after(
                 return
         await asyncio.sleep(0.02)
     raise AssertionError("the ended chat's slot was not given back")
+
+
+async def test_ipv6_clients_are_counted_by_their_64(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter
+) -> None:
+    # Issue 21.6: behind a router, one host holds a whole /64 and ran 600 detached chats
+    # against a cap of 16, an address each. Its /64 is one client.
+    client = await make_client(behind_proxy=True, max_chats_per_client=2, first_byte_s=0.05)
+    fake_openrouter.script(HANG, HANG, HANG)
+    held = [
+        await hold_chat(client, **{"X-Forwarded-For": f"2001:db8:1:2::{n:x}"}) for n in (1, 2)
+    ]
+    await refused(client, **{"X-Forwarded-For": "2001:db8:1:2:ffff:eeee:dddd:cccc"})
+    await refused(client, **{"X-Forwarded-For": "2001:DB8:1:2:0:0:0:3"})
+    # Another /64 is another client; an IPv4 client is counted by its own address.
+    held.append(await hold_chat(client, **{"X-Forwarded-For": "2001:db8:1:3::1"}))
+    await answered(client, **{"X-Forwarded-For": "203.0.113.7"})
+    for response in held:
+        response.close()
