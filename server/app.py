@@ -25,6 +25,7 @@ from server.users.db import setup_database
 from server.web.access import access_middleware, proxy_middleware, setup_access
 from server.web.history_routes import setup_history_routes
 from server.web.history_service import setup_history
+from server.web.hosts import host_middleware, setup_hosts
 from server.web.http_io import error_middleware, json_response, request_time_middleware
 from server.web.http_route import setup_http_route
 from server.web.limits import setup_limits
@@ -46,6 +47,8 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             # Outermost: the request time counts for every request, whatever answers it.
             request_time_middleware,
+            # Before anything answers: a local server refuses names it does not know (421).
+            host_middleware,
             # Every later middleware and handler sees the forwarded scheme and client.
             proxy_middleware,
             error_middleware,
@@ -56,6 +59,7 @@ def create_app(settings: Settings) -> web.Application:
         ],
     )
     app[settings_key] = settings
+    setup_hosts(app)
     setup_redis(app)
     setup_database(app)
     # Here, not only in the start paths: whatever serves the app, a malformed request

@@ -212,6 +212,8 @@ class Settings:
     session_secret: str | None = env("SESSION_SECRET", _session_secret, None)
     access_token: str | None = env("ACCESS_TOKEN", _text, None)
     allowed_origins: frozenset[str] = env("ALLOWED_ORIGINS", _origins, frozenset())
+    # Names a loopback-bound server answers besides loopback ones (server/web/hosts.py).
+    allowed_hosts: frozenset[str] = env("ALLOWED_HOSTS", _origins, frozenset())
     app_url: str | None = env("APP_URL", _text, None)
     app_title: str = env("APP_TITLE", _text, "chatrelay")
     upstream_timeout_s: float = env("UPSTREAM_TIMEOUT", _seconds, 120.0)

@@ -146,9 +146,7 @@ async def test_ipv6_clients_are_counted_by_their_64(
     # against a cap of 16, an address each. Its /64 is one client.
     client = await make_client(behind_proxy=True, max_chats_per_client=2, first_byte_s=0.05)
     fake_openrouter.script(HANG, HANG, HANG)
-    held = [
-        await hold_chat(client, **{"X-Forwarded-For": f"2001:db8:1:2::{n:x}"}) for n in (1, 2)
-    ]
+    held = [await hold_chat(client, **{"X-Forwarded-For": f"2001:db8:1:2::{n:x}"}) for n in (1, 2)]
     await refused(client, **{"X-Forwarded-For": "2001:db8:1:2:ffff:eeee:dddd:cccc"})
     await refused(client, **{"X-Forwarded-For": "2001:DB8:1:2:0:0:0:3"})
     # Another /64 is another client; an IPv4 client is counted by its own address.

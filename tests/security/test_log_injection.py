@@ -153,12 +153,12 @@ async def test_malformed_requests_are_one_info_line_each_without_traceback(
 ) -> None:
     port = int(server.url.rpartition(":")[2])
     garbage = [
-        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"POST /api/chat/openrouter HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"POST /api/chat/openrouter HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Encoding: gzip\r\n"
         b"Content-Length: 5\r\nConnection: close\r\n\r\nabcde",
-        b"POST /api/chat/openrouter HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"POST /api/chat/openrouter HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
         b"\r\nzz\r\n",
     ]
     for request in garbage:
