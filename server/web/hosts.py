@@ -82,6 +82,7 @@ def arrived_on_loopback(request: web.Request) -> bool:
 
 
 def misdirected(request: web.Request) -> web.Response:
+    body: dict[str, object]
     if request.path.startswith(V1_PREFIX):
         body = {
             "error": {
