@@ -9,9 +9,10 @@ from typing import Any, Literal
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.chat_page import send_message, wait_until_answered
+from tests.browser.chat_page import conversation_links, prompt, send_message, wait_until_answered
 from tests.browser.conftest import PHONE, OpenPage
 from tests.fake_openrouter import FakeOpenRouter, sse_reply
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -81,3 +82,71 @@ async def test_the_phone_conversation_list(open_page: OpenPage) -> None:
     await page.get_by_role("button", name="Show conversations").click()
     await expect(page.get_by_role("button", name="New chat")).to_be_focused()
     assert await serious_violations(page) == []
+
+
+WIDE = [
+    "```python\n" + "x = [" + ", ".join(str(n) for n in range(80)) + "]\n```\n\n",
+    "| " + " | ".join(f"column{n}" for n in range(12)) + " |\n",
+    "| " + " | ".join("---" for _ in range(12)) + " |\n",
+    "| " + " | ".join(str(n) for n in range(12)) + " |\n\n",
+]
+
+
+async def test_blocks_that_scroll_sideways_are_reached_by_keyboard(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(sse_reply(WIDE))
+    page = await open_page(viewport=PHONE)
+    await send_message(page, "wide things")
+    await wait_until_answered(page)
+    assert await serious_violations(page) == []
+
+    code = page.get_by_role("group", name="Code: python")
+    await code.focus()
+    await expect(code).to_be_focused()
+    await page.keyboard.press("ArrowRight")
+
+    async def scrolled() -> bool:
+        left: float = await code.evaluate("el => el.scrollLeft")
+        return left > 0
+
+    await wait_until(scrolled, "the arrow key scrolled the code block")
+    await expect(page.get_by_role("table", name="Table")).to_have_attribute("tabindex", "0")
+
+
+async def test_focus_lands_on_something_after_opening_or_deleting_a_conversation(
+    open_page: OpenPage,
+) -> None:
+    page = await open_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    for text in ("alpha", "beta", "gamma"):
+        await page.get_by_role("button", name="New chat").click()
+        await send_message(page, text)
+        await wait_until_answered(page)
+
+    links = conversation_links(page)
+    await links.filter(has_text="alpha").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#messages article.user .message-body")).to_have_text(["alpha"])
+    await expect(prompt(page)).to_be_focused()
+
+    # Deleting one moves the focus to the conversation now in its place in the list.
+    await page.get_by_role("button", name="Delete “beta”").focus()
+    await page.keyboard.press("Enter")
+    await expect(links).to_have_text(["gamma", "alpha"])
+    await expect(links.filter(has_text="alpha")).to_be_focused()
+    # Deleting the one shown opens another; the focus goes to the message box.
+    await page.get_by_role("button", name="Delete “alpha”").focus()
+    await page.keyboard.press("Enter")
+    await expect(links).to_have_text(["gamma"])
+    await expect(prompt(page)).to_be_focused()
+
+
+async def test_a_phone_shows_a_heading(open_page: OpenPage) -> None:
+    page = await open_page(viewport=PHONE)
+    heading = page.get_by_role("heading", level=1)
+    await expect(heading).to_be_visible()
+    await send_message(page, "a question about kiwis")
+    await wait_until_answered(page)
+    await expect(heading).to_have_text("a question about kiwis")
+    await expect(heading).to_be_in_viewport()

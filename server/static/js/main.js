@@ -97,8 +97,13 @@ const sidebar = new Sidebar(
       runner.stop(conversation);
       runner.forget(conversation);
       await store.remove(id);
-      if (id === activeId) openConversation(null);
-      else renderSidebar();
+      if (id !== activeId) {
+        renderSidebar();
+        return;
+      }
+      openConversation(null);
+      // The phone's list covers the chat (inert meanwhile): the focus stays in the list.
+      (ui.main.inert ? ui.newChat : ui.prompt).focus();
     },
   },
 );
@@ -119,6 +124,8 @@ const turns = new Turns(store, runner, { view, settings, renderSidebar: () => re
 
 function renderSidebar() {
   sidebar.show(store.conversations, activeId);
+  const title = active()?.title ?? DEFAULT_TITLE;
+  if (ui.chatTitle.textContent !== title) ui.chatTitle.textContent = title;
 }
 
 // Shows conversation `id` (from the URL), else the most recent one, else a new one.
@@ -211,7 +218,12 @@ ui.newChat.addEventListener("click", newChat);
 ui.conversationList.addEventListener("click", (event) => {
   if (event.target.closest("a.conversation-open")) toggleSidebar(false);
 });
-window.addEventListener("hashchange", route);
+// A conversation opened from its link (or Back): its link is redrawn, so the focus goes to
+// the message box rather than falling to the page.
+window.addEventListener("hashchange", () => {
+  route();
+  if (!ui.main.inert) ui.prompt.focus();
+});
 ui.openKeyDialog.addEventListener("click", () => keyDialog.open(profile));
 ui.bannerClose.addEventListener("click", () => {
   ui.banner.hidden = true;

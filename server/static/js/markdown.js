@@ -66,6 +66,15 @@ function dressCode(code, highlight) {
   head.append(label, copy);
   pre.replaceWith(block);
   block.append(head, pre);
+  reachable(pre, `Code: ${language || "text"}`, "group");
+}
+
+// A block that may scroll sideways (code, a wide table, displayed math) takes the keyboard
+// focus, so arrow keys can scroll it, and says what it is.
+function reachable(node, label, role) {
+  node.tabIndex = 0;
+  if (role) node.setAttribute("role", role);
+  node.setAttribute("aria-label", label);
 }
 
 // External images cannot load under the page's CSP: show a link to them instead of a broken icon.
@@ -93,6 +102,8 @@ function toFragment(html, highlight) {
     box.setAttribute("aria-label", box.checked ? "Done" : "Not done");
     box.closest("li")?.classList.add("task");
   }
+  for (const table of fragment.querySelectorAll("table")) reachable(table, "Table");
+  for (const math of fragment.querySelectorAll(".math-block")) reachable(math, "Math", "group");
   linkImages(fragment);
   return fragment;
 }

@@ -103,8 +103,20 @@ export class Sidebar {
     const title = item.querySelector(".conversation-open").textContent;
     if (button.dataset.action === "rename") this.startRename(item, id, title);
     else if (button.dataset.action === "delete" && window.confirm(`Delete “${title}”?`)) {
-      this.actions.remove(id);
+      this.remove(id);
     }
+  }
+
+  // The focus goes to the conversation that takes the deleted one's place in the list (the one
+  // shown, if deleted, hands it to whatever opens instead: the caller's job).
+  async remove(id) {
+    const links = () => [...this.list.querySelectorAll(".conversation-open")];
+    const at = links().findIndex((link) => link.closest("li").dataset.id === id);
+    const wasShown = id === this.shown.activeId;
+    await this.actions.remove(id);
+    if (wasShown) return;
+    const after = links();
+    (after[at] ?? after.at(-1) ?? this.search).focus();
   }
 
   startRename(item, id, title) {

@@ -24,6 +24,7 @@ export const ui = Object.freeze({
   banner: byId("banner"),
   bannerText: byId("banner-text"),
   bannerClose: byId("banner-close"),
+  chatTitle: byId("chat-title"),
   messages: byId("messages"),
   announcer: byId("announcer"),
   jumpLatest: byId("jump-latest"),
