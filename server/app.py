@@ -23,6 +23,7 @@ from server.store.redis_conn import setup_redis
 from server.telemetry import quiet_known_warnings, quiet_malformed_requests, setup_metrics
 from server.users.db import setup_database
 from server.web.access import access_middleware, proxy_middleware, setup_access
+from server.web.budget_gate import setup_budgets
 from server.web.history_routes import setup_history_routes
 from server.web.history_service import setup_history
 from server.web.hosts import host_middleware, setup_hosts
@@ -62,6 +63,8 @@ def create_app(settings: Settings) -> web.Application:
     setup_hosts(app)
     setup_redis(app)
     setup_database(app)
+    # After the database (cleaned up before it), before the runs (whose ends it settles).
+    setup_budgets(app)
     # Here, not only in the start paths: whatever serves the app, a malformed request
     # that anyone can send must not write an ERROR with a traceback.
     quiet_malformed_requests()

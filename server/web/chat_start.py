@@ -1,6 +1,7 @@
 """A chat's run started by either transport, with the hooks that follow it from above the
 relay (server/relay/runs.py RunHook): the history's answer writer, when the chat carries
-`conversation`. One place, so every transport starts its runs alike."""
+`conversation`, and the budget's meter, when it is metered. One place, so every transport
+starts its runs alike."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aiohttp import web
 from server.errors import ChatError
 from server.relay.request import ChatRequest
 from server.relay.runs import ChatLease, Run, RunHook, runs_key
+from server.web.budget_gate import Meter, hooks_of, run_started
 from server.web.history_service import answer_writer
 
 
@@ -23,17 +25,21 @@ async def start_chat_run(
     *,
     account_id: str | None,
     conversation: object,
+    meter: Meter | None = None,
 ) -> Run:
     """Start the chat (Runs.start), its assistant message made first when it writes history;
-    the lease is given back when it does not start."""
+    the lease (and the budget's hold) is given back when it does not start."""
     try:
         writer = await answer_writer(app, account_id, conversation, chat_id, chat.model)
     except BaseException:
         await lease.release()
+        if meter is not None:
+            await meter.release()
         raise
-    hooks: list[RunHook] = [] if writer is None else [writer]
+    hooks: list[RunHook] = ([] if writer is None else [writer]) + hooks_of(meter)
+    starting = app[runs_key].start(key, chat_id, transport, chat, api_key, lease, hooks)
     try:
-        return await app[runs_key].start(key, chat_id, transport, chat, api_key, lease, hooks)
+        return await run_started(meter, starting)
     except ChatError as error:
         if writer is not None:  # its message must not say `streaming` forever
             await writer.failed_to_start(error)

@@ -22,6 +22,7 @@ from server.relay.request import ChatRequest, parse_chat_request
 from server.relay.runs import chat_key, runs_key
 from server.relay.upstream_answer import SilenceWatchdog
 from server.store.events import Delta, Done, Failed, LogEvent, chat_store_key, merged
+from server.web.budget_gate import capped, metered
 from server.web.chat_start import start_chat_run
 from server.web.history_service import signed_in_account_id
 from server.web.http_io import error_response, read_json
@@ -161,10 +162,16 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
     chat, resumable = parse_post(body)
     conversation = body.get("conversation") if isinstance(body, dict) else None
-    del body  # not held while the chat runs
     profile = await request_profile(request)
     api_key = check_api_key(profile)
     lease = await admit_chat(request, profile)
+    account_id = await signed_in_account_id(request)
+    messages = body.get("messages") if isinstance(body, dict) else None
+    meter = await metered(
+        request, profile, lease, account_id, chat.model, messages, chat.max_tokens
+    )
+    del body, messages  # a running chat holds its request encoded, not decoded
+    chat = capped(chat, meter)
     as_sse = wants_event_stream(request.headers)
     # Random and long: for a POST without a session, holding the id is what owning it means.
     chat_id = secrets.token_hex(16)
@@ -178,8 +185,9 @@ async def chat_openrouter(request: web.Request) -> web.StreamResponse:
         chat,
         api_key,
         lease,
-        account_id=await signed_in_account_id(request),
+        account_id=account_id,
         conversation=conversation,
+        meter=meter,
     )
     response = web.StreamResponse(
         headers={

@@ -10,6 +10,7 @@ SDKs pick their class from the status (RateLimitError, AuthenticationError, …)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import AsyncGenerator
@@ -28,6 +29,8 @@ from server.relay.request import CompletionRequest, parse_completion_request
 from server.relay.runs import running_chat
 from server.store.events import Chunks, Done
 from server.telemetry import ChatObserver, metrics_key
+from server.web.budget_gate import Meter, decoded, metered, requested_tokens, with_tokens
+from server.web.history_service import signed_in_account_id
 from server.web.http_io import json_response, read_json
 from server.web.http_route import LazyStart, client_writes
 from server.web.limits import ChatLease, admit_chat
@@ -79,15 +82,32 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     profile = await caller_profile(request)
     api_key = check_api_key(profile)
     lease = await admit_chat(request, profile)
+    fields = completion.fields
+    caps = ("max_tokens", "max_completion_tokens")
+    requested = requested_tokens(fields, *caps)
+    account_id = await signed_in_account_id(request)
+    messages = decoded(fields["messages"])
+    meter = await metered(
+        request, profile, lease, account_id, completion.model, messages, requested
+    )
+    if meter is not None and meter.max_tokens is not None and meter.max_tokens != requested:
+        fields = with_tokens(fields, meter.max_tokens, *caps)
+        completion = dataclasses.replace(completion, fields=fields)
     observer = ChatObserver(secrets.token_hex(6), "v1", completion.model, request.app[metrics_key])
     chunks = stream_chat(
         completion, api_key, request.app[openrouter_key], observer, relay_chunks=True
     )
     # Stateless, not a durable run: the chat lives exactly as long as this request.
     held = running_chat(request.app, observer)
-    if completion.stream:
-        return await stream_completion(request, completion, chunks, lease, held)
-    return await answer_completion(request, chunks, lease, held)
+    if meter is not None:
+        meter.observer = observer
+    try:
+        if completion.stream:
+            return await stream_completion(request, completion, chunks, lease, held, meter)
+        return await answer_completion(request, chunks, lease, held, meter)
+    finally:
+        if meter is not None:
+            await meter.settle(observer.usage, observer.chars)
 
 
 def sse_lines(payloads: list[bytes]) -> bytes:
@@ -120,6 +140,7 @@ async def stream_completion(
     chunks: ChunkStream,
     lease: ChatLease,
     held: Held,
+    meter: Meter | None = None,
 ) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
@@ -139,6 +160,8 @@ async def stream_completion(
             async for events in chunks:
                 for event in events:
                     if isinstance(event, Done):
+                        if meter is not None:  # settled before the client hears the end
+                            await meter.settle_done(event.usage)
                         with writes:
                             await start.start()
                             await response.write(DONE_LINE)
@@ -199,7 +222,11 @@ async def _fail_stream(
 
 
 async def answer_completion(
-    request: web.Request, chunks: ChunkStream, lease: ChatLease, held: Held
+    request: web.Request,
+    chunks: ChunkStream,
+    lease: ChatLease,
+    held: Held,
+    meter: Meter | None = None,
 ) -> web.StreamResponse:
     builder = CompletionBuilder()
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -211,6 +238,8 @@ async def answer_completion(
                     if isinstance(event, Chunks):
                         builder.feed(event.payloads)
                         continue
+                    if meter is not None:  # settled before the client hears the end
+                        await meter.settle_done(event.usage)
                     body = orjson.dumps(builder.completion())
                     response.content_length = len(body)
                     with writes:
@@ -260,6 +289,8 @@ async def list_models(request: web.Request) -> web.Response:
 # OpenAI's `type` for each status it uses; anything else 4xx is a bad request.
 ERROR_TYPES = {
     401: "authentication_error",
+    # OpenAI's own type for a spent quota (its status is 429; a budget's here is 402).
+    402: "insufficient_quota",
     403: "permission_error",
     429: "rate_limit_error",
 }

@@ -12,6 +12,7 @@ random id); another owner's id is the same 404 as an unknown one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
 
@@ -22,6 +23,15 @@ from server.relay.responses import RESPONSE_ID, ResponseLog, log_as, response_he
 from server.relay.responses_request import parse_response_request
 from server.relay.runs import ANONYMOUS, chat_key, runs_key
 from server.store.events import Delta, Failed, chat_store_key
+from server.web.budget_gate import (
+    decoded,
+    hooks_of,
+    metered,
+    requested_tokens,
+    run_started,
+    with_tokens,
+)
+from server.web.history_service import signed_in_account_id
 from server.web.http_io import json_response, read_json
 from server.web.http_route import error_of
 from server.web.limits import admit_chat
@@ -66,6 +76,13 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     profile = await caller_profile(request)
     api_key = check_api_key(profile)
     lease = await admit_chat(request, profile)
+    payload = ask.payload
+    requested = requested_tokens(payload, "max_tokens")
+    messages = decoded(payload.get("messages"))
+    account_id = await signed_in_account_id(request)
+    meter = await metered(request, profile, lease, account_id, ask.model, messages, requested)
+    if meter is not None and meter.max_tokens is not None and meter.max_tokens != requested:
+        ask = dataclasses.replace(ask, payload=with_tokens(payload, meter.max_tokens, "max_tokens"))
     response_id = "resp_" + secrets.token_hex(24)
     head = response_head(
         response_id,
@@ -78,9 +95,10 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         previous_response_id=None,
     )
     key = response_key(await chat_owner(request), response_id)
-    run = await request.app[runs_key].start(
-        key, response_id, "v1", ask, api_key, lease, log_as=log_as(head)
+    starting = request.app[runs_key].start(
+        key, response_id, "v1", ask, api_key, lease, hooks_of(meter), log_as=log_as(head)
     )
+    run = await run_started(meter, starting)
     try:
         if ask.stream:
             answered = await stream_response(request, key, after=0, lazy=True)

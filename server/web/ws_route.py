@@ -42,6 +42,7 @@ from server.store.events import (
     merged,
 )
 from server.telemetry import metrics_key
+from server.web.budget_gate import capped, metered
 from server.web.chat_start import start_chat_run
 from server.web.history_service import hear_sync, signed_in_account_id
 from server.web.http_io import clock_of, decode_json
@@ -239,6 +240,17 @@ class ChatSocket:
         chat = parse_chat_request(frame)
         api_key = check_api_key(self.profile)
         lease = await admit_chat(self.request, self.profile)
+        messages = frame.get("messages")
+        meter = await metered(
+            self.request,
+            self.profile,
+            lease,
+            self.account_id,
+            chat.model,
+            messages,
+            chat.max_tokens,
+        )
+        chat = capped(chat, meter)
         key = chat_key(self.owner, chat_id)
         conversation = frame.get("conversation")
         await start_chat_run(
@@ -251,6 +263,7 @@ class ChatSocket:
             lease,
             account_id=self.account_id,
             conversation=conversation,
+            meter=meter,
         )
         self.follow(chat_id, key, 0)
 
