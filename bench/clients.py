@@ -19,7 +19,9 @@ import orjson
 
 from bench.tokens import PROCESSING_EVENT, StreamSpec, expected_body
 
-Target = Literal["direct", "bare", "bare-ws", "http", "sse", "ws", "v1", "http-redis", "ws-redis"]
+Target = Literal[
+    "direct", "bare", "bare-ws", "http", "sse", "ws", "v1", "v1r", "http-redis", "ws-redis"
+]
 # chatrelay with REDIS_URL (`python -m bench --redis`): the same transport, chats in Redis.
 REDIS_TARGETS: dict[Target, Target] = {"http-redis": "http", "ws-redis": "ws"}
 
@@ -153,6 +155,27 @@ def openai_parser(result: StreamResult) -> Callable[[bytes], bool]:
     return feed
 
 
+def responses_parser(result: StreamResult) -> Callable[[bytes], bool]:
+    """/v1/responses: OpenAI's typed events, `event:` then `data:`; the text is in
+    `response.output_text.delta`, and `response.completed` ends it."""
+    splitter = EventSplitter()
+
+    def feed(data: bytes) -> bool:
+        got = False
+        for lines in splitter.feed(data):
+            name = lines[0].removeprefix(b"event: ")
+            if name == b"response.output_text.delta":
+                result.parts.append(orjson.loads(lines[1].removeprefix(b"data: "))["delta"])
+                got = True
+            elif name == b"response.completed":
+                result.done = True
+            elif name in (b"response.failed", b"response.incomplete"):
+                result.error = f"{name.decode()} event"
+        return got
+
+    return feed
+
+
 def plain_parser(result: StreamResult) -> Callable[[bytes], bool]:
     chunks: list[bytes] = []
 
@@ -182,6 +205,9 @@ def http_request(
     if target == "v1":
         payload = {"model": spec.model(), "messages": MESSAGES, "stream": True}
         return f"{ends.chatrelay}/v1/chat/completions", orjson.dumps(payload), {}
+    if target == "v1r":
+        payload = {"model": spec.model(), "input": MESSAGES, "stream": True}
+        return f"{ends.chatrelay}/v1/responses", orjson.dumps(payload), {}
     body = orjson.dumps(chat_body(spec))
     if target == "bare":
         return f"{ends.bare}/relay", body, {}
@@ -232,7 +258,12 @@ async def _read_http(
     slow_for_s: float,
 ) -> None:
     url, body, headers = http_request(target, ends, result.spec)
-    parsers = {"direct": openrouter_parser, "sse": chatrelay_sse_parser, "v1": openai_parser}
+    parsers = {
+        "direct": openrouter_parser,
+        "sse": chatrelay_sse_parser,
+        "v1": openai_parser,
+        "v1r": responses_parser,
+    }
     parser = parsers.get(transport(target), plain_parser)
     feed = parser(result)
     try:

@@ -198,7 +198,7 @@ def goals_table(scenarios: list[Scenario], results: dict[str, Rounds]) -> list[s
         if scenario is None or goal.scenario not in results:
             continue
         rounds = results[goal.scenario]
-        targets: tuple[Target, ...] = ("http", "sse", "ws", "v1")
+        targets: tuple[Target, ...] = ("http", "sse", "ws", "v1", "v1r")
         for target in tuple(REDIS_TARGETS) if goal.redis else targets:
             if target not in scenario.targets or target not in rounds:
                 continue

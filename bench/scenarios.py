@@ -22,7 +22,8 @@ from bench.clients import REDIS_TARGETS, Endpoints, StreamResult, Target, transp
 from bench.tokens import StreamSpec
 
 Metrics = dict[str, float | None]
-ALL_TARGETS: tuple[Target, ...] = ("direct", "bare", "http", "sse", "ws", "v1")
+# v1r: POST /v1/responses streamed, OpenAI's typed events translated from upstream's chunks.
+ALL_TARGETS: tuple[Target, ...] = ("direct", "bare", "http", "sse", "ws", "v1", "v1r")
 WS_TARGETS: tuple[Target, ...] = ("bare-ws", "ws")
 
 

@@ -36,10 +36,10 @@ def test_quick_bench_relays_exact_text_on_every_path(tmp_path: Path) -> None:
     run_module("bench", "--quick", "--json", str(out), "--logs", str(tmp_path), timeout_s=300)
     results = json.loads(out.read_text())["results"]
     ran = {(scenario, target) for scenario, targets in results.items() for target in targets}
-    for target in ("direct", "bare", "http", "sse", "ws", "v1"):
+    for target in ("direct", "bare", "http", "sse", "ws", "v1", "v1r"):
         assert ("c100", target) in ran
     assert ("idle", "ws") in ran and ("slow", "ws") in ran and ("abort", "sse") in ran
-    assert ("abort", "v1") in ran and ("slow", "v1") in ran
+    assert ("abort", "v1") in ran and ("slow", "v1") in ran and ("abort", "v1r") in ran
     for scenario, targets in results.items():
         for target, rounds in targets.items():
             for metrics in rounds:

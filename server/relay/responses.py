@@ -105,41 +105,57 @@ class ResponseLog:
     def take(self, logged: Sequence[LogEvent]) -> list[Event]:
         out: list[Event] = []
         for event in logged:
-            if isinstance(event, Done | Failed):
+            if type(event) is Delta and self.items is not None:  # the per-token path
+                self.payloads += 1
+                out += self._feed(event.content)
+            elif isinstance(event, Done | Failed):
                 out += self._end(event)
-            elif self.head is None:
+            else:
                 self.head = orjson.loads(event.content)
                 self.items = OutputItems(self.head["id"].removeprefix("resp_"))
                 out.append(self._event("response.created", response=self.response()))
                 out.append(self._event("response.in_progress", response=self.response()))
-            else:
-                self.payloads += 1
-                out += self._numbered(self._feed(event.content))
         return out
 
     def _feed(self, payload: str) -> list[Event]:
-        assert self.items is not None
+        items = self.items
+        assert items is not None
         try:
-            chunk = orjson.loads(payload)
+            chunk, exact = orjson.loads(payload), True
         except orjson.JSONDecodeError:
-            # A surrogate pair cut across two chunks (JavaScript servers): the stdlib reads it.
-            chunk = decode_lenient(payload.encode())
-        if not isinstance(chunk, dict):
+            # A surrogate pair cut across two chunks (JavaScript servers): the stdlib reads
+            # it, and the halves are joined across deltas. orjson's text never has one.
+            chunk, exact = decode_lenient(payload.encode()), False
+        try:
+            delta = chunk["choices"][0]["delta"]
+        except (KeyError, IndexError, TypeError):
             return []
-        choices = chunk.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices else None
-        delta = choice.get("delta") if isinstance(choice, dict) else None
         if not isinstance(delta, dict):
             return []
-        items, out = self.items, []
+        out: list[Event] = []
+        text = delta.get("content")
+        if isinstance(text, str) and (len(delta) == 1 or (len(delta) == 2 and "role" in delta)):
+            # Most chunks: text only (and OpenRouter's `role`).
+            out = items.text("message", "output_text", text, exact) if text else out
+        else:
+            out = self._parts(delta, exact)
+        for event in out:
+            self.sequence += 1
+            event["sequence_number"] = self.sequence
+        return out
+
+    def _parts(self, delta: dict[str, Any], exact: bool) -> list[Event]:
+        items = self.items
+        assert items is not None
+        out: list[Event] = []
         for field in ("reasoning", "reasoning_content"):
             if isinstance(text := delta.get(field), str) and text:
-                out += items.text("reasoning", "reasoning_text", text)
+                out += items.text("reasoning", "reasoning_text", text, exact)
                 break
         if isinstance(text := delta.get("content"), str) and text:
-            out += items.text("message", "output_text", text)
+            out += items.text("message", "output_text", text, exact)
         if isinstance(text := delta.get("refusal"), str) and text:
-            out += items.text("message", "refusal", text)
+            out += items.text("message", "refusal", text, exact)
         calls = delta.get("tool_calls")
         if isinstance(calls, list):
             for call in calls:

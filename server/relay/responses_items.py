@@ -105,14 +105,16 @@ class OutputItems:
             "item": item.obj(),
         }
 
-    def text(self, kind: str, part_type: str, text: str) -> list[Event]:
-        text = self.held + text
-        self.held = ""
-        if HIGH_SURROGATES[0] <= text[-1] <= HIGH_SURROGATES[1]:
-            self.held, text = text[-1], text[:-1]
-            if not text:
-                return []
-        text = whole_text(text)
+    def text(self, kind: str, part_type: str, text: str, exact: bool = True) -> list[Event]:
+        """`exact`: orjson read it, so it holds no surrogate half to mend."""
+        if not exact or self.held:
+            text = self.held + text
+            self.held = ""
+            if HIGH_SURROGATES[0] <= text[-1] <= HIGH_SURROGATES[1]:
+                self.held, text = text[-1], text[:-1]
+                if not text:
+                    return []
+            text = whole_text(text)
         out: list[Event] = []
         item = self.text_item
         if item is None or item.type != kind:

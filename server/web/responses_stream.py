@@ -11,6 +11,7 @@ after it a failure is the stream's `response.failed`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from aiohttp import web
 from server.config import settings_key
 from server.errors import ChatError, ClientTooSlow
 from server.relay.responses import ResponseLog
-from server.store.events import Failed, chat_store_key
+from server.store.events import Failed, LogEvent, chat_store_key
 from server.web.http_route import SSE_HEADERS, LazyStart, client_writes, error_of
 from server.web.openai_api import drop_slow_client, openai_error_response
 
@@ -40,6 +41,8 @@ class EventWriter:
         self.writes = client_writes(request)
         self.reading = ResponseLog()
         self.held: list[bytes] = []  # created and in_progress, until upstream answers
+        # Looked up once, not per token: the same for the request's life.
+        self.transport = request.transport
 
     def early_error(self) -> web.Response | None:
         """Upstream failed before its first chunk and nothing is out: its own HTTP status."""
@@ -60,6 +63,18 @@ class EventWriter:
                 await self.start.start()
                 await self.response.write(data)
 
+    def ready(self) -> bool:
+        """As a live listener (server/store/events.py): whether a write now goes out at once."""
+        transport = self.transport
+        return not (
+            transport is None or transport.get_write_buffer_size() or transport.is_closing()
+        )
+
+    async def live(self, first_seq: int, logged: Sequence[LogEvent]) -> None:
+        """A read the client keeps up with, translated and written from the run's task:
+        no wake-up of the listener's per token (never the final event: no early error)."""
+        await self.write(self.reading.take(logged))
+
     async def end(self) -> None:
         with self.writes:
             await self.start.start()
@@ -68,6 +83,19 @@ class EventWriter:
     async def close(self) -> None:
         self.writes.close()
         await self.start.close()
+
+
+class LiveEvents:
+    """The store's Live protocol over an EventWriter."""
+
+    __slots__ = ("write", "writer")
+
+    def __init__(self, writer: EventWriter) -> None:
+        self.writer = writer
+        self.write = writer.live
+
+    def ready(self) -> bool:
+        return self.writer.ready()
 
 
 async def stream_response(
@@ -82,7 +110,8 @@ async def stream_response(
         if not lazy:
             await writer.start.start()
         try:
-            async for _, logged in request.app[chat_store_key].read(key, 0):
+            live = LiveEvents(writer)
+            async for _, logged in request.app[chat_store_key].read(key, 0, live):
                 events = reading.take(logged)
                 if (early := writer.early_error()) is not None:
                     return early
