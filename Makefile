@@ -5,7 +5,7 @@ CHROMIUM ?= /usr/bin/chromium
 
 REDIS_SERVER ?= redis-server
 
-.PHONY: setup run test lint browser-deps redis-deps postgres-deps
+.PHONY: setup run test lint browser-deps redis-deps postgres-deps vendor
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,11 +13,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-setup: $(VENV)/.installed
-	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --silent; fi
+# npm's packages are for the tests (axe-core) and for `make vendor`: the page's libraries are
+# committed in server/vendor/, so running needs no Node.js. A stamp: npm ci only on a new lock.
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
 
-run: setup
+setup: $(VENV)/.installed node_modules/.installed
+
+run: $(VENV)/.installed
 	$(PY) -m server
+
+# After changing package.json (and npm install): the page's libraries copied into the package.
+vendor: setup
+	$(PY) -m tests.vendor_files
 
 # The page's tests drive Debian's Chromium; install it when it is missing and we may.
 browser-deps:

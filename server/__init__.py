@@ -7,7 +7,8 @@ The packages are layers; each imports only those listed before it:
 - `relay/`: a chat from request to events: the upstream client and the runs;
 - `users/`: the database: accounts, history, sync and budgets;
 - `web/`: the transports and the door: HTTP, WebSocket, /v1, access, limits, profile;
-- the top: `app` (the contents page), `runner` (process life) and `__main__`.
+- the top: `app` (the contents page), `runner` (process life), `__main__` and
+  `gunicorn_conf` (the Procfile's gunicorn settings).
 
 tests/unit/test_layers.py reads every import and fails when one reaches up.
 """

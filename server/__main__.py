@@ -1,4 +1,4 @@
-"""python -m server: read the environment, configure logging, serve until SIGTERM.
+"""python -m server (or `chatrelay`): read the environment, set up logging, serve until SIGTERM.
 
 python -m server migrate: create or upgrade the database's schema, then exit (a
 platform's release phase).
@@ -12,7 +12,7 @@ import logging.config
 import os
 import sys
 
-from server.app import create_app
+from server.app import create_app, page_problem
 from server.config import ConfigError, Settings
 from server.errors import AccountStoreUnavailable
 from server.runner import (
@@ -26,7 +26,9 @@ from server.users.db import Database
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server", description=__doc__)
+    # The console command `chatrelay` (pyproject's project.scripts) runs this too.
+    prog = "chatrelay" if os.path.basename(sys.argv[0]) == "chatrelay" else "python -m server"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--host", help="address to bind (env HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind (env PORT, default 8080)")
     parser.add_argument(
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
         return asyncio.run(migrate(settings))
-    reason = settings.startup_problem()
+    reason = settings.startup_problem() or page_problem()
     if reason:
         print(f"chatrelay: {reason}", file=sys.stderr)
         return 2

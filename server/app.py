@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import sys
 from pathlib import Path, PurePath
 
 from aiohttp import web
@@ -18,7 +20,13 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from server.config import Settings, settings_key, with_session_secret
 from server.relay.openrouter import setup_openrouter
 from server.relay.runs import chat_runs
-from server.runner import collect_less_often, make_runner, raise_open_files_limit, setup_shutdown
+from server.runner import (
+    StartupRefused,
+    collect_less_often,
+    make_runner,
+    raise_open_files_limit,
+    setup_shutdown,
+)
 from server.store.redis_conn import setup_redis
 from server.telemetry import quiet_known_warnings, quiet_malformed_requests, setup_metrics
 from server.users.db import setup_database
@@ -41,6 +49,11 @@ SESSION_MAX_AGE_S = 30 * 24 * 3600
 
 
 def create_app(settings: Settings) -> web.Application:
+    # Here, whatever starts the app (python -m server, gunicorn with or without this
+    # project's config, a script): an open relay, or a page that cannot load, never serves.
+    problem = page_problem() or settings.startup_problem()
+    if problem:
+        raise StartupRefused(problem)
     # Unset, it is the one kept in DATA_DIR: sessions and stored keys survive a restart.
     settings = with_session_secret(settings)
     app = web.Application(
@@ -88,7 +101,12 @@ def create_app(settings: Settings) -> web.Application:
 
 
 async def serve() -> web.AppRunner:
-    """The gunicorn app factory: an AppRunner, so handler_cancellation can be switched on."""
+    """The gunicorn app factory: an AppRunner, so handler_cancellation can be switched on.
+
+    gunicorn's bind is not in the environment: the runner checks each address it is given
+    to listen on (GracefulRunner), so `gunicorn -k aiohttp.GunicornWebWorker` without this
+    project's config refuses an open relay too.
+    """
     quiet_known_warnings()
     raise_open_files_limit()
     collect_less_often()
@@ -124,11 +142,14 @@ def session_storage(settings: Settings) -> SessionCookieStorage:
     )
 
 
-# The page lives inside the package, so an installed wheel serves it too.
+# The page and the libraries it loads live inside the package: an installed wheel is the whole
+# product, and running it needs no Node.js.
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-NODE_MODULES_DIR = Path(__file__).resolve().parent.parent / "node_modules"
+VENDOR_DIR = Path(__file__).resolve().parent / "vendor"
 
-# Only these files of node_modules are served: the rest of it is nobody's business.
+# The page's libraries, served by these names from vendor/: exact copies of these files of the
+# npm packages package-lock.json pins, committed (`make vendor` copies them from node_modules;
+# tests/unit/test_vendor_files.py holds them equal). Nothing else of npm is served.
 VENDOR_FILES = {
     "marked.js": "marked/lib/marked.esm.js",
     "purify.js": "dompurify/dist/purify.es.mjs",
@@ -187,12 +208,38 @@ async def static_file(request: web.Request) -> web.FileResponse:
 
 async def vendor_file(request: web.Request) -> web.FileResponse:
     name = request.match_info["name"]
-    relative = VENDOR_FILES.get(name)
-    path = NODE_MODULES_DIR / relative if relative else None
-    # Missing when `npm ci` has not run: the page then shows answers as plain text.
-    if path is None or not path.is_file():
+    if name not in VENDOR_FILES:
         raise web.HTTPNotFound()
-    return page_file(path, VENDOR_CONTENT_TYPES[PurePath(name).suffix])
+    return page_file(VENDOR_DIR / name, VENDOR_CONTENT_TYPES[PurePath(name).suffix])
+
+
+# What index.html loads by itself; the scripts import the vendor files.
+PAGE_LINK = re.compile(r'(?:href|src)="/(static|vendor)/([^"]+)"')
+
+
+def missing_page_files() -> list[Path]:
+    """The files the page needs that are not there: a broken install would otherwise serve
+    a page that says "Connecting…" forever."""
+    index = STATIC_DIR / "index.html"
+    if not index.is_file():
+        return [index]
+    linked = [
+        (STATIC_DIR if folder == "static" else VENDOR_DIR) / name
+        for folder, name in PAGE_LINK.findall(index.read_text(encoding="utf-8"))
+    ]
+    needed = dict.fromkeys([*linked, *(VENDOR_DIR / name for name in VENDOR_FILES)])
+    return [path for path in needed if not path.is_file()]
+
+
+def page_problem() -> str | None:
+    """Why this install cannot serve the page, in one line naming the files, or None."""
+    missing = missing_page_files()
+    if not missing:
+        return None
+    return (
+        f"refusing to start: the page's files are missing: {', '.join(map(str, missing))} "
+        "(reinstall chatrelay)"
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -204,3 +251,26 @@ def setup_public_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/static/{path:.+}", static_file)
     app.router.add_get("/vendor/{name}", vendor_file)
+
+
+def wrong_gunicorn_worker() -> str | None:
+    """Why the gunicorn worker importing this module cannot serve the app, or None.
+
+    gunicorn's own workers (sync by default) speak WSGI: they would call serve() with each
+    request and answer every one with a 500. A worker loads the app by importing this
+    module after gunicorn imported its worker class, so the modules loaded tell which.
+    """
+    if "gunicorn.workers.base" in sys.modules and "aiohttp.worker" not in sys.modules:
+        return (
+            "chatrelay needs aiohttp's gunicorn worker: run gunicorn server.app:serve "
+            "--config python:server.gunicorn_conf (or add -k aiohttp.GunicornWebWorker)"
+        )
+    return None
+
+
+if (_worker_problem := wrong_gunicorn_worker()) is not None:
+    from gunicorn.errors import AppImportError  # type: ignore[import-untyped]
+
+    # gunicorn's error for an app that cannot load: the master stops with this one line
+    # ("App failed to load") instead of running workers that fail every request.
+    raise AppImportError(f"chatrelay: {_worker_problem}")

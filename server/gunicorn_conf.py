@@ -1,7 +1,9 @@
 """gunicorn settings for the Procfile's web process: aiohttp workers, shutdown, logs, checks.
 
-The Procfile passes the bind (0.0.0.0:$PORT); gunicorn takes the worker count from
-WEB_CONCURRENCY (1 when unset). Start-up problems stop the master with a one-line reason.
+Inside the package, so an installed chatrelay has them: `gunicorn server.app:serve --config
+python:server.gunicorn_conf`. The Procfile passes the bind (0.0.0.0:$PORT); gunicorn takes
+the worker count from WEB_CONCURRENCY (1 when unset). Start-up problems stop the master
+with a one-line reason.
 """
 
 from __future__ import annotations
@@ -54,7 +56,11 @@ control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
-    problem = startup_problem(os.environ, bind_host(server.cfg.bind), server.cfg.workers)
+    # Imported here, once gunicorn has loaded its worker class: server.app checks it.
+    from server.app import page_problem  # noqa: PLC0415
+
+    bind = bind_host(server.cfg.bind)
+    problem = startup_problem(os.environ, bind, server.cfg.workers) or page_problem()
     if problem:
         print(f"chatrelay: {problem}", file=sys.stderr)
         sys.exit(2)

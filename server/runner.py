@@ -14,16 +14,18 @@ sockets and listeners into the registry.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import resource
 import signal
+from collections.abc import Iterable
 from importlib.util import find_spec
 from typing import cast
 
 from aiohttp import WSCloseCode, web
 
-from server.config import settings_key
+from server.config import Settings, bind_host, settings_key
 from server.registry import Registry, registry_key
 from server.store.events import chat_store_key
 from server.telemetry import AccessLogger
@@ -76,6 +78,17 @@ def raise_open_files_limit() -> None:
             log.warning("could not raise the open files limit from %d to %d", soft, hard)
 
 
+class StartupRefused(RuntimeError):
+    """The app must not serve as started (an open relay, a page with files missing)."""
+
+
+def open_relay_problem(settings: Settings, sites: Iterable[web.BaseSite]) -> str | None:
+    """Why the app must not listen on these sites, or None: the open-relay rule applied to
+    the addresses actually bound (a site's name is its URL: http://0.0.0.0:8080)."""
+    host = bind_host(site.name.partition("://")[2] for site in sites)
+    return dataclasses.replace(settings, host=host).startup_problem()
+
+
 class GracefulRunner(web.AppRunner):
     """Stops listening, then holds the grace period while open connections are still read.
 
@@ -87,13 +100,23 @@ class GracefulRunner(web.AppRunner):
     """
 
     _clocked: ClockedServer | None = None
+    _sites_checked = 0
 
     @property
     def server(self) -> web.Server | None:
-        """aiohttp's protocol factory with a request clock around each connection."""
+        """aiohttp's protocol factory with a request clock around each connection.
+
+        Every site asks for it as it starts listening, after it is registered: the one
+        moment a runner sees the address, whoever made the site (gunicorn's worker too).
+        """
         inner = super().server
         if inner is None:
             return None
+        if len(self.sites) != self._sites_checked:
+            problem = open_relay_problem(self.app[settings_key], self.sites)
+            if problem:
+                raise StartupRefused(problem)
+            self._sites_checked = len(self.sites)
         clocked = self._clocked
         if clocked is None or clocked.inner is not inner:
             clocked = ClockedServer(inner, self.app[settings_key].request_timeout_s)

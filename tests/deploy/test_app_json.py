@@ -70,4 +70,7 @@ def test_the_postgres_add_on_is_offered_and_the_release_phase_migrates() -> None
     url = Settings.from_env({"DATABASE_URL": "postgres://u:p@ec2.example:5432/d1"})
     assert url.database_url_for_engine().startswith("postgresql+asyncpg://")
     procfile = (ROOT / "Procfile").read_text().splitlines()
-    assert "release: python -m server migrate" in procfile
+    # The interpreter is the clone's .venv when there is one, else python on PATH.
+    assert any(
+        re.fullmatch(r"release: exec .*python\S* -m server migrate", line) for line in procfile
+    )

@@ -98,8 +98,14 @@ async def start_honcho(
             for key, value in os.environ.items()
             if key not in {"OPENROUTER_API_KEY", "ACCESS_TOKEN", "SESSION_SECRET", "PORT"}
         }
+        if not (ROOT / ".venv" / "bin" / "python").exists():
+            pytest.fail("no .venv beside the Procfile: `make setup` makes it (README)")
+        # As `.venv/bin/honcho start` runs it: the virtualenv is not on PATH (the Procfile
+        # must find it itself).
+        venv_bin = str(Path(sys.executable).parent)
+        path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != venv_bin]
         env.update(
-            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            PATH=os.pathsep.join(path),
             OPENROUTER_BASE_URL=fake_openrouter.url,
             WEB_CONCURRENCY="2",
             SESSION_SECRET=SESSION_SECRET,

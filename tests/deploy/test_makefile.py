@@ -1,0 +1,56 @@
+"""The Makefile does each set-up step once: `make run` needs no npm at all (the page's
+libraries are in the package), and npm ci runs again only when package-lock.json changes.
+
+`make -n` prints what it would run, on a copy of the Makefile beside stamps of known age.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    for name in ("Makefile", "pyproject.toml", "package-lock.json"):
+        shutil.copy2(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def would_run(checkout: Path, target: str) -> str:
+    if shutil.which("make") is None:
+        pytest.fail("make is missing: the README's commands need it")
+    done = subprocess.run(
+        ["make", "-n", target], cwd=checkout, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def set_up(checkout: Path) -> None:
+    """As after a first `make setup`: both stamps newer than what they were made from."""
+    for stamp in (checkout / ".venv" / ".installed", checkout / "node_modules" / ".installed"):
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    for source in ("pyproject.toml", "package-lock.json"):
+        os.utime(checkout / source, (1_000_000_000, 1_000_000_000))
+
+
+def test_make_run_never_needs_npm(checkout: Path) -> None:
+    assert "npm" not in would_run(checkout, "run")  # a fresh clone: no node_modules at all
+    set_up(checkout)
+    assert would_run(checkout, "run").splitlines() == [".venv/bin/python -m server"]
+
+
+def test_setup_runs_npm_ci_again_only_for_a_new_lock(checkout: Path) -> None:
+    assert "npm ci" in would_run(checkout, "setup")
+    set_up(checkout)
+    assert "npm" not in would_run(checkout, "setup")
+    assert "pip" not in would_run(checkout, "setup")
+    (checkout / "package-lock.json").touch()
+    assert "npm ci" in would_run(checkout, "setup")
