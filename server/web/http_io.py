@@ -17,6 +17,7 @@ it is handled.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import cast
 
@@ -261,8 +262,10 @@ def decode_json(data: bytes | str, what: str) -> object:
     """`data` as JSON, or BadRequest saying why not; `what` names it ("The frame")."""
     try:
         value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise BadRequest(f"{what} is not valid JSON") from None
+    except orjson.JSONDecodeError as error:
+        if not str(error).startswith(OUT_OF_RANGE):
+            raise BadRequest(f"{what} is not valid JSON") from None
+        value = decode_out_of_range(data, what)
     # Cheap first: fewer brackets than the limit cannot nest past it.
     if isinstance(data, str):
         brackets = data.count("[") + data.count("{")
@@ -277,6 +280,23 @@ def decode_json(data: bytes | str, what: str) -> object:
                 "and objects"
             ) from None
     return value
+
+
+# orjson refuses a number too large for a double (`1e400`), which is valid JSON: the field
+# that holds it then gets its own 400 naming it, as any other bad value does.
+OUT_OF_RANGE = "number is infinity"
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(name)
+
+
+def decode_out_of_range(data: bytes | str, what: str) -> object:
+    """`data` with its huge numbers as infinity (NaN and Infinity literals stay invalid)."""
+    try:
+        return json.loads(data, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise BadRequest(f"{what} is not valid JSON") from None
 
 
 async def read_json(request: web.Request) -> object:
