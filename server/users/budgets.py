@@ -25,12 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.errors import BudgetExceeded
 from server.users.budget_schema import budget_holds, budget_usage, spend
-from server.users.costs import Price, allowance, cents, nanos_of_usd
+from server.users.costs import Price, allowance, cents, nanos_of_usd, usd
 from server.users.db import Database
 from server.users.periods import (
     PERIOD_WORDS,
     Clock,
     Period,
+    iso_utc,
+    midnight,
     next_period_start,
     period_start,
     recent_period_starts,
@@ -72,6 +74,16 @@ class Standing:
     @property
     def resets_on(self) -> date:
         return next_period_start(self.start, self.period)
+
+    def view(self) -> dict[str, Any]:
+        """GET /api/session's `budget` (and each account's in the admin's list)."""
+        return {
+            "limit_usd": None if self.limit is None else usd(self.limit),
+            "spent_usd": usd(self.spent),
+            "reserved_usd": usd(self.reserved),
+            "period": self.period,
+            "resets_at": iso_utc(midnight(self.resets_on)),
+        }
 
     def refusal(self) -> BudgetExceeded:
         assert self.limit is not None
@@ -338,8 +350,13 @@ class Budgets:
         async with self.db.transaction(write=False) as db:
             rows = (await db.execute(query)).all()
         return [
-            {"account_id": a, "period_start": s, "spent_nanos": int(n), "chats": int(c)}
-            for a, s, n, c in rows
+            {
+                "account_id": account_id,
+                "period_start": start.isoformat(),
+                "spent_usd": usd(int(spent)),
+                "chats": int(chats),
+            }
+            for account_id, start, spent, chats in rows
         ]
 
     async def standings(self, account_ids: Sequence[str]) -> dict[str, Standing]:
