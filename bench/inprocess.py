@@ -38,13 +38,13 @@ from aiohttp.test_utils import make_mocked_request
 from bench.loops import run_fast
 from bench.tokens import tail_events, token, token_events
 from server.config import Settings, settings_key
+from server.metrics import ChatObserver
 from server.registry import Registry, registry_key
 from server.relay.openrouter import Batches, stream_chat
 from server.relay.runs import Run
 from server.relay.upstream_answer import Answer, KeyRedactor, SilenceWatchdog
 from server.store.events import Delta, LogEvent, chat_store_key
 from server.store.memory import MemoryStore
-from server.telemetry import ChatObserver
 from server.web.http_route import text_bytes
 from server.web.profile import Profile
 from server.web.ws_route import ChatSocket

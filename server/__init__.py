@@ -2,7 +2,8 @@
 
 The packages are layers; each imports only those listed before it:
 
-- base modules here: `config`, `errors`, `telemetry`, `registry` (none imports a package);
+- base modules here: `config`, `errors`, `telemetry`, `metrics`, `registry` (none imports
+  a package);
 - `store/`: a chat's event log, in memory or in Redis;
 - `relay/`: a chat from request to events: the upstream client and the runs;
 - `users/`: the database: accounts, history, sync and budgets;

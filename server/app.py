@@ -18,6 +18,7 @@ from aiohttp_session import Session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from server.config import Settings, settings_key, with_session_secret
+from server.metrics import setup_metrics
 from server.relay.openrouter import setup_openrouter
 from server.relay.runs import chat_runs
 from server.runner import (
@@ -28,7 +29,7 @@ from server.runner import (
     setup_shutdown,
 )
 from server.store.redis_conn import setup_redis
-from server.telemetry import quiet_known_warnings, quiet_malformed_requests, setup_metrics
+from server.telemetry import quiet_known_warnings, quiet_malformed_requests
 from server.users.db import setup_database
 from server.web.access import access_middleware, proxy_middleware, setup_access
 from server.web.budget_gate import setup_budgets

@@ -31,11 +31,11 @@ from server.errors import (
     error_from_response,
     transport_error,
 )
+from server.metrics import ChatObserver
 from server.relay.request import compact_json
 from server.relay.upstream_answer import Answer, KeyRedactor, SilenceWatchdog, read_capped
 from server.relay.wire import Batch, read_batch
 from server.store.events import ChatEvent, Chunks, Done
-from server.telemetry import ChatObserver
 
 # We split lines ourselves (wire.py), so this only bounds what aiohttp buffers per stream
 # while a client reads slowly; bigger buffers cost memory, not speed.

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from server.config import settings_key
 from server.errors import ChatError, ChatNotFound, ChatTooLong, InternalError, ServerShuttingDown
+from server.metrics import ChatObserver, metrics_key
 from server.registry import Registry, registry_key
 from server.relay.openrouter import UpstreamRequest, openrouter_key, stream_chat
 from server.store.events import (
@@ -35,7 +36,6 @@ from server.store.events import (
 from server.store.memory import MemoryStore
 from server.store.redis_conn import redis_key
 from server.store.redis_store import RedisStore
-from server.telemetry import ChatObserver, metrics_key
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from aiohttp import web
 
 from server.config import settings_key
 from server.errors import ChatError
+from server.metrics import ChatObserver
 from server.relay.request import ChatRequest
 from server.relay.runs import Run, RunHook
 from server.store.events import Done, Final, LogEvent
-from server.telemetry import ChatObserver
 from server.users.budgets import Budgets, Hold, SpendRecord
 from server.users.costs import Price, price_of, prompt_chars, settled_cost, usd
 from server.users.db import database_key

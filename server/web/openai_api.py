@@ -23,12 +23,12 @@ from aiohttp.typedefs import Handler
 
 from server.config import settings_key
 from server.errors import ChatError, ClientTooSlow, InternalError, UpstreamError
+from server.metrics import ChatObserver, metrics_key
 from server.relay.completion import CompletionBuilder
 from server.relay.openrouter import openrouter_key, stream_chat
 from server.relay.request import CompletionRequest, parse_completion_request
 from server.relay.runs import running_chat
 from server.store.events import Chunks, Done
-from server.telemetry import ChatObserver, metrics_key
 from server.web.budget_gate import Meter, decoded, metered, requested_tokens, with_tokens
 from server.web.history_service import signed_in_account_id
 from server.web.http_io import json_response, read_json

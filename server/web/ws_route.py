@@ -28,6 +28,7 @@ from server.errors import (
     InternalError,
     TooManyChats,
 )
+from server.metrics import metrics_key
 from server.registry import registry_key
 from server.relay.request import parse_chat_request
 from server.relay.runs import chat_key
@@ -41,7 +42,6 @@ from server.store.events import (
     chat_store_key,
     merged,
 )
-from server.telemetry import metrics_key
 from server.web.budget_gate import capped, metered
 from server.web.chat_start import start_chat_run
 from server.web.history_service import hear_sync, signed_in_account_id

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from server.app import create_app
 from server.config import Settings
+from server.metrics import metrics_key
 from server.runner import GracefulRunner, make_runner, shutdown_budget_s
-from server.telemetry import metrics_key
 from tests.clients import chat_frame, receive
 from tests.conftest import chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, event, sse_reply

@@ -11,11 +11,11 @@ import orjson
 import pytest
 
 from server.errors import BadRequest, UpstreamError
+from server.metrics import ChatObserver
 from server.relay.openrouter import Batches, stream_chat
 from server.relay.request import parse_chat_request
 from server.relay.wire import read_batch
 from server.store.events import ChatEvent, Delta, Done, Reasoning
-from server.telemetry import ChatObserver
 from tests.conftest import chat_body
 from tests.fake_openrouter import USAGE, chunk
 
