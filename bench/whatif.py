@@ -15,12 +15,14 @@ import sys
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.whatif", description=__doc__)
-    parser.add_argument("--read-bufsize", type=int, help="relay/openrouter.py READ_BUFSIZE_BYTES")
+    parser.add_argument(
+        "--read-bufsize", type=int, help="relay/upstream_client.py READ_BUFSIZE_BYTES"
+    )
     args, rest = parser.parse_known_args()
     if args.read_bufsize:
-        import server.relay.openrouter  # noqa: PLC0415
+        import server.relay.upstream_client  # noqa: PLC0415
 
-        server.relay.openrouter.READ_BUFSIZE_BYTES = args.read_bufsize
+        server.relay.upstream_client.READ_BUFSIZE_BYTES = args.read_bufsize
     sys.argv = ["server", *[a for a in rest if a != "--"]]
     runpy.run_module("server", run_name="__main__", alter_sys=True)
 

@@ -19,8 +19,8 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from server.config import Settings, settings_key, with_session_secret
 from server.metrics import setup_metrics
-from server.relay.openrouter import setup_openrouter
 from server.relay.runs import chat_runs
+from server.relay.upstream_client import setup_openrouter
 from server.runner import (
     StartupRefused,
     collect_less_often,

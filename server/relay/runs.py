@@ -21,7 +21,8 @@ from server.config import settings_key
 from server.errors import ChatError, ChatNotFound, ChatTooLong, InternalError, ServerShuttingDown
 from server.metrics import ChatObserver, metrics_key
 from server.registry import Registry, registry_key
-from server.relay.openrouter import UpstreamRequest, openrouter_key, stream_chat
+from server.relay.openrouter import UpstreamRequest, stream_chat
+from server.relay.upstream_client import openrouter_key
 from server.store.events import (
     ChatEvent,
     ChatLog,

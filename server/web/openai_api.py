@@ -25,9 +25,10 @@ from server.config import settings_key
 from server.errors import ChatError, ClientTooSlow, InternalError, UpstreamError
 from server.metrics import ChatObserver, metrics_key
 from server.relay.completion import CompletionBuilder
-from server.relay.openrouter import openrouter_key, stream_chat
+from server.relay.openrouter import stream_chat
 from server.relay.request import CompletionRequest, parse_completion_request
 from server.relay.runs import running_chat
+from server.relay.upstream_client import openrouter_key
 from server.store.events import Chunks, Done
 from server.web.budget_gate import Meter, decoded, metered, requested_tokens, with_tokens
 from server.web.history_service import signed_in_account_id

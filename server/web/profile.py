@@ -16,7 +16,7 @@ from aiohttp_session import STORAGE_KEY, get_session
 
 from server.config import settings_key
 from server.errors import BadRequest, KeyNotFound
-from server.relay.openrouter import openrouter_key
+from server.relay.upstream_client import openrouter_key
 from server.web.http_io import json_response, read_json
 
 SESSION_KEY_FIELD = "openrouter_api_key"

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from server.errors import KEY_NOT_FOUND_MESSAGE
-from server.relay.openrouter import OpenRouterClient
+from server.relay.upstream_client import OpenRouterClient
 from tests.clients import parse_sse
 from tests.conftest import SERVER_KEY, Client, MakeClient, chat_body
 from tests.fake_openrouter import (

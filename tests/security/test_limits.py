@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from server.config import ConfigError, Settings
-from server.relay.openrouter import openrouter_key
+from server.relay.upstream_client import openrouter_key
 from server.web import limits
 from server.web.limits import MemoryLimitStore
 from tests.conftest import MakeClient, chat_body

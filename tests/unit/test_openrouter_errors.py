@@ -14,7 +14,7 @@ from aioresponses import aioresponses
 
 from server.config import Settings
 from server.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from server.relay.openrouter import OpenRouterClient
+from server.relay.upstream_client import OpenRouterClient
 from server.relay.wire import Batch
 
 BASE = "https://openrouter.test/api/v1"
