@@ -36,11 +36,12 @@ from server.web.budget_gate import setup_budgets
 from server.web.history_routes import setup_history_routes
 from server.web.history_service import setup_history
 from server.web.hosts import host_middleware, setup_hosts
-from server.web.http_io import error_middleware, json_response, request_time_middleware
+from server.web.http_io import error_middleware, json_response
 from server.web.http_route import setup_http_route
 from server.web.limits import setup_limits
 from server.web.openai_api import openai_error_middleware, setup_openai_api
 from server.web.profile import setup_profile
+from server.web.request_clock import request_time_middleware
 from server.web.responses_api import setup_responses_api
 from server.web.ws_route import setup_ws_route
 

@@ -29,7 +29,7 @@ from server.config import Settings, bind_host, settings_key
 from server.registry import Registry, registry_key
 from server.store.events import chat_store_key
 from server.telemetry import AccessLogger
-from server.web.http_io import ClockedServer
+from server.web.request_clock import ClockedServer
 
 # Longer than the router's 90 s keep-alive, so the router is the one that closes idle
 # connections and never sends a request down one we are closing.

@@ -45,9 +45,10 @@ from server.store.events import (
 from server.web.budget_gate import capped, metered
 from server.web.chat_start import start_chat_run
 from server.web.history_service import hear_sync, signed_in_account_id
-from server.web.http_io import clock_of, decode_json
+from server.web.http_io import decode_json
 from server.web.limits import admit_chat, take_socket_slot
 from server.web.profile import Profile, check_api_key, request_profile, socket_chat_owner
+from server.web.request_clock import clock_of
 
 log = logging.getLogger(__name__)
 
