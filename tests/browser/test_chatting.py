@@ -198,7 +198,7 @@ async def test_shift_enter_adds_a_line_and_settings_reach_upstream(
     await prompt(page).press_sequentially("line two")
     await prompt(page).press("Enter")
 
-    await expect(last_answer(page)).to_have_text("line one\nline two")
+    await expect(last_answer(page)).to_have_text("line one\nline two", use_inner_text=True)
     [request] = fake_openrouter.requests
     assert request.body["model"] == "some-lab/brand-new-model"
     assert request.body["temperature"] == 1.3

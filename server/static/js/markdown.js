@@ -14,13 +14,20 @@ async function loadLibraries() {
   // Markdown without a sanitizer would let model output write HTML: both or neither.
   if (marked.status !== "fulfilled" || purify.status !== "fulfilled") return null;
   const sanitizer = purify.value.default;
+  // Model output draws no form field: a task list's checkbox is the only input, read-only.
+  sanitizer.addHook("uponSanitizeElement", (node, data) => {
+    if (data.tagName !== "input") return;
+    if (node.getAttribute("type") === "checkbox") node.setAttribute("disabled", "");
+    else node.remove();
+  });
   sanitizer.addHook("afterSanitizeAttributes", (node) => {
     if (node.tagName === "A" && node.hasAttribute("href")) {
       node.setAttribute("target", "_blank");
       node.setAttribute("rel", "noopener noreferrer");
     }
   });
-  const parser = new marked.value.Marked({ gfm: true });
+  // `breaks`: a single line break is one, as models mean it (poems, addresses, short lists).
+  const parser = new marked.value.Marked({ gfm: true, breaks: true });
   if (katex.status === "fulfilled") parser.use(mathExtension(katex.value.default));
   return {
     parser,
