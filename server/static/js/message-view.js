@@ -28,7 +28,8 @@ export function button(label, action, extra = {}) {
 }
 
 const canContinue = (message) =>
-  Boolean(message.content) && (message.errorStatus === 503 || message.status === "interrupted");
+  Boolean(message.content) &&
+  (message.errorStatus === 503 || message.status === "interrupted" || message.status === "length");
 
 export class MessageView {
   constructor(message) {
