@@ -8,9 +8,19 @@ import { addBranch, addVersion, showBranch, showVersion } from "./versions.js";
 
 const TITLE_CHARS = 40;
 
+// The words of Markdown, without its marks: headings, emphasis, code ticks, links, images.
+function plainText(markdown) {
+  return markdown
+    .replace(/^\s*(?:`{3,}|~{3,}).*$/gm, "")
+    .replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1")
+    .replace(/^\s{0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+(?:\[[ xX]\]\s+)?|\d+[.)]\s+)/gm, "")
+    .replace(/(`+)([^`]+?)\1/g, "$2")
+    .replace(/(^|\W)(\*\*|__|\*|_|~~)(\S(?:.*?\S)??)\2(?=\W|$)/g, "$1$3");
+}
+
 function titleOf(conversation) {
   const first = conversation.messages.find((m) => m.role === "user");
-  const text = first.content || (first.images?.length ? "Image" : DEFAULT_TITLE);
+  const text = plainText(first.content).trim() || (first.images?.length ? "Image" : DEFAULT_TITLE);
   return text.replace(/\s+/g, " ").slice(0, TITLE_CHARS);
 }
 
