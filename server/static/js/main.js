@@ -6,6 +6,7 @@ import { setupComposer } from "./composer.js";
 import { ChatRunner } from "./chats.js";
 import { ConnectionStatus } from "./connection.js";
 import { KeyDialog, LoginDialog } from "./dialogs.js";
+import { Drafts } from "./drafts.js";
 import { setupLayout, toggleSidebar } from "./layout.js";
 import { SettingsPanel } from "./settings.js";
 import { setupShortcuts } from "./shortcuts.js";
@@ -28,6 +29,9 @@ const store = await Store.open(saveFailed).catch((error) => {
   showBanner(`This browser cannot keep conversations (${error.message}).`);
   throw error;
 });
+
+const drafts = new Drafts();
+drafts.keepOnly(store.conversations.map((c) => c.id));
 
 const socketScheme = window.location.protocol === "https:" ? "wss" : "ws";
 const socket = new ChatSocket(`${socketScheme}://${window.location.host}/api/chat/ws`);
@@ -96,6 +100,7 @@ const sidebar = new Sidebar(
       const conversation = store.find(id);
       runner.stop(conversation);
       runner.forget(conversation);
+      drafts.set(id, "");
       await store.remove(id);
       if (id !== activeId) {
         renderSidebar();
@@ -134,6 +139,8 @@ function openConversation(id) {
     store.find(id) ?? (id ? null : store.conversations.find((c) => c.messages.length)) ?? store.create(active());
   activeId = conversation.id;
   store.dropEmpty(activeId);
+  const draft = drafts.get(activeId);
+  if (ui.prompt.value !== draft) ui.prompt.value = draft;
   const hash = `#/c/${conversation.id}`;
   if (window.location.hash !== hash) history.replaceState(null, "", hash);
   renderSidebar();
@@ -201,6 +208,7 @@ socket.addEventListener("close", async () => {
 
 setupComposer({
   submit(text, images) {
+    drafts.set(activeId, "");
     turns.ask(active(), text, images);
     return true;
   },
@@ -215,6 +223,7 @@ setupComposer({
 });
 setupShortcuts({ busy: () => runner.isRunning(active()), stop: () => runner.stop(active()), newChat });
 ui.newChat.addEventListener("click", newChat);
+ui.prompt.addEventListener("input", () => drafts.set(activeId, ui.prompt.value));
 ui.conversationList.addEventListener("click", (event) => {
   if (event.target.closest("a.conversation-open")) toggleSidebar(false);
 });
