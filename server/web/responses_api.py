@@ -11,17 +11,16 @@ random id); another owner's id is the same 404 as an unknown one.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import secrets
 import time
 
 from aiohttp import web
 
-from server.errors import BadRequest, ResponseNotFound
-from server.relay.responses import RESPONSE_ID, ResponseLog, log_as, response_head
+from server.errors import BadRequest
+from server.relay.responses import ResponseLog, log_as, response_head
 from server.relay.responses_request import parse_response_request
-from server.relay.runs import ANONYMOUS, chat_key, runs_key
+from server.relay.runs import runs_key
 from server.store.events import Delta, Failed, chat_store_key
 from server.web.budget_gate import (
     decoded,
@@ -37,37 +36,25 @@ from server.web.http_route import error_of
 from server.web.limits import admit_chat
 from server.web.openai_api import caller_profile, openai_error_response
 from server.web.profile import chat_owner, check_api_key
+from server.web.responses_kept import (
+    find_key,
+    read_ended,
+    read_log,
+    resolve_references,
+    response_key,
+)
 from server.web.responses_stream import stream_response
 
-# GET without stream: what the log holds now; a read that brings nothing new for this long
-# has caught up with a running response.
-CAUGHT_UP_S = 0.05
-FIRST_READ_S = 2.0
-# Cancel and delete answer once the run has ended, which a cancel makes take a moment.
-END_WAIT_S = 5.0
 MAX_LIST_LIMIT = 100
-
-
-def response_key(owner: str | None, response_id: str) -> str:
-    # A namespace of their own: a chat route never reads a response's log, nor this one a chat's.
-    return chat_key(f"responses.{owner or ANONYMOUS}", response_id)
 
 
 async def find_response(request: web.Request) -> str:
     """The key of the caller's response named in the path; 404 for anyone else's."""
-    response_id = request.match_info["response_id"]
-    if not RESPONSE_ID.fullmatch(response_id):
-        raise ResponseNotFound(None)
-    store = request.app[chat_store_key]
-    for owner in {await chat_owner(request), None}:
-        key = response_key(owner, response_id)
-        if await store.exists(key):
-            return key
-    raise ResponseNotFound(response_id)
+    return await find_key(request, request.match_info["response_id"])
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
-    ask = parse_response_request(await read_json(request))
+    ask = parse_response_request(await resolve_references(request, await read_json(request)))
     if ask.previous_response_id is not None:
         raise BadRequest(
             "previous_response_id needs an account (a signed-in session or a personal "
@@ -124,37 +111,6 @@ async def answer_response(request: web.Request, key: str) -> web.StreamResponse:
     if isinstance(reading.final, Failed):
         return openai_error_response(error_of(reading.final))
     return json_response(reading.response())
-
-
-async def read_log(request: web.Request, key: str, *, until_end: bool) -> ResponseLog:
-    """The response as its log holds it: to its end (`until_end`), or as it stands now."""
-    reading = ResponseLog()
-    reads = request.app[chat_store_key].read(key, 0)
-    try:
-        while not reading.ended:
-            wait = None if until_end else (CAUGHT_UP_S if reading.started else FIRST_READ_S)
-            try:
-                async with asyncio.timeout(wait):
-                    _, logged = await anext(reads)
-            except (StopAsyncIteration, TimeoutError):
-                break
-            reading.take(logged)
-    finally:
-        # Leave the store's read now, not when it is collected: the listener is counted.
-        close = getattr(reads, "aclose", None)
-        if close is not None:
-            await close()
-    if not reading.started:
-        raise ResponseNotFound(key.partition(":")[2])
-    return reading
-
-
-async def read_ended(request: web.Request, key: str) -> ResponseLog:
-    try:
-        async with asyncio.timeout(END_WAIT_S):
-            return await read_log(request, key, until_end=True)
-    except TimeoutError:
-        return await read_log(request, key, until_end=False)
 
 
 def query_flag(request: web.Request, name: str) -> bool:

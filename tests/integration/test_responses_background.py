@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
-from openai import AsyncOpenAI, NotFoundError
+from openai import AsyncOpenAI, BadRequestError, NotFoundError
+from openai.types.responses.response_input_param import ItemReference
 
 from tests.conftest import Client, MakeClient
 from tests.fake_openrouter import COMMENT, USAGE, FakeOpenRouter, Reply, chunk, event, sse_reply
@@ -200,3 +201,33 @@ async def test_foreground_response_can_be_retrieved_after(
         again = await sdk.responses.retrieve(response.id)
     assert again.output_text == "Kept" and again.status == "completed"
     assert again.model_dump() == response.model_dump()
+
+
+async def test_item_reference_names_an_earlier_answer(
+    client: Client, fake_openrouter: FakeOpenRouter
+) -> None:
+    # The Vercel AI SDK sends an earlier answer as {"type": "item_reference", "id"}.
+    fake_openrouter.script(sse_reply(["Paris"]), sse_reply(["Yes"]))
+    async with sdk_for(client) as sdk:
+        first = await sdk.responses.create(model=MODEL, input="Capital of France?")
+        answer = first.output[0]
+        assert answer.type == "message"
+        reference: ItemReference = {"type": "item_reference", "id": answer.id}
+        await sdk.responses.create(
+            model=MODEL,
+            input=[
+                {"role": "user", "content": "Capital of France?"},
+                reference,
+                {"role": "user", "content": "Sure?"},
+            ],
+        )
+        with pytest.raises(BadRequestError) as raised:
+            await sdk.responses.create(
+                model=MODEL, input=[{"type": "item_reference", "id": "msg_" + "0" * 48 + "o0"}]
+            )
+    assert fake_openrouter.requests[1].body["messages"] == [
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Paris"},
+        {"role": "user", "content": "Sure?"},
+    ]
+    assert "input[0].id names no item" in raised.value.message
