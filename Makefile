@@ -19,7 +19,12 @@ node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed
+# The JavaScript SDKs the /v1 tests drive (tests/integration/test_js_clients.py).
+tests/js_clients/node_modules/.installed: tests/js_clients/package-lock.json
+	npm ci --prefix tests/js_clients --no-audit --no-fund --silent
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed tests/js_clients/node_modules/.installed
 
 run: $(VENV)/.installed
 	$(PY) -m server
