@@ -3,6 +3,9 @@
 Also what upstream's failures become: its error answers, `Retry-After`, and broken
 transports. A message made here never carries upstream's URL or raw bytes from its answer:
 aiohttp's own exception texts hold both, so each kind of failure gets a fixed sentence.
+
+It stays whole (over 300 lines): it is the one table of every status and message a user
+may see, checked against SPEC's list of errors, upstream's failures beside what they become.
 """
 
 from __future__ import annotations

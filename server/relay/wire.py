@@ -7,6 +7,9 @@ JavaScript servers may cut a UTF-16 surrogate pair across two chunks: `"\\ud83c"
 `"\\udf89"` is valid JSON that orjson refuses (a lone surrogate is no Unicode character); the
 stdlib decoder reads it, and the halves are joined here before the text reaches any
 transport. Only payloads orjson refused come this way: the common chunk pays nothing.
+
+It stays whole (over 300 lines): its two steps are one format read in one pass per read,
+and the surrogate mending between them serves the stream and the lone chat.completion alike.
 """
 
 from __future__ import annotations

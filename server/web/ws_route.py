@@ -3,6 +3,9 @@
 Each chat the socket follows is a listener task reading the chat's log (server/store/events.py)
 and writing it as JSON text frames; closing the socket ends the listeners, not the chats.
 A frame over the limit gets its 1009 close as a frame the client can read, not a reset.
+
+It stays whole (over 300 lines): its frame writers and the handshake exist only for
+ChatSocket, whose chats and listeners share the one socket's state.
 """
 
 from __future__ import annotations
