@@ -39,7 +39,8 @@ from server.web.hosts import host_middleware, setup_hosts
 from server.web.http_io import error_middleware, json_response
 from server.web.http_route import setup_http_route
 from server.web.limits import setup_limits
-from server.web.openai_api import openai_error_middleware, setup_openai_api
+from server.web.openai_api import setup_openai_api
+from server.web.openai_errors import openai_error_middleware
 from server.web.profile import setup_profile
 from server.web.request_clock import request_time_middleware
 from server.web.responses_api import setup_responses_api

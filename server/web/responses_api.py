@@ -34,7 +34,8 @@ from server.web.history_service import signed_in_account_id
 from server.web.http_io import json_response, read_json
 from server.web.http_route import error_of
 from server.web.limits import admit_chat
-from server.web.openai_api import caller_profile, openai_error_response
+from server.web.openai_api import caller_profile
+from server.web.openai_errors import openai_error_response
 from server.web.profile import chat_owner, check_api_key
 from server.web.responses_kept import (
     find_key,

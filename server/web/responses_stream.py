@@ -22,7 +22,8 @@ from server.errors import ChatError, ClientTooSlow
 from server.relay.responses import ResponseLog
 from server.store.events import Failed, LogEvent, chat_store_key
 from server.web.http_route import SSE_HEADERS, LazyStart, client_writes, error_of
-from server.web.openai_api import drop_slow_client, openai_error_response
+from server.web.openai_api import drop_slow_client
+from server.web.openai_errors import openai_error_response
 
 log = logging.getLogger(__name__)
 
