@@ -29,6 +29,7 @@ from server.runner import (
     setup_shutdown,
 )
 from server.store.redis_conn import setup_redis
+from server.store.redis_secret import session_secret_check
 from server.telemetry import quiet_known_warnings, quiet_malformed_requests
 from server.users.db import setup_database
 from server.web.access import access_middleware, proxy_middleware, setup_access
@@ -78,6 +79,7 @@ def create_app(settings: Settings) -> web.Application:
     app[settings_key] = settings
     setup_hosts(app)
     setup_redis(app)
+    app.cleanup_ctx.append(session_secret_check)
     setup_database(app)
     # After the database (cleaned up before it), before the runs (whose ends it settles).
     setup_budgets(app)

@@ -206,8 +206,10 @@ class UpstreamError(ChatError):
             message, code = error.get("message"), error.get("code")
             if status is None:
                 status = error_status(code, error.get("type"))
-        elif error is not None:
-            message = str(error)
+        elif isinstance(error, str):
+            message = error
+        # Anything else (a list, a number, true) has no words of its own: str() of it would be
+        # Python's repr ("['bad', {'x': 1}]", "True"), so the default message says it.
         text = message if isinstance(message, str) and message else default_message
         made = cls(text, status=status or 502, retry_after=retry_after)
         if isinstance(code, str) and ERROR_CODE.fullmatch(code) and not code.isdigit():

@@ -18,7 +18,7 @@ from aiohttp_session import get_session, new_session
 from server.config import Settings, normalize_origin, settings_key
 from server.errors import AccessDenied, BadRequest
 from server.telemetry import client_address_key
-from server.web.http_io import read_json
+from server.web.http_io import expect_within_limit, read_json
 from server.web.limits import check_login_rate
 from server.web.profile import SESSION_KEY_FIELD
 
@@ -211,5 +211,5 @@ async def login(request: web.Request) -> web.Response:
 
 
 def setup_access(app: web.Application) -> None:
-    app.router.add_post("/api/login", login)
+    app.router.add_post("/api/login", login, expect_handler=expect_within_limit)
     app.on_response_prepare.append(add_cors_headers)

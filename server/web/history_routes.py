@@ -14,7 +14,7 @@ from server.users.history import MAX_PAGE
 from server.users.history_rows import query_flag, whole_number
 from server.users.transfer import export_json, export_markdown, import_conversations
 from server.web.history_service import account_id_of, history_key
-from server.web.http_io import json_response, read_json
+from server.web.http_io import expect_within_limit, json_response, read_json
 
 # The largest version a client may name: what fits a signed 64-bit column.
 MAX_VERSION = 2**63 - 1
@@ -104,11 +104,15 @@ async def sync(request: web.Request) -> web.Response:
 def setup_history_routes(app: web.Application) -> None:
     router = app.router
     router.add_get("/api/conversations", list_conversations)
-    router.add_post("/api/conversations", create_conversation)
-    router.add_post("/api/conversations/import", import_file)
+    router.add_post("/api/conversations", create_conversation, expect_handler=expect_within_limit)
+    router.add_post("/api/conversations/import", import_file, expect_handler=expect_within_limit)
     router.add_get("/api/conversations/{id}", get_conversation)
-    router.add_patch("/api/conversations/{id}", patch_conversation)
+    router.add_patch(
+        "/api/conversations/{id}", patch_conversation, expect_handler=expect_within_limit
+    )
     router.add_delete("/api/conversations/{id}", delete_conversation)
-    router.add_post("/api/conversations/{id}/messages", add_message)
+    router.add_post(
+        "/api/conversations/{id}/messages", add_message, expect_handler=expect_within_limit
+    )
     router.add_get("/api/conversations/{id}/export", export_conversation)
     router.add_get("/api/sync", sync)

@@ -10,7 +10,7 @@ import logging
 
 import orjson
 from aiohttp import web
-from aiohttp.http import HttpProcessingError
+from aiohttp.http import HttpProcessingError, HttpVersion11
 from aiohttp.typedefs import Handler
 
 from server.config import settings_key
@@ -43,13 +43,41 @@ async def read_body(request: web.Request) -> bytes:
         reason = cause.message if isinstance(cause, HttpProcessingError) else "broken framing"
         raise BadRequest(f"The request body is malformed: {first_line(reason)}") from None
     except web.HTTPRequestEntityTooLarge:
-        limit = settings.max_body_bytes
-        raise PayloadTooLarge(f"The request body is larger than {limit} bytes") from None
+        raise PayloadTooLarge(too_large_message(settings.max_body_bytes)) from None
     except TimeoutError:
         if not deadline.expired():
             raise
         request[body_timed_out_key] = True
         raise RequestTimeout(timeout_message(settings.request_timeout_s)) from None
+
+
+def too_large_message(limit: int) -> str:
+    return f"The request body is larger than {limit} bytes"
+
+
+async def expect_within_limit(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue`: a body announced over MAX_BODY_BYTES gets its 413 at once,
+    before it is invited (aiohttp's own handler sends 100 Continue for any size, and a client
+    told to go on sends its 100 GB to be thrown away). aiohttp runs it before the
+    middlewares; every route that takes a body is added with it (`expect_handler=`)."""
+    limit = request.app[settings_key].max_body_bytes
+    length = request.content_length
+    if length is not None and length > limit:
+        message = too_large_message(limit)
+        body: dict[str, object] = {"message": message}
+        if request.path.startswith("/v1/"):  # OpenAI's shape there, as every /v1 error
+            error = {"message": message, "type": "invalid_request_error", "param": None}
+            body = {"error": {**error, "code": PayloadTooLarge.code}}
+        response = json_response(body, status=PayloadTooLarge.http_status)
+        response.force_close()  # the body never comes: the connection cannot go on
+        return response
+    if request.version != HttpVersion11:
+        return None
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text="Unknown Expect header")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the answer's own size starts after the interim one
+    return None
 
 
 def decode_json(data: bytes | str, what: str) -> object:

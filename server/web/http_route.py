@@ -25,7 +25,7 @@ from server.store.events import Delta, Done, Failed, LogEvent, chat_store_key, m
 from server.web.budget_gate import capped, metered
 from server.web.chat_start import start_chat_run
 from server.web.history_service import signed_in_account_id
-from server.web.http_io import error_response, read_json
+from server.web.http_io import error_response, expect_within_limit, read_json
 from server.web.limits import admit_chat
 from server.web.profile import chat_owner, check_api_key, request_profile
 
@@ -324,6 +324,6 @@ async def delete_chat(request: web.Request) -> web.Response:
 
 
 def setup_http_route(app: web.Application) -> None:
-    app.router.add_post("/api/chat/openrouter", chat_openrouter)
+    app.router.add_post("/api/chat/openrouter", chat_openrouter, expect_handler=expect_within_limit)
     app.router.add_get("/api/chats/{chat_id}/events", chat_events)
     app.router.add_delete("/api/chats/{chat_id}", delete_chat)

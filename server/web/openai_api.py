@@ -28,7 +28,7 @@ from server.relay.upstream_client import openrouter_key
 from server.store.events import Chunks, Done
 from server.web.budget_gate import Meter, decoded, metered, requested_tokens, with_tokens
 from server.web.history_service import signed_in_account_id
-from server.web.http_io import json_response, read_json
+from server.web.http_io import expect_within_limit, json_response, read_json
 from server.web.http_route import LazyStart, client_writes
 from server.web.limits import ChatLease, admit_chat
 from server.web.openai_errors import openai_error_response, sse_error
@@ -284,5 +284,7 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 def setup_openai_api(app: web.Application) -> None:
-    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post(
+        "/v1/chat/completions", chat_completions, expect_handler=expect_within_limit
+    )
     app.router.add_get("/v1/models", list_models)

@@ -17,7 +17,7 @@ from aiohttp_session import STORAGE_KEY, get_session
 from server.config import settings_key
 from server.errors import BadRequest, KeyNotFound
 from server.relay.upstream_client import openrouter_key
-from server.web.http_io import json_response, read_json
+from server.web.http_io import expect_within_limit, json_response, read_json
 
 SESSION_KEY_FIELD = "openrouter_api_key"
 # Who started a chat: only the same session may resume or stop it (server/relay/runs.py).
@@ -171,6 +171,6 @@ async def get_models(request: web.Request) -> web.Response:
 def setup_profile(app: web.Application) -> None:
     app[models_cache_key] = ModelsCache(app[settings_key].models_cache_s)
     app.router.add_get("/api/profile", get_profile)
-    app.router.add_put("/api/profile", put_profile)
+    app.router.add_put("/api/profile", put_profile, expect_handler=expect_within_limit)
     app.router.add_delete("/api/profile", delete_profile)
     app.router.add_get("/api/models", get_models)

@@ -31,7 +31,7 @@ from server.web.budget_gate import (
     with_tokens,
 )
 from server.web.history_service import signed_in_account_id
-from server.web.http_io import json_response, read_json
+from server.web.http_io import expect_within_limit, json_response, read_json
 from server.web.http_route import error_of
 from server.web.limits import admit_chat
 from server.web.openai_api import caller_profile
@@ -181,8 +181,10 @@ async def list_input_items(request: web.Request) -> web.Response:
 
 
 def setup_responses_api(app: web.Application) -> None:
-    app.router.add_post("/v1/responses", create_response)
+    app.router.add_post("/v1/responses", create_response, expect_handler=expect_within_limit)
     app.router.add_get("/v1/responses/{response_id}", retrieve_response)
     app.router.add_delete("/v1/responses/{response_id}", delete_response)
-    app.router.add_post("/v1/responses/{response_id}/cancel", cancel_response)
+    app.router.add_post(
+        "/v1/responses/{response_id}/cancel", cancel_response, expect_handler=expect_within_limit
+    )
     app.router.add_get("/v1/responses/{response_id}/input_items", list_input_items)
