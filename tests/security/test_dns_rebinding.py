@@ -97,7 +97,10 @@ async def test_names_it_was_told_about_are_answered(make_client: MakeClient) -> 
 async def test_allowed_hosts_star_and_a_public_bind_answer_any_name(
     make_client: MakeClient,
 ) -> None:
-    for overrides in ({"allowed_hosts": frozenset({"*"})}, {"host": "0.0.0.0"}):
+    for overrides in (
+        {"allowed_hosts": frozenset({"*"})},
+        {"host": "0.0.0.0", "open_access": True},
+    ):
         client = await make_client(**overrides)
         async with client.get("/healthz", headers={"Host": ATTACKER}) as response:
             assert response.status == 200, overrides
