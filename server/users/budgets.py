@@ -11,10 +11,7 @@ SQLite runs one writer at a time, its write transactions taking the lock up fron
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import socket
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -24,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.errors import BudgetExceeded
+from server.users.budget_holds import dead_holds, expired_holds, release_holds, this_process
 from server.users.budget_schema import budget_holds, budget_usage, spend
 from server.users.costs import Price, allowance, cents, nanos_of_usd, usd
 from server.users.db import Database
@@ -45,20 +43,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 64
 # A hold outlives the longest chat by this much (its end's writes, a slow database).
 HOLD_MARGIN_S = 120.0
-
-
-def this_process() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,61 +263,15 @@ class Budgets:
     async def release(self, hold: Hold) -> None:
         """A chat that never reached upstream: its hold goes, nothing is spent."""
         if hold.hold_id is not None:
-            await self._release_ids([(hold.hold_id, hold.account_id, hold.start, hold.amount)])
-
-    async def _release_ids(self, held: Sequence[tuple[str, str, date, int]]) -> int:
-        released = 0
-        for hold_id, account_id, start, amount in held:
-            async with self.db.transaction() as db:
-                gone = await db.execute(budget_holds.delete().where(budget_holds.c.id == hold_id))
-                if gone.rowcount != 1:
-                    continue  # settled or released meanwhile
-                usage = budget_usage.c
-                await db.execute(
-                    update(budget_usage)
-                    .where(usage.account_id == account_id, usage.period_start == start)
-                    .values(reserved_nanos=usage.reserved_nanos - amount)
-                )
-                released += 1
-        return released
+            await release_holds(self.db, [(hold.hold_id, hold.account_id, hold.start, hold.amount)])
 
     async def release_expired(self, account_id: str | None = None) -> int:
-        """Free holds past the longest a chat may run (their process died)."""
-        holds = budget_holds.c
-        query = select(holds.id, holds.account_id, holds.period_start, holds.amount_nanos).where(
-            holds.expires_at < self.clock()
-        )
-        if account_id is not None:
-            query = query.where(holds.account_id == account_id)
-        async with self.db.transaction(write=False) as db:
-            rows = (await db.execute(query)).all()
-        return await self._release_ids([tuple(row) for row in rows])
+        """Free holds past the longest a chat may run (their process died elsewhere)."""
+        return await release_holds(self.db, await expired_holds(self.db, self.clock(), account_id))
 
     async def release_dead(self) -> int:
-        """At start: free the holds of processes of this host that no longer run (a process
-        with this one's own pid has died: it is this one now)."""
-        host = self.holder.rpartition(":")[0]
-        holds = budget_holds.c
-        async with self.db.transaction(write=False) as db:
-            rows = (
-                await db.execute(
-                    select(
-                        holds.id,
-                        holds.account_id,
-                        holds.period_start,
-                        holds.amount_nanos,
-                        holds.holder,
-                    ).where(holds.holder.like(f"{host}:%"))
-                )
-            ).all()
-        dead = []
-        for hold_id, account_id, start, amount, holder in rows:
-            pid = holder.rpartition(":")[2]
-            if holder.rpartition(":")[0] != host or not pid.isdigit():
-                continue
-            if int(pid) == os.getpid() or not is_running(int(pid)):
-                dead.append((hold_id, account_id, start, amount))
-        released = await self._release_ids(dead)
+        """At start: free the holds of this host's processes that no longer run."""
+        released = await release_holds(self.db, await dead_holds(self.db, self.holder))
         if released:
             log.info("budget: released %d reservations of processes that ended", released)
         return released
@@ -358,33 +296,3 @@ class Budgets:
             }
             for account_id, start, spent, chats in rows
         ]
-
-    async def standings(self, account_ids: Sequence[str]) -> dict[str, Standing]:
-        """Several accounts' budgets this period at once (the admin's list)."""
-        start = period_start(self.clock(), self.period)
-        usage = budget_usage.c
-        async with self.db.transaction(write=False) as db:
-            limits = {
-                account_id: (self.default if own is None else nanos_of_usd(own))
-                for account_id, own in (
-                    await db.execute(
-                        select(accounts.c.id, accounts.c.budget_usd).where(
-                            accounts.c.id.in_(account_ids)
-                        )
-                    )
-                ).all()
-            }
-            used = {
-                a: (int(s), int(r))
-                for a, s, r in (
-                    await db.execute(
-                        select(usage.account_id, usage.spent_nanos, usage.reserved_nanos).where(
-                            usage.account_id.in_(account_ids), usage.period_start == start
-                        )
-                    )
-                ).all()
-            }
-        return {
-            account_id: Standing(limit, *used.get(account_id, (0, 0)), self.period, start)
-            for account_id, limit in limits.items()
-        }
