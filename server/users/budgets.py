@@ -153,7 +153,7 @@ class Budgets:
     ) -> Hold:
         """Hold the chat's worst cost; BudgetExceeded (402) when not even a short answer fits.
         An account without a limit holds nothing, and its chat runs with what it asked."""
-        await self.release_expired(account_id)
+        swept = False
         for _ in range(MAX_ATTEMPTS):
             standing = await self.standing(account_id)
             if standing.limit is None:
@@ -161,6 +161,10 @@ class Budgets:
             left = max(0, standing.limit - standing.spent - standing.reserved)
             granted = allowance(price, chars, left, requested)
             if granted is None:
+                # Only a refusal looks for holds a dead process left: not a query per chat.
+                if not swept and standing.reserved and await self.release_expired(account_id):
+                    swept = True
+                    continue
                 raise standing.refusal()
             hold_id = await self._take(account_id, standing, granted.reserve)
             if hold_id is not None:

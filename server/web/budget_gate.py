@@ -46,6 +46,15 @@ class BudgetGate:
         self.budgets = budgets
         self.unpriced_warned: set[str] = set()
         self.settling: set[asyncio.Task[None]] = set()
+        # The cached /models list last indexed by id, and that index: built once per fetch.
+        self.indexed: list[dict[str, Any]] | None = None
+        self.by_id: dict[str, dict[str, Any]] = {}
+
+    def model(self, models: list[dict[str, Any]], model: str) -> dict[str, Any] | None:
+        """The model's entry (a variant such as `:nitro` is its base model's)."""
+        if models is not self.indexed:
+            self.indexed, self.by_id = models, {entry["id"]: entry for entry in models}
+        return self.by_id.get(model) or self.by_id.get(model.partition(":")[0])
 
     def warn_unpriced(self, model: str) -> None:
         if model not in self.unpriced_warned and len(self.unpriced_warned) < 10_000:
@@ -155,9 +164,7 @@ def _tokens(usage: dict[str, Any] | None, name: str) -> int | None:
 async def model_price(request: web.Request, api_key: str | None, model: str) -> Price | None:
     """The model's price from the cached `/models` (a variant such as `:nitro` at its base's)."""
     models = await cached_models(request, api_key)
-    by_id = {entry["id"]: entry for entry in models}
-    entry = by_id.get(model) or by_id.get(model.partition(":")[0])
-    return price_of(entry)
+    return price_of(request.app[budget_gate_key].model(models, model))
 
 
 async def meter_chat(

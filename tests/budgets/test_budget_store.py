@@ -146,3 +146,18 @@ async def test_a_settled_hold_already_released_is_not_released_twice(
     await store.settle(hold, record(hold, 100, clock))
     standing = await store.standing("a1")
     assert standing.reserved == 0 and standing.spent == 100
+
+
+async def test_the_next_chat_frees_a_hold_past_the_longest_chat(
+    databases: list[Database],
+) -> None:
+    clock = Clock(datetime(2026, 12, 6, 12, tzinfo=UTC))
+    gone = budgets_of(databases[0], clock, "otherhost:5")  # a host that never comes back
+    await gone.reserve("a1", PRICE, CHARS, None)  # holds all that is left
+    store = budgets_of(databases[1], clock, "thishost:6")
+    with pytest.raises(BudgetExceeded):
+        await store.reserve("a1", PRICE, CHARS, 1000)
+    clock.now += timedelta(hours=1, minutes=3)  # the longest chat (an hour) and the margin
+    hold = await store.reserve("a1", PRICE, CHARS, 1000)
+    assert hold.amount == ONE_CHAT
+    assert (await store.standing("a1")).reserved == ONE_CHAT
