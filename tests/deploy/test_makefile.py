@@ -7,6 +7,7 @@ libraries are in the package), and npm ci runs again only when package-lock.json
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,12 +15,23 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Each set-up step's stamp and what it is made from (`.venv/.installed: pyproject.toml`).
+STAMP_RULE = re.compile(r"^(\S+/\.installed): (\S+)$", re.MULTILINE)
+
+
+def stamp_rules() -> list[tuple[str, str]]:
+    rules = STAMP_RULE.findall((ROOT / "Makefile").read_text().replace("$(VENV)", ".venv"))
+    assert (".venv/.installed", "pyproject.toml") in rules
+    assert ("node_modules/.installed", "package-lock.json") in rules
+    return rules
 
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
-    for name in ("Makefile", "pyproject.toml", "package-lock.json"):
-        shutil.copy2(ROOT / name, tmp_path / name)
+    shutil.copy2(ROOT / "Makefile", tmp_path / "Makefile")
+    for _, source in stamp_rules():
+        (tmp_path / source).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / source, tmp_path / source)
     return tmp_path
 
 
@@ -33,11 +45,10 @@ def would_run(checkout: Path, target: str) -> str:
 
 
 def set_up(checkout: Path) -> None:
-    """As after a first `make setup`: both stamps newer than what they were made from."""
-    for stamp in (checkout / ".venv" / ".installed", checkout / "node_modules" / ".installed"):
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.touch()
-    for source in ("pyproject.toml", "package-lock.json"):
+    """As after a first `make setup`: every stamp newer than what it was made from."""
+    for stamp, source in stamp_rules():
+        (checkout / stamp).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / stamp).touch()
         os.utime(checkout / source, (1_000_000_000, 1_000_000_000))
 
 
