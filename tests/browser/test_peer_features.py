@@ -192,6 +192,12 @@ async def test_math_is_set_and_money_is_not(
     await chat(page, "math")
     await expect(last_answer(page).get_by_role("math")).to_have_count(2)
     await expect(last_answer(page)).to_contain_text("It costs $5 and $6.")
+    # Set a fifth larger than the text, as KaTeX sets it: its fractions and scripts stay legible.
+    sizes = await last_answer(page).evaluate(
+        "b => [b.querySelector('p'), b.querySelector('math')].map("
+        "e => parseFloat(getComputedStyle(e).fontSize))"
+    )
+    assert sizes[1] >= 1.15 * sizes[0]
 
 
 def hanging(*tokens: str) -> Reply:
