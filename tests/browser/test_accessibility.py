@@ -150,3 +150,14 @@ async def test_a_phone_shows_a_heading(open_page: OpenPage) -> None:
     await wait_until_answered(page)
     await expect(heading).to_have_text("a question about kiwis")
     await expect(heading).to_be_in_viewport()
+
+
+async def test_the_open_model_picker(open_page: OpenPage) -> None:
+    page = await open_page(viewport=PHONE)
+    await page.get_by_role("combobox", name="Model").click()
+    await page.get_by_role("combobox", name="Model").press("ArrowDown")
+    await expect(page.get_by_role("option").first).to_have_attribute("aria-selected", "true")
+    # The list fits the phone: nothing scrolled the page sideways to show it.
+    scrolled = "() => [document.documentElement, document.body, document.querySelector('.app')]"
+    assert await page.evaluate(f"{scrolled}.map((el) => el.scrollLeft)") == [0, 0, 0]
+    assert await serious_violations(page) == []

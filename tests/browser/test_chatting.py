@@ -186,7 +186,8 @@ async def test_shift_enter_adds_a_line_and_settings_reach_upstream(
     page = await open_page()
     model = page.get_by_role("combobox", name="Model")
     # The picker lists /api/models and still takes any id typed in.
-    await expect(page.locator("#model-options option")).to_have_count(3)
+    await model.click()
+    await expect(page.get_by_role("option")).to_have_count(3)
     await model.fill("some-lab/brand-new-model")
     await page.get_by_role("button", name="Settings").click()
     await page.get_by_label("Temperature").fill("1.3")

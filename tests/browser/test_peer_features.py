@@ -174,8 +174,9 @@ async def test_cost_from_the_model_price_when_usage_has_none(
     fake_openrouter.script(sse_reply(["priced"], usage=usage))
     page = await open_page()
     # /api/models passes on upstream's pricing: gpt-4o-mini at 0.15 and 0.60 $ per million.
-    await expect(page.locator("#model-options option").first).to_have_text(
-        "OpenAI: GPT-4o-mini · 128k context · $0.150/M in, $0.600/M out"
+    await page.get_by_role("combobox", name="Model").click()
+    await expect(page.get_by_role("option").first).to_have_text(
+        "OpenAI: GPT-4o-mini openai/gpt-4o-mini · 128k context · $0.150/M in, $0.600/M out"
     )
     await chat(page, "price it")
     # 1000 tokens at 0.15 $/M + 500 at 0.60 $/M = $0.00045
@@ -244,24 +245,50 @@ async def test_jump_to_latest_while_scrolled_up(
     await expect(jump).to_be_hidden()
 
 
-async def test_the_model_picker_lists_details_and_recent_models(open_page: OpenPage) -> None:
+async def test_the_model_picker_searches_names_and_shows_prices(
+    open_page: OpenPage, fake_openrouter: FakeOpenRouter
+) -> None:
     page = await open_page()
-    options = page.locator("#model-options option")
+    model = page.get_by_role("combobox", name="Model")
+    options = page.get_by_role("listbox", name="Models").get_by_role("option")
+    await model.click()
     await expect(options).to_have_count(3)
     await expect(options.first).to_have_text(
-        "OpenAI: GPT-4o-mini · 128k context · $0.150/M in, $0.600/M out"
+        "OpenAI: GPT-4o-mini openai/gpt-4o-mini · 128k context · $0.150/M in, $0.600/M out"
     )
-    await expect(options.nth(1)).to_have_text(
-        "Anthropic: Claude 3.5 Sonnet · 200k context · $3.00/M in, $15.00/M out"
+    await model.fill("claude sonnet")  # by name, every word
+    await expect(options).to_have_text(
+        [
+            "Anthropic: Claude 3.5 Sonnet anthropic/claude-3.5-sonnet"
+            " · 200k context · $3.00/M in, $15.00/M out"
+        ]
     )
-    model = page.get_by_role("combobox", name="Model")
-    await model.fill("meta-llama/llama-3-8b-instruct:free")
+    await model.press("ArrowDown")
+    await expect(options.first).to_have_attribute("aria-selected", "true")
+    await model.press("Enter")
+    await expect(model).to_have_value("anthropic/claude-3.5-sonnet")
+    await expect(options).to_have_count(0)
     await chat(page, "hi")
-    await expect(options).to_have_count(3)
-    await expect(options.first).to_have_text("Recent · Meta: Llama 3 8B (free) · 8k context")
+    assert fake_openrouter.requests[-1].body["model"] == "anthropic/claude-3.5-sonnet"
+
+    await model.fill("llama")
+    await options.filter(has_text="Meta: Llama 3 8B (free)").click()  # by pointer
+    await expect(model).to_have_value("meta-llama/llama-3-8b-instruct:free")
+    await chat(page, "hi")
     await model.fill("some-lab/unlisted-model")  # any id is still accepted
     await chat(page, "hi again")
-    await expect(options.first).to_have_text("Recent · some-lab/unlisted-model")
+    assert fake_openrouter.requests[-1].body["model"] == "some-lab/unlisted-model"
+
+    await model.click()
+    await model.press("ArrowDown")  # the whole list again, the recent models first
+    await expect(options).to_have_count(4)
+    await expect(options.nth(0)).to_have_text(
+        "some-lab/unlisted-model some-lab/unlisted-model · recent"
+    )
+    await expect(options.nth(1)).to_contain_text("Meta: Llama 3 8B (free)")
+    await expect(options.nth(2)).to_contain_text("Anthropic: Claude 3.5 Sonnet")
+    await model.press("Escape")
+    await expect(options).to_have_count(0)
 
 
 async def test_images_can_be_pasted_and_dropped(open_page: OpenPage) -> None:

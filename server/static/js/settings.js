@@ -1,26 +1,13 @@
-// The shown conversation's settings: model (picked from /api/models with context and price,
-// recent ones first, or any id typed), temperature and system prompt, each stored with it.
+// The shown conversation's settings: model (picked from /api/models with its name, context
+// and price, recent ones first, or any id typed), temperature and system prompt, each stored
+// with it.
 
 import * as api from "./api.js";
+import { ModelPicker } from "./model-picker.js";
 import { setPrices } from "./usage.js";
 
 const RECENT_KEY = "chatrelay.recentModels";
 const RECENT_COUNT = 5;
-
-function perMillion(price) {
-  const value = Number(price) * 1e6;
-  if (!Number.isFinite(value)) return null;
-  return value === 0 ? "free" : `$${value.toFixed(value < 1 ? 3 : 2)}/M`;
-}
-
-function describeModel(model) {
-  const words = [model.name ?? model.id];
-  if (model.context_length) words.push(`${Math.round(model.context_length / 1000)}k context`);
-  const prompt = perMillion(model.pricing?.prompt);
-  const completion = perMillion(model.pricing?.completion);
-  if (prompt && completion) words.push(prompt === completion ? prompt : `${prompt} in, ${completion} out`);
-  return words.join(" · ");
-}
 
 function recentModels() {
   try {
@@ -43,6 +30,7 @@ export class SettingsPanel {
     this.onChange = onChange;
     this.conversation = null;
     this.models = [];
+    this.picker = new ModelPicker(ui.model, ui.options, (id) => this.update({ model: id }));
     ui.model.addEventListener("input", () => {
       // An empty box is mid-edit, not a model: keep the last one until something is typed.
       if (ui.model.value.trim()) this.update({ model: ui.model.value.trim() });
@@ -77,13 +65,7 @@ export class SettingsPanel {
 
   // Recent models first, then the server's list.
   renderOptions() {
-    const byId = new Map(this.models.map((model) => [model.id, model]));
-    const recent = recentModels();
-    const options = recent.map((id) => new Option(`Recent · ${byId.has(id) ? describeModel(byId.get(id)) : id}`, id));
-    for (const model of this.models) {
-      if (!recent.includes(model.id)) options.push(new Option(describeModel(model), model.id));
-    }
-    this.ui.options.replaceChildren(...options);
+    this.picker.setModels(this.models, recentModels());
   }
 
   async loadModels() {

@@ -44,7 +44,7 @@ export const ui = Object.freeze({
     panel: byId("settings"),
     toggle: byId("toggle-settings"),
     model: byId("model"),
-    options: byId("model-options"),
+    options: byId("model-list"),
     temperature: byId("temperature"),
     temperatureValue: byId("temperature-value"),
     systemPrompt: byId("system-prompt"),
