@@ -142,6 +142,28 @@ class AccountStoreUnavailable(ChatError):
         super().__init__("Account store unavailable")
 
 
+class Forbidden(ChatError):
+    """Signed in, but not allowed: a non-admin on /api/admin/*, a wrong current password,
+    sign-up closed or without its invite, a disabled account."""
+
+    http_status = 403
+    code = "forbidden"
+
+
+class NotFound(ChatError):
+    """No such thing of the caller's: an unknown id and another account's answer alike."""
+
+    http_status = 404
+    code = "not_found"
+
+
+class Conflict(ChatError):
+    """The change would break a rule of the data: an email taken, the last admin removed."""
+
+    http_status = 409
+    code = "conflict"
+
+
 # OpenAI's string error codes and types (LiteLLM, vLLM and Azure send them too), for an
 # error whose `code` is not an HTTP status: what it would have been as an answer's status.
 OPENAI_ERROR_STATUS = {

@@ -198,7 +198,8 @@ async def stop_tasks(tasks: Collection[asyncio.Task[None]]) -> None:
 LIMIT_KEY_PREFIX = "chatrelay:limit:"
 LEASE_TTL_S = 30.0
 
-# KEYS: buckets; ARGV: per_minute. Tokens are kept in thousandths, so they stay integers.
+# KEYS: buckets; ARGV: per_minute, spend (0: only say whether there is one, sign-in's
+# check before it counts a failure). Tokens are kept in thousandths, so they stay integers.
 TAKE_RATE = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -214,7 +215,7 @@ for i, key in ipairs(KEYS) do
   left[i] = tokens
   if tokens < 1000 then wait = math.max(wait, math.ceil((1000 - tokens) / per_ms / 1000)) end
 end
-if wait > 0 then return wait end
+if wait > 0 or ARGV[2] == '0' then return wait end
 for i, key in ipairs(KEYS) do
   redis.call('HSET', key, 'tokens', math.floor(left[i] - 1000), 'at', now)
   redis.call('PEXPIRE', key, 60000)
@@ -283,10 +284,12 @@ class RedisLimitStore:
         self.release_slots = redis.register_script(RELEASE_SLOTS)
         self._renewer = asyncio.create_task(self._renew_forever(lease_ttl_s / 3))
 
-    async def take_rate(self, keys: Sequence[str], per_minute: int) -> int | None:
+    async def take_rate(
+        self, keys: Sequence[str], per_minute: int, *, spend: bool = True
+    ) -> int | None:
         with store_errors():
             wait = await self._take_rate(
-                keys=[LIMIT_KEY_PREFIX + k for k in keys], args=[per_minute]
+                keys=[LIMIT_KEY_PREFIX + k for k in keys], args=[per_minute, int(spend)]
             )
         return int(wait) or None
 

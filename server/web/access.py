@@ -1,7 +1,8 @@
 """Who is calling, and whether they may: the forwarded client, ACCESS_TOKEN, Origin and CORS.
 
 Behind a router (BEHIND_PROXY=1) the client's scheme and address come from X-Forwarded-*;
-/api/* then needs the ACCESS_TOKEN (Bearer header or logged-in session), and browsers on
+/api/* then needs the ACCESS_TOKEN (Bearer header or logged-in session) or an account
+(signed in, or a personal token), only an account with ACCOUNTS=required, and browsers on
 other sites are refused unless ALLOWED_ORIGINS lists them.
 """
 
@@ -19,12 +20,23 @@ from server.config import Settings, normalize_origin, settings_key
 from server.errors import AccessDenied, BadRequest
 from server.telemetry import client_address_key
 from server.web.http_io import expect_within_limit, read_json
+from server.web.identity import request_identity
 from server.web.limits import check_login_rate
 from server.web.profile import SESSION_KEY_FIELD
 
 ACCESS_FIELD = "access"
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 PUBLIC_API_PATHS = frozenset({"/api/login"})
+# Reachable whatever the access rule: what creates or opens an account (an account is
+# someone the server admitted), and asking whether one is open.
+ACCOUNT_DOORS = frozenset(
+    {
+        ("POST", "/api/accounts"),
+        ("POST", "/api/session"),
+        ("GET", "/api/session"),
+        ("POST", "/api/account/reset"),
+    }
+)
 WS_PATH = "/api/chat/ws"
 # What is offered to other origins (ALLOWED_ORIGINS), and with which method: the chat route
 # and the models list, what chatbot-ui-like front ends call, and what the X-Chat-Id they
@@ -102,9 +114,19 @@ def is_cross_site(request: web.Request, settings: Settings) -> bool:
 
 
 async def has_access(request: web.Request, settings: Settings) -> bool:
+    """The ACCESS_TOKEN rule: no token set, the token presented, or a signed-in account."""
+    return (
+        settings.access_token is None
+        or await holds_access_token(request, settings)
+        or await request_identity(request) is not None
+    )
+
+
+async def holds_access_token(request: web.Request, settings: Settings) -> bool:
+    """The request carries the ACCESS_TOKEN (Bearer) or its session logged in with it."""
     token = settings.access_token
     if token is None:
-        return True
+        return False
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(
         # surrogateescape: a header with undecodable bytes is a wrong token, not a crash.
@@ -168,7 +190,13 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         is_ws = request.path == WS_PATH
         if (request.method in STATE_CHANGING or is_ws) and is_cross_site(request, settings):
             raise AccessDenied("Cross-site requests are not allowed", status=403)
-        if request.path not in PUBLIC_API_PATHS and not await has_access(request, settings):
+        if request.path in PUBLIC_API_PATHS or (request.method, request.path) in ACCOUNT_DOORS:
+            pass
+        elif settings.accounts == "required" and request.path != "/metrics":
+            # SPEC: only accounts and personal tokens pass; the ACCESS_TOKEN serves /metrics.
+            if await request_identity(request) is None:
+                raise AccessDenied("Sign in required")
+        elif not await has_access(request, settings):
             raise AccessDenied("Access token required")
     return await handler(request)
 

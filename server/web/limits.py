@@ -46,9 +46,11 @@ class Lease(Protocol):
 
 
 class LimitStore(Protocol):
-    async def take_rate(self, keys: Sequence[str], per_minute: int) -> int | None:
+    async def take_rate(
+        self, keys: Sequence[str], per_minute: int, *, spend: bool = True
+    ) -> int | None:
         """Spend one from each key's bucket: None when every key had one, else the seconds
-        until all of them have (and nothing is spent)."""
+        until all of them have (and nothing is spent). `spend=False` only asks."""
         ...
 
     async def take_slots(self, keys: Sequence[str], cap: int) -> Lease | None:
@@ -83,12 +85,16 @@ class MemoryLimitStore:
         self.buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
         self.slots: dict[str, int] = {}
 
-    async def take_rate(self, keys: Sequence[str], per_minute: int) -> int | None:
+    async def take_rate(
+        self, keys: Sequence[str], per_minute: int, *, spend: bool = True
+    ) -> int | None:
         now = self.clock()
         tokens = [self._tokens(key, now, per_minute) for key in keys]
         short = [t for t in tokens if t < 1]
         if short:
             return seconds_until_one(min(short), per_minute)
+        if not spend:
+            return None
         if len(self.buckets) + len(keys) > MAX_TRACKED_KEYS:
             self._forget_idle(now, per_minute)
         for key, left in zip(keys, tokens, strict=True):
@@ -181,10 +187,13 @@ def client_address(request: web.Request) -> str:
 
 
 def chat_clients(request: web.Request, profile: Profile) -> list[str]:
-    """Who a chat counts against: its address, and the user's own key (hashed) if it uses one."""
+    """Who a chat counts against: its address, the user's own key (hashed) if it uses one,
+    and the signed-in account: its chats from every device count together."""
     clients = ["addr:" + client_address(request)]
-    if profile.source in ("session", "bearer") and profile.api_key:
+    if profile.source in ("account", "session", "bearer") and profile.api_key:
         clients.append("key:" + hashlib.sha256(profile.api_key.encode()).hexdigest()[:32])
+    if profile.account_id is not None:
+        clients.append("account:" + profile.account_id)
     return clients
 
 
@@ -249,6 +258,21 @@ async def take_socket_slot(request: web.Request) -> Lease | None:
             retry_after=SOCKET_SLOT_RETRY_AFTER_S,
         )
     return lease
+
+
+# SPEC: 10 failed sign-ins a minute for one email or one address, then 429.
+SIGN_IN_FAILURES_PER_MINUTE = 10
+
+
+async def sign_in_wait(keys: list[str], request: web.Request, *, failed: bool) -> int | None:
+    """Seconds to wait before signing in again under `keys` (None: go ahead); `failed`
+    counts one failure. Shared by every process through Redis, else this one's."""
+    limits = request.app[limits_key]
+    keys = ["signin:" + key for key in keys]
+    try:
+        return await limits.store.take_rate(keys, SIGN_IN_FAILURES_PER_MINUTE, spend=failed)
+    except ChatStoreUnavailable:
+        return await limits.local.take_rate(keys, SIGN_IN_FAILURES_PER_MINUTE, spend=failed)
 
 
 async def check_login_rate(request: web.Request) -> None:

@@ -1,14 +1,15 @@
 """The profile of a request: which OpenRouter key it may use, and the routes that show it.
 
 Both transports call `request_profile` and `check_api_key`; /api/profile saves the user's
-key in the session, and /api/models lists upstream's models with the profile's key.
+key in the signed-in account (encrypted) or else in the session, and /api/models lists
+upstream's models with the profile's key.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from aiohttp import hdrs, web
@@ -18,6 +19,9 @@ from server.config import settings_key
 from server.errors import BadRequest, KeyNotFound
 from server.relay.upstream_client import openrouter_key
 from server.web.http_io import expect_within_limit, json_response, read_json
+from server.users.accounts import update_account
+from server.users.db import database_key
+from server.web.identity import Caller, caller_key, key_box_key, request_identity
 
 SESSION_KEY_FIELD = "openrouter_api_key"
 # Who started a chat: only the same session may resume or stop it (server/relay/runs.py).
@@ -25,13 +29,15 @@ SESSION_OWNER_FIELD = "chat_owner"
 MAX_KEY_CHARS = 512
 
 # "bearer": a /v1 caller's own key, sent as its Authorization (server/web/openai_api.py).
-KeySource = Literal["session", "server", "bearer"]
+KeySource = Literal["account", "session", "server", "bearer"]
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
     api_key: str | None
     source: KeySource | None
+    # The signed-in account (or personal token's) the chat is for: limits count per account.
+    account_id: str | None = None
 
     def public_view(self) -> dict[str, Any]:
         """What the profile routes answer: never the key, only its last four characters."""
@@ -44,15 +50,22 @@ class Profile:
 
 
 async def request_profile(request: web.Request) -> Profile:
-    """The key saved in the user's encrypted session, else the server-wide key."""
+    """The key saved in the signed-in account, else the one in the user's encrypted
+    session, else the server-wide key."""
+    identity = await request_identity(request)
+    account_id = None if identity is None else identity.account.id
+    if identity is not None and identity.account.sealed_key is not None:
+        key = request.app[key_box_key].open(identity.account.sealed_key)
+        if key:
+            return Profile(key, "account", account_id)
     session = await get_session(request)
     saved = session.get(SESSION_KEY_FIELD)
     if isinstance(saved, str) and saved:
-        return Profile(saved, "session")
+        return Profile(saved, "session", account_id)
     server_key = request.app[settings_key].openrouter_api_key
     if server_key:
-        return Profile(server_key, "server")
-    return Profile(None, None)
+        return Profile(server_key, "server", account_id)
+    return Profile(None, None, account_id)
 
 
 def is_header_safe(key: str) -> bool:
@@ -68,11 +81,15 @@ def check_api_key(profile: Profile) -> str:
 
 
 async def chat_owner(request: web.Request, *, create: bool = False) -> str | None:
-    """The session's random owner id of its chats; made (`create`) when it has none yet.
+    """The owner of the caller's chats: the signed-in account (any of its devices and
+    tokens), else the session's random owner id, made (`create`) when it has none yet.
 
     GET /api/profile, which the page calls before it opens its socket, creates it, so a
     page's chats are always owned by its session.
     """
+    identity = await request_identity(request)
+    if identity is not None:
+        return identity.owner
     session = await get_session(request)
     owner = session.get(SESSION_OWNER_FIELD)
     if isinstance(owner, str) and owner:
@@ -86,6 +103,9 @@ async def chat_owner(request: web.Request, *, create: bool = False) -> str | Non
 async def socket_chat_owner(request: web.Request, handshake: web.StreamResponse) -> str:
     """The owner id for a WebSocket's chats, made and set as a cookie on the handshake
     when the session had none (aiohttp-session's middleware leaves prepared responses be)."""
+    identity = await request_identity(request)
+    if identity is not None:
+        return identity.owner
     owner = await chat_owner(request)
     if owner is None:
         owner = await chat_owner(request, create=True)
@@ -119,6 +139,8 @@ async def put_profile(request: web.Request) -> web.Response:
             f"openrouter_api_key must be at most {MAX_KEY_CHARS} printable ASCII characters "
             "without spaces"
         )
+    if await save_in_account(request, key or None):
+        return await get_profile(request)
     session = await get_session(request)
     if key:
         session[SESSION_KEY_FIELD] = key
@@ -127,7 +149,22 @@ async def put_profile(request: web.Request) -> web.Response:
     return await get_profile(request)
 
 
+async def save_in_account(request: web.Request, key: str | None) -> bool:
+    """Keep `key` (None: clear it) in the signed-in account, encrypted; False when the
+    caller is not signed in."""
+    identity = await request_identity(request)
+    if identity is None:
+        return False
+    sealed = None if key is None else request.app[key_box_key].seal(key)
+    async with request.app[database_key].transaction() as connection:
+        account = await update_account(connection, identity.account.id, openrouter_key=sealed)
+    request[caller_key] = Caller(replace(identity, account=account))
+    return True
+
+
 async def delete_profile(request: web.Request) -> web.Response:
+    if await save_in_account(request, None):
+        return await get_profile(request)
     session = await get_session(request)
     session.pop(SESSION_KEY_FIELD, None)
     return await get_profile(request)
