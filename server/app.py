@@ -33,18 +33,22 @@ from server.store.redis_secret import session_secret_check
 from server.telemetry import quiet_known_warnings, quiet_malformed_requests
 from server.users.db import setup_database
 from server.web.access import access_middleware, proxy_middleware, setup_access
+from server.web.accounts import setup_accounts
+from server.web.admin import setup_admin
 from server.web.budget_gate import setup_budgets
 from server.web.history_routes import setup_history_routes
 from server.web.history_service import setup_history
 from server.web.hosts import host_middleware, setup_hosts
 from server.web.http_io import error_middleware, json_response
 from server.web.http_route import setup_http_route
+from server.web.identity import setup_identity
 from server.web.limits import setup_limits
 from server.web.openai_api import setup_openai_api
 from server.web.openai_errors import openai_error_middleware
 from server.web.profile import setup_profile
 from server.web.request_clock import request_time_middleware
 from server.web.responses_api import setup_responses_api
+from server.web.revocation import setup_revocation
 from server.web.ws_route import setup_ws_route
 
 log = logging.getLogger(__name__)
@@ -83,6 +87,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_database(app)
     # After the database (cleaned up before it), before the runs (whose ends it settles).
     setup_budgets(app)
+    setup_identity(app)
     # Here, not only in the start paths: whatever serves the app, a malformed request
     # that anyone can send must not write an ERROR with a traceback.
     quiet_malformed_requests()
@@ -96,9 +101,13 @@ def create_app(settings: Settings) -> web.Application:
     setup_history(app)
     # After the upstream client and the limits, so it is cleaned up first: runs use both.
     app.cleanup_ctx.append(chat_runs)
+    # After the runs: it stops before them, and ends what a disabled account runs.
+    setup_revocation(app)
     setup_http_route(app)
     setup_ws_route(app)
     setup_history_routes(app)
+    setup_accounts(app)
+    setup_admin(app)
     setup_openai_api(app)
     setup_responses_api(app)
     setup_public_routes(app)

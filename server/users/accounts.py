@@ -185,13 +185,14 @@ async def update_account(db: AsyncConnection, account_id: str, **values: Any) ->
     return account
 
 
-async def adopt_key(db: AsyncConnection, account_id: str, sealed: str) -> None:
+async def adopt_key(db: AsyncConnection, account_id: str, sealed: str) -> bool:
     """The session's key becomes the account's, unless the account has one already."""
-    await db.execute(
+    adopted = await db.execute(
         sa.update(accounts)
         .where(accounts.c.id == account_id, accounts.c.openrouter_key.is_(None))
         .values(openrouter_key=sealed)
     )
+    return adopted.rowcount == 1
 
 
 async def other_admins(db: AsyncConnection, account_id: str) -> int:

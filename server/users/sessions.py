@@ -157,3 +157,32 @@ async def revoke_token(db: AsyncConnection, account_id: str, token_id: str) -> b
         sa.delete(tokens).where(tokens.c.account_id == account_id, tokens.c.id == token_id)
     )
     return gone.rowcount == 1
+
+
+@dataclass(frozen=True, slots=True)
+class StillValid:
+    accounts: set[str]
+    session_digests: set[str]
+    token_digests: set[str]
+
+
+async def still_valid(
+    db: AsyncConnection,
+    account_ids: set[str],
+    session_digests: set[str],
+    token_digests: set[str],
+) -> StillValid:
+    """Which of these accounts exist and are enabled, and which sessions and tokens are
+    still there: what this process's chats and sockets were admitted with."""
+    enabled = await db.execute(
+        sa.select(accounts.c.id).where(accounts.c.id.in_(account_ids), sa.not_(accounts.c.disabled))
+    )
+    live_sessions = await db.execute(
+        sa.select(account_sessions.c.id).where(account_sessions.c.id.in_(session_digests))
+    )
+    live_tokens = await db.execute(
+        sa.select(tokens.c.token_hash).where(tokens.c.token_hash.in_(token_digests))
+    )
+    return StillValid(
+        set(enabled.scalars()), set(live_sessions.scalars()), set(live_tokens.scalars())
+    )

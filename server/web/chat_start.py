@@ -39,8 +39,11 @@ async def start_chat_run(
     hooks: list[RunHook] = ([] if writer is None else [writer]) + hooks_of(meter)
     starting = app[runs_key].start(key, chat_id, transport, chat, api_key, lease, hooks)
     try:
-        return await run_started(meter, starting)
+        run = await run_started(meter, starting)
     except ChatError as error:
         if writer is not None:  # its message must not say `streaming` forever
             await writer.failed_to_start(error)
         raise
+    # Its log line names the account (the pump has not run yet: nothing awaited since).
+    run.observer.account_id = account_id
+    return run

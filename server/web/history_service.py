@@ -18,6 +18,7 @@ from server.users.answers import Answers, AnswerWriter, parse_conversation
 from server.users.db import database_key
 from server.users.history import History
 from server.users.live import SyncBus
+from server.web.identity import request_identity
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,9 @@ class AccessDeniedSignIn(ChatError):
 
 
 async def signed_in_account_id(request: web.Request) -> str | None:
-    return None
+    """The id of the account the request acts as (session or personal token), or None."""
+    identity = await request_identity(request)
+    return None if identity is None else identity.account.id
 
 
 async def answer_writer(

@@ -18,7 +18,7 @@ from aiohttp_session import get_session
 from server.config import settings_key
 from server.errors import AccessDenied, Forbidden
 from server.users.accounts import Account
-from server.users.credentials import KeyBox, is_personal_token
+from server.users.credentials import KeyBox, digest, is_personal_token
 from server.users.db import database_key
 from server.users.sessions import Seen, mark_seen, session_account, token_account
 
@@ -33,6 +33,8 @@ class Identity:
 
     account: Account
     session_id: str | None
+    # The personal token's digest, for a token (what a watcher checks is still there).
+    token_digest: str | None = None
 
     @property
     def owner(self) -> str:
@@ -87,7 +89,7 @@ async def resolve_identity(request: web.Request) -> Identity | None:
         if found is None:
             return None
         await seen(request, found[1])
-        return Identity(found[0], None)
+        return Identity(found[0], None, digest(token))
     session = await get_session(request)
     session_id = session.get(ACCOUNT_SESSION_FIELD)
     if not isinstance(session_id, str):

@@ -91,6 +91,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         fields = with_tokens(fields, meter.max_tokens, *caps)
         completion = dataclasses.replace(completion, fields=fields)
     observer = ChatObserver(secrets.token_hex(6), "v1", completion.model, request.app[metrics_key])
+    observer.account_id = profile.account_id
     chunks = stream_chat(
         completion, api_key, request.app[openrouter_key], observer, relay_chunks=True
     )

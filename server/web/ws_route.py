@@ -49,9 +49,11 @@ from server.web.budget_gate import capped, metered
 from server.web.chat_start import start_chat_run
 from server.web.history_service import hear_sync, signed_in_account_id
 from server.web.http_io import decode_json
+from server.web.identity import request_identity
 from server.web.limits import admit_chat, take_socket_slot
 from server.web.profile import Profile, check_api_key, request_profile, socket_chat_owner
 from server.web.request_clock import clock_of
+from server.web.revocation import watch_socket
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +360,7 @@ async def chat_ws(request: web.Request) -> web.WebSocketResponse:
         sockets_open.inc()
         socket = ChatSocket(request, ws, profile, owner, account_id)
         stop_hearing = hear_sync(request.app, account_id, ws)
+        watch_socket(request.app, ws, await request_identity(request))
         try:
             await socket.receive_frames()
         finally:
