@@ -18,7 +18,7 @@ from server.users.credentials import digest, hash_password, verify_password
 from server.users.db import database_key
 from server.web.access import ACCESS_FIELD, holds_access_token
 from server.web.fields import email_field, json_object, name_field, password_field, string_field
-from server.web.http_io import json_response, read_json
+from server.web.http_io import expect_within_limit, json_response, read_json
 from server.web.identity import (
     ACCOUNT_SESSION_FIELD,
     Identity,
@@ -200,13 +200,13 @@ async def revoke_token(request: web.Request) -> web.Response:
 
 
 def setup_accounts(app: web.Application) -> None:
-    app.router.add_post("/api/accounts", create_account)
-    app.router.add_post("/api/session", sign_in)
+    app.router.add_post("/api/accounts", create_account, expect_handler=expect_within_limit)
+    app.router.add_post("/api/session", sign_in, expect_handler=expect_within_limit)
     app.router.add_get("/api/session", get_session_route)
-    app.router.add_delete("/api/session", sign_out)
-    app.router.add_put("/api/account", update_account)
-    app.router.add_delete("/api/account", delete_account)
-    app.router.add_post("/api/account/reset", reset_password)
+    app.router.add_delete("/api/session", sign_out, expect_handler=expect_within_limit)
+    app.router.add_put("/api/account", update_account, expect_handler=expect_within_limit)
+    app.router.add_delete("/api/account", delete_account, expect_handler=expect_within_limit)
+    app.router.add_post("/api/account/reset", reset_password, expect_handler=expect_within_limit)
     app.router.add_get("/api/tokens", list_tokens)
-    app.router.add_post("/api/tokens", create_token)
+    app.router.add_post("/api/tokens", create_token, expect_handler=expect_within_limit)
     app.router.add_delete("/api/tokens/{token_id}", revoke_token)

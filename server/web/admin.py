@@ -14,7 +14,7 @@ from server.users import accounts as stored
 from server.users import links
 from server.users.db import database_key
 from server.web.fields import dollars_field, email_field, flag_field, json_object
-from server.web.http_io import json_response, read_json
+from server.web.http_io import expect_within_limit, json_response, read_json
 from server.web.identity import budget_view_key, signed_in_admin
 from server.web.revocation import end_chats_of
 
@@ -80,6 +80,10 @@ async def create_reset(request: web.Request) -> web.Response:
 
 def setup_admin(app: web.Application) -> None:
     app.router.add_get("/api/admin/accounts", list_accounts)
-    app.router.add_patch("/api/admin/accounts/{account_id}", change_account)
-    app.router.add_post("/api/admin/invites", create_invite)
-    app.router.add_post("/api/admin/accounts/{account_id}/reset", create_reset)
+    app.router.add_patch(
+        "/api/admin/accounts/{account_id}", change_account, expect_handler=expect_within_limit
+    )
+    app.router.add_post("/api/admin/invites", create_invite, expect_handler=expect_within_limit)
+    app.router.add_post(
+        "/api/admin/accounts/{account_id}/reset", create_reset, expect_handler=expect_within_limit
+    )

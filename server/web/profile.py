@@ -18,9 +18,9 @@ from aiohttp_session import STORAGE_KEY, get_session
 from server.config import settings_key
 from server.errors import BadRequest, KeyNotFound
 from server.relay.upstream_client import openrouter_key
-from server.web.http_io import expect_within_limit, json_response, read_json
 from server.users.accounts import update_account
 from server.users.db import database_key
+from server.web.http_io import expect_within_limit, json_response, read_json
 from server.web.identity import Caller, caller_key, key_box_key, request_identity
 
 SESSION_KEY_FIELD = "openrouter_api_key"
