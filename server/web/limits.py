@@ -3,7 +3,7 @@
 A chat counts against its client address and, when it runs on the user's own key, against
 that key too: a fresh fake key buys no new chats, and one key cannot spread its chats over
 many addresses. Counts live in Redis with REDIS_URL (every process shares them,
-`server/store/redis_conn.py`), else in this process's memory (MemoryLimitStore, here).
+`server/store/redis_limits.py`), else in this process's memory (MemoryLimitStore, here).
 
 Two kinds of count, both all-or-nothing over several keys (a chat counts against its
 address *and* its user key at once): a rate (token bucket, `per_minute` at once, refilled
@@ -25,7 +25,8 @@ from aiohttp import web
 
 from server.config import Settings, settings_key
 from server.errors import ChatStoreUnavailable, TooManyChats
-from server.store.redis_conn import RedisLimitStore, redis_key
+from server.store.redis_conn import redis_key
+from server.store.redis_limits import RedisLimitStore
 from server.web.profile import Profile
 
 # A chat's slot frees the moment one of the client's chats ends, which is often within a

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from server.errors import ChatStoreUnavailable
-from server.store.redis_conn import LIMIT_KEY_PREFIX, RedisLimitStore
+from server.store.redis_limits import LIMIT_KEY_PREFIX, RedisLimitStore
 from server.web.limits import LimitStore, MemoryLimitStore
 from tests.redis_server import RedisServer
 
