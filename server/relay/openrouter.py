@@ -117,4 +117,6 @@ def _as_chunks(batch: Batch) -> list[Chunks]:
             if alone.finished or alone.error is not None:
                 payloads = payloads[:index]
                 break
-    return [Chunks(payloads, has_usage=batch.usage is not None)] if payloads else []
+    if not payloads:
+        return []
+    return [Chunks(payloads, has_usage=batch.usage is not None, texts=tuple(batch.events))]

@@ -1,12 +1,13 @@
 """A /v1/responses run's log, and the Responses API's typed events read back from it.
 
-A response is a run (server/relay/runs.py) whose log keeps, as its text events, first the
-response's head (its id, the request's echoed fields and its input items) and then each of
-upstream's own chunk payloads, whole: the store holds them as it holds any text, and the
-route's key keeps them apart from the chat routes' logs. Every reader translates the log
-from its start with `ResponseLog`, which is deterministic, so each event gets the same
-`sequence_number` whoever reads it and whenever: a client that saw N resumes from N (on
-any process, through Redis) without a gap or a duplicate.
+A response is a run (server/relay/runs.py) whose log keeps first the response's head (its
+id, the request's echoed fields and its input items, a Raw event), then what upstream said:
+the text of a read that was only text as the chat routes log it (Delta and Reasoning, as the
+core decoded them), and each chunk of a read that said more (tool calls, a refusal) whole,
+as a Raw event. The route's key keeps these logs apart from the chat routes'. Every reader
+translates the log from its start with `ResponseLog`, which is deterministic, so each event
+gets the same `sequence_number` whoever reads it and whenever: a client that saw N resumes
+from N (on any process, through Redis) without a gap or a duplicate.
 
 The events are OpenAI's: `response.created`, `response.in_progress`, then output items
 (`message` with `output_text` or `refusal` parts, `reasoning` with `reasoning_text` parts,
@@ -25,7 +26,7 @@ import orjson
 
 from server.relay.responses_items import OutputItems, usage_of
 from server.relay.wire import decode_lenient
-from server.store.events import ChatEvent, Chunks, Delta, Done, Failed, LogEvent
+from server.store.events import ChatEvent, Chunks, Delta, Done, Failed, LogEvent, Raw, Reasoning
 
 Event = dict[str, Any]
 RESPONSE_ID = re.compile(r"resp_[0-9a-f]{48}")
@@ -63,19 +64,26 @@ def response_head(
     )
 
 
+# A chunk that says more than text, read whole by the translation (a false match only
+# costs that read its speed: a JSON string escapes its quotes).
+MORE_THAN_TEXT = (b'"tool_calls"', b'"refusal"')
+
+
 async def logged(
     head: bytes, chunks: AsyncGenerator[list[Chunks | Done], None]
 ) -> AsyncGenerator[list[ChatEvent], None]:
-    """What a response's run logs: its head, then upstream's payloads one event each."""
-    yield [Delta(head.decode())]
+    """What a response's run logs: its head, then each read's text, or its chunks whole."""
+    yield [Raw(head.decode())]
     async with aclosing(chunks):
         async for events in chunks:
             out: list[ChatEvent] = []
             for event in events:
-                if isinstance(event, Chunks):
-                    out += [Delta(p.decode("utf-8", "replace")) for p in event.payloads]
-                else:
+                if not isinstance(event, Chunks):
                     out.append(event)
+                elif any(mark in p for p in event.payloads for mark in MORE_THAN_TEXT):
+                    out += [Raw(p.decode("utf-8", "replace")) for p in event.payloads]
+                else:  # the per-token path: the text the core read, not its JSON again
+                    out += event.texts
             if out:
                 yield out
             del events, out
@@ -104,15 +112,22 @@ class ResponseLog:
 
     def take(self, logged: Sequence[LogEvent]) -> list[Event]:
         out: list[Event] = []
+        items = self.items
         for event in logged:
-            if type(event) is Delta and self.items is not None:  # the per-token path
+            if type(event) is Delta and items is not None:  # the per-token path
                 self.payloads += 1
-                out += self._feed(event.content)
+                out += self._numbered(items.text("message", "output_text", event.content))
+            elif type(event) is Reasoning and items is not None:
+                self.payloads += 1
+                out += self._numbered(items.text("reasoning", "reasoning_text", event.content))
             elif isinstance(event, Done | Failed):
                 out += self._end(event)
+            elif items is not None:
+                self.payloads += 1
+                out += self._feed(event.content)
             else:
                 self.head = orjson.loads(event.content)
-                self.items = OutputItems(self.head["id"].removeprefix("resp_"))
+                items = self.items = OutputItems(self.head["id"].removeprefix("resp_"))
                 out.append(self._event("response.created", response=self.response()))
                 out.append(self._event("response.in_progress", response=self.response()))
         return out

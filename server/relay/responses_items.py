@@ -107,6 +107,8 @@ class OutputItems:
 
     def text(self, kind: str, part_type: str, text: str, exact: bool = True) -> list[Event]:
         """`exact`: orjson read it, so it holds no surrogate half to mend."""
+        if not text:
+            return []
         if not exact or self.held:
             text = self.held + text
             self.held = ""

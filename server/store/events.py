@@ -29,6 +29,16 @@ class Reasoning:
 
 
 @dataclass(frozen=True, slots=True)
+class Raw:
+    """A JSON document a run logs whole for a reader that knows it: a /v1/responses run's
+    head, and upstream's chunks that say more than text (server/relay/responses.py). The
+    chat transports never read such a log."""
+
+    content: str
+    kind: ClassVar[Literal["raw"]] = "raw"
+
+
+@dataclass(frozen=True, slots=True)
 class Done:
     finish_reason: str | None
     usage: dict[str, Any] | None
@@ -51,7 +61,7 @@ class Failed:
         return body
 
 
-ChatEvent = Delta | Reasoning | Done
+ChatEvent = Delta | Reasoning | Raw | Done
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +73,13 @@ class Chunks:
     payloads: list[bytes]
     # Whether one of them carried usage: the client may not have asked for it.
     has_usage: bool
+    # The read's text, as the core decoded it (merged, surrogate pairs made whole).
+    texts: tuple[Delta | Reasoning, ...] = ()
     kind: ClassVar[Literal["chunks"]] = "chunks"
 
 
 # What a chat's log holds: its events, the last of them one Done or one Failed.
-LogEvent = Delta | Reasoning | Done | Failed
+LogEvent = Delta | Reasoning | Raw | Done | Failed
 Final = Done | Failed
 Text = Delta | Reasoning
 

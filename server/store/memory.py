@@ -33,6 +33,7 @@ from server.store.events import (
     Final,
     Live,
     LogEvent,
+    Raw,
     Reasoning,
     RunControl,
     Slice,
@@ -44,7 +45,7 @@ MAX_STORE_BYTES = 256 * 1024 * 1024
 MAX_LAG_BYTES = 1024 * 1024
 
 
-KINDS: tuple[type[Delta], type[Reasoning]] = (Delta, Reasoning)
+KINDS: tuple[type[Delta], type[Reasoning], type[Raw]] = (Delta, Reasoning, Raw)
 # The newest pieces of text are kept as they came until this many, then joined.
 JOIN_EVERY = 8
 WIDE_OFFSET = 2**32 - 2**25  # past it, offsets need 8 bytes (less a read's worth of margin)
@@ -122,6 +123,8 @@ class MemoryLog:
                 self.kinds.append(0)
             elif type(event) is Reasoning:
                 self.kinds.append(1)
+            elif type(event) is Raw:
+                self.kinds.append(2)
             else:
                 self.final = event  # type: ignore[assignment]
                 break

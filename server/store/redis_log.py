@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from server.errors import ChatNotFound, ChatStoreUnavailable
-from server.store.events import Delta, Done, Failed, LogEvent, Reasoning, Slice
+from server.store.events import Delta, Done, Failed, LogEvent, Raw, Reasoning, Slice
 from server.store.memory import MemoryLog, MemoryLogWriter
 from server.store.redis_conn import REDIS_DOWN, outage_log, stop_tasks
 
@@ -72,6 +72,8 @@ def encode_events(events: list[LogEvent]) -> bytes:
             rows.append(["d", event.content])
         elif isinstance(event, Reasoning):
             rows.append(["r", event.content])
+        elif isinstance(event, Raw):
+            rows.append(["x", event.content])
         elif isinstance(event, Done):
             rows.append(["done", event.finish_reason, event.usage])
         else:
@@ -87,6 +89,8 @@ def decode_events(data: bytes) -> list[LogEvent]:
             events.append(Delta(row[1]))
         elif kind == "r":
             events.append(Reasoning(row[1]))
+        elif kind == "x":
+            events.append(Raw(row[1]))
         elif kind == "done":
             events.append(Done(row[1], row[2]))
         else:

@@ -21,7 +21,7 @@ from server.errors import BadRequest
 from server.relay.responses import ResponseLog, log_as, response_head
 from server.relay.responses_request import parse_response_request
 from server.relay.runs import runs_key
-from server.store.events import Delta, Failed, chat_store_key
+from server.store.events import Failed, Raw, chat_store_key
 from server.web.budget_gate import (
     decoded,
     hooks_of,
@@ -92,7 +92,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
             answered = await stream_response(request, key, after=0, lazy=True)
         elif ask.background:
             reading = ResponseLog()
-            reading.take([Delta(head.decode())])
+            reading.take([Raw(head.decode())])
             return json_response(reading.response())
         else:
             answered = await answer_response(request, key)

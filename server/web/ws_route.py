@@ -40,6 +40,7 @@ from server.store.events import (
     Done,
     Failed,
     LogEvent,
+    Raw,
     Reasoning,
     Text,
     chat_store_key,
@@ -132,7 +133,7 @@ class ChatFrames:
             elif isinstance(event, Failed):
                 frame = {"type": "error", "id": self.chat_id, "seq": seq, **event.to_dict()}
                 frames.append(orjson.dumps(frame))
-            else:
+            elif not isinstance(event, Raw):  # a /v1/responses log's, never a socket's
                 frames.append(self.text(seq, event))
         return frames
 

@@ -49,7 +49,7 @@ async def test_openai_npm_package(client: Client, fake_openrouter: FakeOpenRoute
     types = result["types"]
     assert types[:2] == ["response.created", "response.in_progress"]
     assert types[-1] == "response.completed"
-    assert types.count("response.output_text.delta") == 2
+    assert "response.output_text.delta" in types
 
 
 async def test_vercel_ai_sdk_stream_text_with_a_tool(

@@ -21,6 +21,7 @@ from tests.fake_openrouter import (
     chunk,
     error_reply,
     event,
+    split_surrogate_reply,
     sse_reply,
     stream_error_reply,
     tool_call_reply,
@@ -61,13 +62,13 @@ async def test_sdk_streams_a_response_event_by_event(
         stream = await sdk.responses.create(model=MODEL, input="Hello", stream=True)
         events = [e async for e in stream]
     check_events([e.model_dump(mode="json") for e in events])
-    kinds = [e.type for e in events]
+    # Deltas that came in one upstream read may be one event.
+    kinds = [e.type for i, e in enumerate(events) if i == 0 or e.type != events[i - 1].type]
     assert kinds == [
         "response.created",
         "response.in_progress",
         "response.output_item.added",
         "response.content_part.added",
-        "response.output_text.delta",
         "response.output_text.delta",
         "response.output_text.done",
         "response.content_part.done",
@@ -346,3 +347,14 @@ async def test_raw_stream_is_sse_with_event_names(
     events = sse_events(await response.read())
     check_events(events)
     assert events[-1]["type"] == "response.completed"
+
+
+async def test_a_surrogate_pair_cut_across_chunks_arrives_whole(
+    client: Client, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(split_surrogate_reply("Party ", "🎉", "!"))
+    async with sdk_for(client) as sdk:
+        stream = await sdk.responses.create(model=MODEL, input="Hi", stream=True)
+        events = [e.model_dump(mode="json") async for e in stream]
+    check_events(events)
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == "Party 🎉!"
