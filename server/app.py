@@ -287,4 +287,4 @@ if (_worker_problem := wrong_gunicorn_worker()) is not None:
 
     # gunicorn's error for an app that cannot load: the master stops with this one line
     # ("App failed to load") instead of running workers that fail every request.
-    raise AppImportError(f"chatrelay: {_worker_problem}")
+    raise AppImportError(_worker_problem)
