@@ -1,10 +1,10 @@
 """The budget at the door: a signed-in account's chat is priced and, on the server key,
 its worst cost reserved before upstream is called; when it ends it is settled (SPEC "Budgets").
 
-`meter_chat` runs beside `admit_chat` (web/limits.py) in every transport and gives back a
-Meter: its `max_tokens` is what goes upstream, and its `settle` is the run's end hook (or
-the /v1 handler's last step), called once whatever the end. A chat that never started gives
-its hold back with `release`.
+`metered` runs right after `admit_chat` (web/limits.py) in every transport and gives back a
+Meter: its `max_tokens` is what goes upstream, and it settles once whatever the end, as the
+run's hook (RunHook.ended, before the final event is logged) or, for /v1's stateless chats,
+before their end is written. A chat that never started gives its hold back (`release`).
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ class Meter:
     hold: Hold | None
     started_at: datetime
     done: bool = False
+    # The chat's observer (set once it started), whose log line gets the account and cost.
+    observer: ChatObserver | None = None
 
     @property
     def metered(self) -> bool:
@@ -86,9 +88,6 @@ class Meter:
     @property
     def max_tokens(self) -> int | None:
         return None if self.hold is None else self.hold.max_tokens
-
-    # The run's observer (set once the run started), whose log line gets the account and cost.
-    observer: ChatObserver | None = None
 
     def seen(self, events: Sequence[LogEvent]) -> None:
         """A RunHook's per-read call: the observer already counts what was relayed."""
