@@ -36,6 +36,7 @@ from server.web.access import access_middleware, proxy_middleware, setup_access
 from server.web.accounts import setup_accounts
 from server.web.admin import setup_admin
 from server.web.budget_gate import setup_budgets
+from server.web.budget_routes import setup_budget_routes
 from server.web.history_routes import setup_history_routes
 from server.web.history_service import setup_history
 from server.web.hosts import host_middleware, setup_hosts
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_history_routes(app)
     setup_accounts(app)
     setup_admin(app)
+    setup_budget_routes(app)
     setup_openai_api(app)
     setup_responses_api(app)
     setup_public_routes(app)
