@@ -57,11 +57,14 @@ def account_runs(app: web.Application) -> list[Run]:
     ]
 
 
-def end_chats_of(app: web.Application, account_ids: set[str]) -> None:
-    """End the chats of these accounts running here with 403."""
+def end_chats_of(app: web.Application, account_ids: set[str]) -> set[str]:
+    """End the chats of these accounts running here with 403; the accounts that had some."""
+    ended = set()
     for run in account_runs(app):
-        if run.observer.account_id in account_ids:
+        if run.observer.account_id in account_ids and run.running:
             run.cancel(Forbidden("This account is disabled"))
+            ended.add(run.observer.account_id)
+    return ended
 
 
 async def check_once(app: web.Application) -> None:
@@ -75,9 +78,12 @@ async def check_once(app: web.Application) -> None:
     token_digests = {i.token_digest for i in sockets.values() if i.token_digest}
     async with app[database_key].transaction(write=False) as connection:
         valid = await still_valid(connection, account_ids, session_digests, token_digests)
-    end_chats_of(app, account_ids - valid.accounts)
+    # Their sockets close on the next round: the chats' 403 frames go out first.
+    ending = end_chats_of(app, account_ids - valid.accounts)
     closing = []
     for ws, identity in sockets.items():
+        if identity.account.id in ending:
+            continue
         if not ws.closed and not still_admitted(identity, valid):
             app[watched_key].sockets.pop(ws, None)
             close = ws.close(code=WSCloseCode.POLICY_VIOLATION, message=CLOSE_MESSAGE)
