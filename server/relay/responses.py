@@ -25,8 +25,19 @@ from typing import Any
 import orjson
 
 from server.relay.responses_items import OutputItems, usage_of
+from server.relay.runs import RunHook
 from server.relay.wire import decode_lenient
-from server.store.events import ChatEvent, Chunks, Delta, Done, Failed, LogEvent, Raw, Reasoning
+from server.store.events import (
+    ChatEvent,
+    Chunks,
+    Delta,
+    Done,
+    Failed,
+    Final,
+    LogEvent,
+    Raw,
+    Reasoning,
+)
 
 Event = dict[str, Any]
 RESPONSE_ID = re.compile(r"resp_[0-9a-f]{48}")
@@ -42,6 +53,7 @@ def response_head(
     background: bool,
     store: bool,
     previous_response_id: str | None,
+    conversation_id: str | None = None,
 ) -> bytes:
     """The first entry of a response's log: all that a reader needs besides upstream."""
     base = response_id.removeprefix("resp_")
@@ -58,6 +70,7 @@ def response_head(
             "background": background,
             "store": store,
             "previous_response_id": previous_response_id,
+            "conversation": None if conversation_id is None else {"id": conversation_id},
             **echo,
             "input": listed,
         }
@@ -66,7 +79,7 @@ def response_head(
 
 # A chunk that says more than text, read whole by the translation (a false match only
 # costs that read its speed: a JSON string escapes its quotes).
-MORE_THAN_TEXT = (b'"tool_calls"', b'"refusal"')
+MORE_THAN_TEXT = (b'"tool_calls":[', b'"tool_calls": [', b'"refusal":"', b'"refusal": "')
 
 
 async def logged(
@@ -236,3 +249,50 @@ class ResponseLog:
             "output": self.items.snapshot(),
             "usage": self.usage,
         }
+
+
+class AnswerText:
+    """A run hook that follows text (the history's answer writer, server/users/answers.py)
+    on a response's run: a read logged whole (Raw) is handed on as its text, the head not."""
+
+    def __init__(self, hook: RunHook) -> None:
+        self.hook = hook
+        self.head_seen = False
+
+    def seen(self, events: Sequence[LogEvent]) -> None:
+        if all(type(event) is not Raw for event in events):  # the per-token path
+            self.hook.seen(events)
+            return
+        out: list[LogEvent] = []
+        for event in events:
+            if type(event) is not Raw:
+                out.append(event)
+            elif self.head_seen:
+                out += text_of(event.content)
+            self.head_seen = True
+        if out:
+            self.hook.seen(out)
+
+    async def ended(self, final: Final) -> None:
+        await self.hook.ended(final)
+
+
+def text_of(payload: str) -> list[LogEvent]:
+    """A chunk's reasoning and text, as the chat routes log them."""
+    try:
+        chunk = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        chunk = decode_lenient(payload.encode())
+    try:
+        delta = chunk["choices"][0]["delta"]
+    except (KeyError, IndexError, TypeError):
+        return []
+    if not isinstance(delta, dict):
+        return []
+    out: list[LogEvent] = []
+    reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        out.append(Reasoning(reasoning))
+    if isinstance(content := delta.get("content"), str) and content:
+        out.append(Delta(content))
+    return out

@@ -158,3 +158,9 @@ def chat_parts(parts: list[Any]) -> list[dict[str, Any]]:
         else:
             out.append({"type": "text", "text": text_of(part)})
     return out
+
+
+def turn_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The input's user and system messages, as chat messages: what a stored response
+    writes in the account's history as its turn (an earlier answer handed back is not)."""
+    return [chat_message(i) for i in items if i["type"] == "message" and i["role"] != "assistant"]

@@ -12,6 +12,7 @@ input, with an id per item, is what GET /v1/responses/{id}/input_items lists.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,14 @@ class ResponseRequest:
     previous_response_id: str | None
     echo: dict[str, Any]
     input_items: list[dict[str, Any]]
+
+    def with_context(self, context: list[dict[str, Any]]) -> ResponseRequest:
+        """The request with earlier turns (previous_response_id's) before its input."""
+        messages = orjson.loads(orjson.dumps(self.payload["messages"]))
+        at = 1 if self.echo["instructions"] else 0
+        messages[at:at] = context
+        payload = {**self.payload, "messages": orjson.Fragment(compact_json(messages))}
+        return dataclasses.replace(self, payload=payload)
 
     def upstream_payload(self) -> dict[str, Any]:
         return {

@@ -17,7 +17,7 @@ import time
 
 from aiohttp import web
 
-from server.errors import BadRequest
+from server.errors import BadRequest, ChatError
 from server.relay.responses import ResponseLog, log_as, response_head
 from server.relay.responses_request import parse_response_request
 from server.relay.runs import runs_key
@@ -37,6 +37,7 @@ from server.web.limits import admit_chat
 from server.web.openai_api import caller_profile
 from server.web.openai_errors import openai_error_response
 from server.web.profile import chat_owner, check_api_key
+from server.web.responses_history import answer_hooks, continued, stored_turn
 from server.web.responses_kept import (
     find_key,
     read_ended,
@@ -56,22 +57,25 @@ async def find_response(request: web.Request) -> str:
 
 async def create_response(request: web.Request) -> web.StreamResponse:
     ask = parse_response_request(await resolve_references(request, await read_json(request)))
-    if ask.previous_response_id is not None:
-        raise BadRequest(
-            "previous_response_id needs an account (a signed-in session or a personal "
-            "token): without one no response is stored to continue"
-        )
+    account_id = await signed_in_account_id(request)
+    ask, place = await continued(request, ask, account_id)
     profile = await caller_profile(request)
     api_key = check_api_key(profile)
     lease = await admit_chat(request, profile)
     payload = ask.payload
     requested = requested_tokens(payload, "max_tokens")
     messages = decoded(payload.get("messages"))
-    account_id = await signed_in_account_id(request)
     meter = await metered(request, profile, lease, account_id, ask.model, messages, requested)
     if meter is not None and meter.max_tokens is not None and meter.max_tokens != requested:
         ask = dataclasses.replace(ask, payload=with_tokens(payload, meter.max_tokens, "max_tokens"))
     response_id = "resp_" + secrets.token_hex(24)
+    try:
+        writer, conversation_id = await stored_turn(request, ask, account_id, place, response_id)
+    except BaseException:
+        await lease.release()
+        if meter is not None:
+            await meter.release()
+        raise
     head = response_head(
         response_id,
         int(time.time()),
@@ -79,14 +83,21 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         ask.input_items,
         background=ask.background,
         # Kept in an account's history only: without an account, as if false (SPEC).
-        store=False,
-        previous_response_id=None,
+        store=writer is not None,
+        previous_response_id=ask.previous_response_id,
+        conversation_id=conversation_id,
     )
     key = response_key(await chat_owner(request), response_id)
+    hooks = answer_hooks(writer) + hooks_of(meter)
     starting = request.app[runs_key].start(
-        key, response_id, "v1", ask, api_key, lease, hooks_of(meter), log_as=log_as(head)
+        key, response_id, "v1", ask, api_key, lease, hooks, log_as=log_as(head)
     )
-    run = await run_started(meter, starting)
+    try:
+        run = await run_started(meter, starting)
+    except ChatError as error:
+        if writer is not None:  # its message must not say `streaming` forever
+            await writer.failed_to_start(error)
+        raise
     try:
         if ask.stream:
             answered = await stream_response(request, key, after=0, lazy=True)
