@@ -26,8 +26,10 @@ def now_ms() -> int:
 
 
 def stamp(ms: int) -> str:
-    """A stored time as SPEC's other routes give times: ISO 8601 in UTC."""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    """A stored time as the other routes give times, ISO 8601 in UTC, to the millisecond
+    (two messages of one second keep their order on the page)."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_id() -> str:

@@ -1,0 +1,86 @@
+"""History across processes: a `sync` frame reaching a socket on another process through
+Redis, and an answer cut off by a process killed mid-answer (SIGKILL), marked as such by the
+next start instead of saying `streaming` forever."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from server.web.history_service import sync_bus_key
+from tests.conftest import SERVER_KEY, SESSION_SECRET, Serve
+from tests.fake_openrouter import FakeOpenRouter, sse_reply
+from tests.history.devices import PASSWORD, chat_with, device, next_sync
+from tests.redis_server import free_port
+from tests.server_process import server_env, start_server
+from tests.waiting import wait_until
+
+
+async def test_a_sync_frame_reaches_a_socket_on_another_process(
+    serve: Serve, redis_url: str, database_url: str
+) -> None:
+    one: TestServer = await serve(signup="open", database_url=database_url, redis_url=redis_url)
+    two: TestServer = await serve(signup="open", database_url=database_url, redis_url=redis_url)
+    laptop = await device(one, new=True)
+    phone = await device(two)
+    async with phone.ws_connect("/api/chat/ws") as ws:
+        # The other process hears the channel once it has subscribed: wait until it has.
+        await wait_until(two.app[sync_bus_key].subscribed.is_set, "subscribed")
+        await ws.send_str('{"type": "cancel", "id": "settle"}')
+        written = time.monotonic()
+        response = await laptop.post("/api/conversations", json={"id": "c"})
+        version = (await response.json())["version"]
+        assert await next_sync(ws) == version
+        # SPEC: within a second (generous on a loaded machine: the bound is the test's).
+        assert time.monotonic() - written < 5
+    await laptop.close()
+    await phone.close()
+
+
+async def test_an_answer_of_a_killed_process_is_marked_cut_off_at_the_next_start(
+    fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    reply = sse_reply(["Half an ", "answer"])
+    reply.steps.insert(3, "hang")  # upstream goes silent after the first token
+    fake_openrouter.script(reply)
+    env = server_env(
+        DATA_DIR=str(tmp_path / "data"),
+        SESSION_SECRET=SESSION_SECRET,
+        OPENROUTER_API_KEY=SERVER_KEY,
+        OPENROUTER_BASE_URL=fake_openrouter.url,
+        SIGNUP="open",
+    )
+    port = free_port()
+    process, url = await start_server(env, port)
+    jar = aiohttp.CookieJar(unsafe=True)
+    try:
+        async with aiohttp.ClientSession(url, cookie_jar=jar) as browser:
+            account = {"email": "kim@example.com", "password": PASSWORD}
+            assert (await browser.post("/api/accounts", json=account)).status == 201
+            assert (await browser.post("/api/conversations", json={"id": "c"})).status == 201
+            async with browser.ws_connect("/api/chat/ws") as ws:
+                conversation = {"id": "c", "parent_id": None, "message_id": "a"}
+                await ws.send_str(chat_with(conversation, "chat-k"))
+                first = await ws.receive_json(timeout=10)
+                while first.get("type") != "delta":
+                    first = await ws.receive_json(timeout=10)
+                process.kill()  # SIGKILL: no cleanup, no final write
+                await process.wait()
+        process, url = await start_server(env, port)
+        async with aiohttp.ClientSession(url, cookie_jar=jar) as browser:
+            response = await browser.get("/api/conversations/c")
+            assert response.status == 200, await response.text()
+            answer = (await response.json())["messages"][-1]
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert answer["id"] == "a" and answer["status"] == "error"
+    assert answer["error"]["status"] == 503
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
