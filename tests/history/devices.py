@@ -74,3 +74,17 @@ async def pull(client: Client, since: int) -> tuple[int, list[dict[str, Any]]]:
         since = page["version"]
         if not page["more"]:
             return since, changes
+
+
+async def chat_frames(ws: WS, chat_id: str, timeout_s: float = 5.0) -> list[dict[str, Any]]:
+    """The chat's frames up to its done or error; `sync` frames (this device's own writes)
+    and other chats' frames are skipped."""
+    frames = []
+    async with asyncio.timeout(timeout_s):
+        while True:
+            frame = await receive(ws, timeout_s)
+            if frame.get("type") == "sync" or frame.get("id") != chat_id:
+                continue
+            frames.append(frame)
+            if frame["type"] in ("done", "error"):
+                return frames

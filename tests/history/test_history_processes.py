@@ -8,13 +8,12 @@ import time
 from pathlib import Path
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestServer
 
 from server.web.history_service import sync_bus_key
 from tests.conftest import SERVER_KEY, SESSION_SECRET, Serve
 from tests.fake_openrouter import FakeOpenRouter, sse_reply
-from tests.history.devices import PASSWORD, chat_with, device, next_sync
+from tests.history.devices import PASSWORD, Client, chat_with, device, next_sync
 from tests.redis_server import free_port
 from tests.server_process import server_env, start_server
 from tests.waiting import wait_until
@@ -27,6 +26,14 @@ async def test_a_sync_frame_reaches_a_socket_on_another_process(
     two: TestServer = await serve(signup="open", database_url=database_url, redis_url=redis_url)
     laptop = await device(one, new=True)
     phone = await device(two)
+    try:
+        await sync_frame_between(two, laptop, phone)
+    finally:
+        await laptop.close()
+        await phone.close()
+
+
+async def sync_frame_between(two: TestServer, laptop: Client, phone: Client) -> None:
     async with phone.ws_connect("/api/chat/ws") as ws:
         # The other process hears the channel once it has subscribed: wait until it has.
         await wait_until(two.app[sync_bus_key].subscribed.is_set, "subscribed")
@@ -37,8 +44,6 @@ async def test_a_sync_frame_reaches_a_socket_on_another_process(
         assert await next_sync(ws) == version
         # SPEC: within a second (generous on a loaded machine: the bound is the test's).
         assert time.monotonic() - written < 5
-    await laptop.close()
-    await phone.close()
 
 
 async def test_an_answer_of_a_killed_process_is_marked_cut_off_at_the_next_start(
@@ -81,6 +86,3 @@ async def test_an_answer_of_a_killed_process_is_marked_cut_off_at_the_next_start
             await process.wait()
     assert answer["id"] == "a" and answer["status"] == "error"
     assert answer["error"]["status"] == 503
-
-
-pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")

@@ -5,15 +5,15 @@ and chats that write their answers into the history."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.clients import until_end
 from tests.conftest import Serve, chat_body
 from tests.fake_openrouter import FakeOpenRouter, sse_reply
-from tests.history.devices import Client, chat_with, device, json_of, next_sync, pull
+from tests.history.devices import Client, chat_frames, chat_with, device, json_of, next_sync, pull
 from tests.waiting import wait_until
 
 CONVERSATION_KEYS = {"id", "title", "created_at", "updated_at", "pinned", "archived", "version"}
@@ -29,13 +29,17 @@ async def server(serve: Serve, database_url: str) -> TestServer:
 
 
 @pytest.fixture
-async def laptop(server: TestServer) -> Client:
-    return await device(server, new=True)
+async def laptop(server: TestServer) -> AsyncIterator[Client]:
+    client = await device(server, new=True)
+    yield client
+    await client.close()
 
 
 @pytest.fixture
-async def phone(server: TestServer, laptop: Client) -> Client:
-    return await device(server)
+async def phone(server: TestServer, laptop: Client) -> AsyncIterator[Client]:
+    client = await device(server)
+    yield client
+    await client.close()
 
 
 async def test_every_route_answers_its_shape(laptop: Client, phone: Client) -> None:
@@ -180,7 +184,7 @@ async def test_a_chat_writes_its_answer_into_the_history(
         assert answer["status"] == "streaming" and answer["chat_id"] == "chat-1"
         assert answer["role"] == "assistant" and answer["parent_id"] == "q"
         release.set()
-        frames = await until_end(ws, "chat-1")
+        frames = await chat_frames(ws, "chat-1")
     assert frames[-1]["type"] == "done"
     # Written before the done frame went out.
     found = await json_of(await phone.get("/api/conversations/c"), 200)
