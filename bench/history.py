@@ -164,6 +164,31 @@ async def measure(url: str, n_conversations: int, n_messages: int, rounds: int) 
     return figures
 
 
+async def sync_latency(redis_url: str, writes: int = 200) -> tuple[float, float]:
+    """A `sync` poke from one process's SyncBus to another's through Redis: median and p99
+    ms from `changed()` (called once a write commits) to the other process's socket hook."""
+    from redis.asyncio import Redis  # noqa: PLC0415
+
+    from server.users.live import SyncBus  # noqa: PLC0415
+
+    writer, reader = SyncBus(Redis.from_url(redis_url)), SyncBus(Redis.from_url(redis_url))
+    reader.start()
+    await asyncio.wait_for(reader.subscribed.wait(), 10)
+    heard = asyncio.Event()
+    reader.subscribe(ACCOUNT, lambda version: heard.set())
+    times = []
+    for version in range(1, writes + 1):
+        heard.clear()
+        started = time.perf_counter()
+        writer.changed(ACCOUNT, version)
+        await asyncio.wait_for(heard.wait(), 10)
+        times.append((time.perf_counter() - started) * 1000)
+    await writer.close()
+    await reader.close()
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="1,000 conversations, 20,000 messages")
@@ -196,6 +221,11 @@ async def main() -> None:
     print("| --- | --- | --- |")
     for name in results["SQLite"]:
         print(f"| {name} | {results['SQLite'][name]:.1f} | {results['PostgreSQL'][name]:.1f} |")
+    from tests.redis_server import RedisServer  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as folder, RedisServer(Path(folder)) as redis:
+        median, p99 = await sync_latency(redis.url)
+    print(f"sync poke to another process through Redis: median {median:.2f} ms, p99 {p99:.2f} ms")
 
 
 if __name__ == "__main__":

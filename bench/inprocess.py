@@ -45,6 +45,7 @@ from server.relay.runs import Run
 from server.relay.upstream_answer import Answer, KeyRedactor, SilenceWatchdog
 from server.store.events import Delta, LogEvent, chat_store_key
 from server.store.memory import MemoryStore
+from server.users.answers import AnswerWriter
 from server.web.http_route import text_bytes
 from server.web.profile import Profile
 from server.web.ws_route import ChatSocket
@@ -153,12 +154,25 @@ class ListLive:
             self.sink.append(data)
 
 
+class NoDatabase:
+    """The history's answers without a database: what a chat that writes history adds per
+    token is the AnswerWriter's `seen` (issue 23); its one write at the end is not timed."""
+
+    async def write_end(self, *args: object) -> None: ...
+
+
 async def chatrelay_chat(
-    tokens: int, sink: list[bytes], n: int, store: MemoryStore, registry: Registry
+    tokens: int,
+    sink: list[bytes],
+    n: int,
+    store: MemoryStore,
+    registry: Registry,
+    history: bool = False,
 ) -> None:
     key = f"bench:{n}"
     observer = ChatObserver(str(n), "http", FedRequest.model, None)
-    run = Run(registry, observer, cast(Any, NoLease()), 600)
+    hooks = [AnswerWriter(cast(Any, NoDatabase()), "account", "c", f"m{n}")] if history else []
+    run = Run(registry, observer, cast(Any, NoLease()), 600, hooks)
     chat_log = await store.create(key, run)
     run.start(chat_log, stream_chat(FedRequest(), "sk-bench", FedUpstream(tokens), observer))
     async for first_seq, events in store.read(key, 0, ListLive(sink)):
@@ -303,10 +317,10 @@ async def ws_per_token(chats: int, tokens: int, rounds: int) -> dict[str, float]
 
 async def per_token(chats: int, tokens: int, rounds: int) -> dict[str, float]:
     """CPU µs per token of each reader, min over rounds; every chat's text checked."""
-    best = {"bare": float("inf"), "chatrelay": float("inf")}
+    best = {"bare": float("inf"), "chatrelay": float("inf"), "history": float("inf")}
     expected = "".join(token(n) for n in range(tokens)).encode()
     for _ in range(rounds):
-        for name in ("bare", "chatrelay"):
+        for name in ("bare", "chatrelay", "history"):
             sinks: list[list[bytes]] = [[] for _ in range(chats)]
             store, registry = MemoryStore(300, 600), Registry()
             started = time.process_time()
@@ -315,7 +329,7 @@ async def per_token(chats: int, tokens: int, rounds: int) -> dict[str, float]:
             else:
                 await asyncio.gather(
                     *(
-                        chatrelay_chat(tokens, sink, n, store, registry)
+                        chatrelay_chat(tokens, sink, n, store, registry, name == "history")
                         for n, sink in enumerate(sinks)
                     )
                 )
@@ -351,7 +365,8 @@ async def measure(args: argparse.Namespace) -> None:
     print(
         f"Python work per token ({args.chats} chats x {args.tokens}, min of {args.rounds}): "
         f"bare relay {best['bare']:.2f} µs, chatrelay {best['chatrelay']:.2f} µs "
-        f"({best['chatrelay'] / best['bare']:.2f}x)"
+        f"({best['chatrelay'] / best['bare']:.2f}x); writing history "
+        f"{best['history']:.2f} µs ({best['history'] / best['chatrelay']:.3f}x chatrelay)"
     )
     ws = await ws_per_token(args.chats, args.tokens, args.rounds)
     print(

@@ -49,7 +49,8 @@ async def until_end(
     timeout_s: float = RECEIVE_TIMEOUT_S,
     seen: list[str] | None = None,
 ) -> list[Frame]:
-    """Frames of one chat up to its terminal frame; frames of other chats are dropped.
+    """Frames of one chat up to its terminal frame; frames of other chats (and `sync`
+    frames) are dropped.
 
     `seen` collects the raw text of every frame read, dropped ones included.
     """
@@ -59,7 +60,8 @@ async def until_end(
         if seen is not None:
             seen.append(text)
         frame: Frame = orjson.loads(text)
-        if frame["id"] != chat_id:
+        # A signed-in socket also hears `sync` frames, which have no id.
+        if frame.get("id") != chat_id:
             continue
         frames.append(frame)
         if frame["type"] in ("done", "error"):

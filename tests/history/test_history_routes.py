@@ -5,15 +5,17 @@ and chats that write their answers into the history."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.conftest import Serve, chat_body
 from tests.fake_openrouter import FakeOpenRouter, sse_reply
 from tests.history.devices import Client, chat_frames, chat_with, device, json_of, next_sync, pull
+from tests.postgres_server import PostgresServer
 from tests.waiting import wait_until
 
 CONVERSATION_KEYS = {"id", "title", "created_at", "updated_at", "pinned", "archived", "version"}
@@ -289,3 +291,52 @@ async def test_import_twice_adds_nothing_and_names_broken_entries(laptop: Client
         await laptop.post("/api/conversations/import", json=await as_json.json()), 200
     )
     assert again["imported"] == 0
+
+
+async def test_a_streaming_answer_can_be_followed_from_another_device(
+    laptop: Client, phone: Client, fake_openrouter: FakeOpenRouter
+) -> None:
+    await laptop.post("/api/conversations", json={"id": "c"})
+    release = asyncio.Event()
+    reply = sse_reply(["Live ", "on ", "both"])
+    reply.steps.insert(3, release)
+    fake_openrouter.script(reply)
+    async with laptop.ws_connect("/api/chat/ws") as ws:
+        conversation = {"id": "c", "parent_id": None, "message_id": "a"}
+        await ws.send_str(chat_with(conversation, "chat-3"))
+        await fake_openrouter.started.wait()
+        found = await json_of(await phone.get("/api/conversations/c"), 200)
+        chat_id = found["messages"][-1]["chat_id"]
+        async with phone.ws_connect("/api/chat/ws") as other:
+            await other.send_str(
+                orjson.dumps({"type": "resume", "id": chat_id, "after": 0}).decode()
+            )
+            release.set()
+            followed = await chat_frames(other, chat_id)
+        frames = await chat_frames(ws, "chat-3")
+    text = "".join(f["content"] for f in followed if f["type"] == "delta")
+    assert text == "Live on both" == "".join(f["content"] for f in frames if f["type"] == "delta")
+
+
+async def test_the_database_away_fails_history_with_503_and_spares_anonymous_chats(
+    serve: Serve, make_postgres_server: Callable[[], PostgresServer]
+) -> None:
+    postgres = make_postgres_server()
+    server = await serve(signup="open", database_url=postgres.create_database())
+    laptop = await device(server, new=True)
+    try:
+        postgres.stop()
+        response = await laptop.get("/api/conversations")
+        assert response.status == 503
+        assert (await response.json())["message"] == "Account store unavailable"
+        async with TestClient(server) as anonymous:
+            chat = await anonymous.post("/api/chat/openrouter", json=chat_body("Still here"))
+            assert chat.status == 200 and await chat.text() == "Still here"
+        postgres.start()
+
+        async def back() -> bool:
+            return (await laptop.get("/api/conversations")).status == 200
+
+        await wait_until(back, "the history routes answer again", 30)
+    finally:
+        await laptop.close()
