@@ -59,6 +59,9 @@ class Answers:
     def __init__(self, history: History) -> None:
         self.history = history
         self.runner_id = new_id()
+        # Whether this process's runner row is written: an answer naming an unknown runner
+        # would be cut off by another process's sweep.
+        self.registered = False
         self.writes: set[asyncio.Task[None]] = set()
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -71,6 +74,8 @@ class Answers:
     ) -> AnswerWriter:
         """Make the chat's assistant message (status `streaming`); its writer is the run's hook."""
         conversation_id, parent_id, message_id = conversation
+        if not self.registered:  # the database was away when this process started
+            await self.beat()
         async with self.history.writing(account_id) as versions:
             db = versions.db
             if await message_row(db, account_id, message_id) is not None:
@@ -160,6 +165,7 @@ class Answers:
                     index_elements=["id"], set_=values
                 )
             )
+        self.registered = True
 
     async def sweep(self) -> int:
         """Mark the streaming answers of runners that are gone as cut off; how many."""
