@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -329,7 +330,8 @@ async def test_the_database_away_fails_history_with_503_and_spares_anonymous_cha
         response = await laptop.get("/api/conversations")
         assert response.status == 503
         assert (await response.json())["message"] == "Account store unavailable"
-        async with TestClient(server) as anonymous:
+        # Not a TestClient: closing one closes its server too.
+        async with aiohttp.ClientSession(str(server.make_url(""))) as anonymous:
             chat = await anonymous.post("/api/chat/openrouter", json=chat_body("Still here"))
             assert chat.status == 200 and await chat.text() == "Still here"
         postgres.start()
