@@ -1,15 +1,17 @@
 """Holds that outlive their chat: a process killed mid-chat leaves its reservation behind,
 and this frees it (SPEC "Budgets": a crash never locks an account out).
 
-Each hold records its holder, `host:pid`. A process that starts frees the holds of its
-host's processes that no longer run (a pid equal to its own is a process that died: this
-one has its number now), and every hold expires after the longest a chat may run, which
-covers a host that never comes back (a platform's dyno gets a new name at each start).
+Each hold records its holder, `host:pid:boot`. A process that starts frees the holds of its
+host's processes that no longer run (a pid equal to its own, not one of its running apps,
+is a process that died: this one has its number now), and every hold expires after the
+longest a chat may run, which covers a host that never comes back (a platform's dyno gets
+a new name at each start).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -23,8 +25,20 @@ from server.users.db import Database
 Held = tuple[str, str, date, int]
 
 
-def this_process() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+# The holders of this process's running apps: a process may run several (tests do), and a
+# starting one must not free what another still holds.
+LIVE_HOLDERS: set[str] = set()
+
+
+def new_holder() -> str:
+    """`host:pid:boot`, one per app; live until `retire_holder`."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    LIVE_HOLDERS.add(holder)
+    return holder
+
+
+def retire_holder(holder: str) -> None:
+    LIVE_HOLDERS.discard(holder)
 
 
 def is_running(pid: int) -> bool:
@@ -72,7 +86,7 @@ async def expired_holds(db: Database, now: datetime, account_id: str | None) -> 
 
 async def dead_holds(db: Database, holder: str) -> list[Held]:
     """The holds of processes of `holder`'s host that no longer run."""
-    host = holder.rpartition(":")[0]
+    host = holder.split(":", maxsplit=1)[0]
     holds = budget_holds.c
     query = select(
         holds.id, holds.account_id, holds.period_start, holds.amount_nanos, holds.holder
@@ -81,9 +95,10 @@ async def dead_holds(db: Database, holder: str) -> list[Held]:
         rows = (await connection.execute(query)).all()
     dead = []
     for hold_id, account_id, start, amount, their_holder in rows:
-        their_host, _, pid = their_holder.rpartition(":")
-        if their_host != host or not pid.isdigit():
+        their_host, pid, _ = [*their_holder.split(":"), "", ""][:3]
+        if their_host != host or not pid.isdigit() or their_holder in LIVE_HOLDERS:
             continue
+        # This pid, but no app of this process: a process before this one had the number.
         if int(pid) == os.getpid() or not is_running(int(pid)):
             dead.append((hold_id, account_id, start, int(amount)))
     return dead

@@ -21,7 +21,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.errors import BudgetExceeded
-from server.users.budget_holds import dead_holds, expired_holds, release_holds, this_process
+from server.users.budget_holds import (
+    dead_holds,
+    expired_holds,
+    new_holder,
+    release_holds,
+    retire_holder,
+)
 from server.users.budget_schema import budget_holds, budget_usage, spend
 from server.users.costs import Price, allowance, cents, nanos_of_usd, usd
 from server.users.db import Database
@@ -120,7 +126,7 @@ class Budgets:
         self.period = period
         self.hold_for = timedelta(seconds=longest_chat_s + HOLD_MARGIN_S)
         self.clock = clock
-        self.holder = holder or this_process()
+        self.holder = holder or new_holder()
 
     def _insert(self) -> Any:
         dialect = postgresql if self.db.dialect == "postgresql" else sqlite
@@ -272,6 +278,10 @@ class Budgets:
     async def release_expired(self, account_id: str | None = None) -> int:
         """Free holds past the longest a chat may run (their process died elsewhere)."""
         return await release_holds(self.db, await expired_holds(self.db, self.clock(), account_id))
+
+    def close(self) -> None:
+        """The app is done: its holder is no longer one of this process's live ones."""
+        retire_holder(self.holder)
 
     async def release_dead(self) -> int:
         """At start: free the holds of this host's processes that no longer run."""

@@ -284,6 +284,7 @@ async def budget_gate(app: web.Application) -> AsyncIterator[None]:
     finally:
         if gate.settling:
             await asyncio.wait(list(gate.settling), timeout=SETTLE_WAIT_S)
+        budgets.close()
 
 
 def setup_budgets(app: web.Application) -> None:

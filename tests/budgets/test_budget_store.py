@@ -57,7 +57,7 @@ async def databases(database_url: str, data_dir: Path) -> AsyncIterator[list[Dat
         await pool.aclose()
 
 
-def budgets_of(db: Database, clock: Clock, holder: str = "host:1") -> Budgets:
+def budgets_of(db: Database, clock: Clock, holder: str = "host:1:a") -> Budgets:
     return Budgets(
         db, default_usd=None, period="month", longest_chat_s=3600, clock=clock, holder=holder
     )
@@ -73,7 +73,7 @@ async def test_twenty_reservations_at_once_on_two_pools_take_five(
     databases: list[Database],
 ) -> None:
     clock = Clock(datetime(2026, 12, 6, 12, tzinfo=UTC))
-    stores = [budgets_of(databases[i % 2], clock, f"host:{i % 2}") for i in range(20)]
+    stores = [budgets_of(databases[i % 2], clock, f"host:{i % 2}:a") for i in range(20)]
 
     async def one(store: Budgets) -> Hold | None:
         try:
@@ -122,12 +122,12 @@ async def test_holds_of_a_dead_process_are_released_and_expired_ones_too(
     databases: list[Database],
 ) -> None:
     clock = Clock(datetime(2026, 12, 6, 12, tzinfo=UTC))
-    dead = budgets_of(databases[0], clock, "thishost:999999999")
-    alive = budgets_of(databases[0], clock, "thishost:1")  # pid 1 runs: left alone
-    elsewhere = budgets_of(databases[0], clock, "otherhost:5")
+    dead = budgets_of(databases[0], clock, "thishost:999999999:a")
+    alive = budgets_of(databases[0], clock, "thishost:1:a")  # pid 1 runs: left alone
+    elsewhere = budgets_of(databases[0], clock, "otherhost:5:a")
     for store in (dead, alive, elsewhere):
         await store.reserve("a1", PRICE, CHARS, 1000)
-    starting = budgets_of(databases[1], clock, "thishost:424242")
+    starting = budgets_of(databases[1], clock, "thishost:424242:b")
     assert await starting.release_dead() == 1
     assert (await starting.standing("a1")).reserved == 2 * ONE_CHAT
     clock.now += timedelta(hours=2)
@@ -152,12 +152,28 @@ async def test_the_next_chat_frees_a_hold_past_the_longest_chat(
     databases: list[Database],
 ) -> None:
     clock = Clock(datetime(2026, 12, 6, 12, tzinfo=UTC))
-    gone = budgets_of(databases[0], clock, "otherhost:5")  # a host that never comes back
+    gone = budgets_of(databases[0], clock, "otherhost:5:a")  # a host that never comes back
     await gone.reserve("a1", PRICE, CHARS, None)  # holds all that is left
-    store = budgets_of(databases[1], clock, "thishost:6")
+    store = budgets_of(databases[1], clock, "thishost:6:b")
     with pytest.raises(BudgetExceeded):
         await store.reserve("a1", PRICE, CHARS, 1000)
     clock.now += timedelta(hours=1, minutes=3)  # the longest chat (an hour) and the margin
     hold = await store.reserve("a1", PRICE, CHARS, 1000)
     assert hold.amount == ONE_CHAT
     assert (await store.standing("a1")).reserved == ONE_CHAT
+
+
+async def test_a_second_app_of_this_process_leaves_the_firsts_holds_alone(
+    databases: list[Database],
+) -> None:
+    clock = Clock(datetime(2026, 12, 6, 12, tzinfo=UTC))
+    first = Budgets(databases[0], default_usd=None, period="month", longest_chat_s=60, clock=clock)
+    await first.reserve("a1", PRICE, CHARS, 1000)
+    second = Budgets(databases[1], default_usd=None, period="month", longest_chat_s=60, clock=clock)
+    assert await second.release_dead() == 0
+    first.close()  # the first app is gone: what it held is a dead process's now
+    third = Budgets(databases[1], default_usd=None, period="month", longest_chat_s=60, clock=clock)
+    assert await third.release_dead() == 1
+    assert (await third.standing("a1")).reserved == 0
+    second.close()
+    third.close()
