@@ -41,8 +41,9 @@ from server.config import Settings, settings_key
 from server.metrics import ChatObserver
 from server.registry import Registry, registry_key
 from server.relay.openrouter import Batches, stream_chat
+from server.relay.redaction import KeyRedactor
 from server.relay.runs import Run
-from server.relay.upstream_answer import Answer, KeyRedactor, SilenceWatchdog
+from server.relay.upstream_answer import Answer, SilenceWatchdog
 from server.store.events import Delta, LogEvent, chat_store_key
 from server.store.memory import MemoryStore
 from server.users.answers import AnswerWriter

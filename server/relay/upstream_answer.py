@@ -10,9 +10,8 @@ body can inflate to gigabytes in one call and freeze the event loop. A server th
 compresses anyway is inflated here, up to MAX_BODY_BYTES in all.
 
 Some providers echo the key they refused, in an error or anywhere in a chunk; it must never
-reach a user, a frame or a log. Payloads are cleaned as bytes before they are decoded, so
-their events, finish reason, usage and error come out clean; an error message is also
-searched for the key upper-cased or spaced out.
+reach a user, a frame or a log: redaction.py takes it out of the payloads, the decoded text
+(across pieces) and what is read from them, here, before anything else sees a batch.
 
 aiohttp's `sock_read` re-arms a timer on every read, which cost about 7% of the relay's CPU
 per token (bench/). SilenceWatchdog instead stores a time per read, and its one timer per
@@ -26,17 +25,15 @@ Answer's one read loop, whose per-token path reads best with all three in sight.
 from __future__ import annotations
 
 import asyncio
-import functools
-import re
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
-import orjson
 
 from server.errors import ChatError, UpstreamError, UpstreamTimeout, transport_error
+from server.relay.redaction import KeyRedactor
 from server.relay.wire import Batch, ChunkReader, SSEDecoder, read_completion
 
 Batches = AsyncIterator[Batch]
@@ -164,6 +161,7 @@ class Answer:
         payloads = decoder.close()
         batch = _decoded(payloads, reader, redactor) if payloads else Batch([], [])
         batch.events += reader.close()
+        redactor.close(batch)
         if batch.events or batch.payloads:
             yield batch
 
@@ -194,8 +192,10 @@ def _decoded(payloads: list[bytes], reader: ChunkReader, redactor: KeyRedactor) 
 
 
 def _clean(batch: Batch, redactor: KeyRedactor) -> Batch:
-    """Payloads are cleaned before decoding; what JSON escapes could still spell the key
-    (finish reason, usage, an error) is looked at once more, which is rare on a stream."""
+    """Payloads are cleaned before decoding; the decoded text is searched across pieces
+    (redaction.py), and what else JSON escapes could still spell the key (finish reason,
+    usage, an error) is looked at once more, which is rare on a stream."""
+    redactor.settle(batch)
     if batch.finish_reason is not None or batch.usage is not None or batch.error is not None:
         batch.finish_reason = redactor.value(batch.finish_reason)
         batch.usage = redactor.value(batch.usage)
@@ -261,59 +261,3 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int, *, strict: b
                     raise UpstreamError(f"OpenRouter sent an answer larger than {limit} bytes")
                 return bytes(body[:limit])
     return bytes(body)
-
-
-REDACTED = "[redacted]"
-# Between two characters of an echoed key: spaces, dashes, dots… ("s k - o r", "S.K.-.O.R").
-SEPARATORS = r"[\W_]*"
-
-
-class KeyRedactor:
-    """Built once per upstream request from its key (or none)."""
-
-    def __init__(self, api_key: str | None) -> None:
-        self.key = api_key or ""
-        # The key as it may appear inside a JSON string: raw, escaped, with `\/` for `/`.
-        escaped = orjson.dumps(self.key)[1:-1] if self.key else b""
-        forms = {self.key.encode(), escaped, escaped.replace(b"/", b"\\/")}
-        self.needles = tuple(form for form in forms if form)
-
-    def found_in(self, payloads: list[bytes]) -> bool:
-        """On the per-token path: one substring search per payload and form of the key."""
-        for payload in payloads:
-            for needle in self.needles:
-                if needle in payload:
-                    return True
-        return False
-
-    def payloads(self, payloads: list[bytes]) -> list[bytes]:
-        cleaned = []
-        for payload in payloads:
-            clean = payload
-            for needle in self.needles:
-                clean = clean.replace(needle, REDACTED.encode())
-            cleaned.append(clean)
-        return cleaned
-
-    def text(self, text: str) -> str:
-        """An error message: the key in any case, spaced out or not."""
-        if not self.key:
-            return text
-        return _loose_pattern(self.key).sub(REDACTED, text)
-
-    def value(self, value: Any) -> Any:
-        """A decoded value (finish reason, usage) that could spell the key with escapes."""
-        if not self.key or value is None:
-            return value
-        if isinstance(value, str):
-            return self.text(value)
-        encoded = orjson.dumps(value)
-        if not any(needle in encoded for needle in self.needles):
-            return value
-        return orjson.loads(self.payloads([encoded])[0])
-
-
-@functools.lru_cache(maxsize=256)
-def _loose_pattern(key: str) -> re.Pattern[str]:
-    """Built when an error needs it, not per chat: most chats never see one."""
-    return re.compile(SEPARATORS.join(map(re.escape, key)), re.IGNORECASE)

@@ -31,8 +31,9 @@ from server.errors import (
     transport_error,
 )
 from server.relay.openrouter import Batches
+from server.relay.redaction import KeyRedactor
 from server.relay.request import compact_json
-from server.relay.upstream_answer import Answer, KeyRedactor, SilenceWatchdog, read_capped
+from server.relay.upstream_answer import Answer, SilenceWatchdog, read_capped
 
 # We split lines ourselves (wire.py), so this only bounds what aiohttp buffers per stream
 # while a client reads slowly; bigger buffers cost memory, not speed.

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from server.errors import MAX_RETRY_AFTER_S, error_from_response, parse_retry_after
-from server.relay.upstream_answer import KeyRedactor
+from server.relay.redaction import KeyRedactor
 
 KEY = "sk-or-v1-0123456789abcdef"
 
