@@ -65,3 +65,16 @@ async def test_vercel_ai_sdk_stream_text_with_a_tool(
     second = fake_openrouter.requests[1].body["messages"]
     assert second[1]["tool_calls"][0]["function"]["name"] == "get_weather"
     assert second[2] == {"role": "tool", "tool_call_id": "call_1", "content": "22C in Paris"}
+
+
+async def test_vercel_ai_sdk_hands_an_answer_back(
+    client: Client, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(sse_reply(["Paris"]), sse_reply(["Yes"]))
+    result = await run_client(client, "vercelTurns")
+    assert result == {"first": "Paris", "second": "Yes"}
+    assert fake_openrouter.requests[1].body["messages"] == [
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Paris"},
+        {"role": "user", "content": "Sure?"},
+    ]

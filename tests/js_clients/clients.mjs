@@ -1,7 +1,7 @@
 // The JavaScript clients against chatrelay's /v1: node clients.mjs BASE_URL CASE.
 // Prints one JSON object: what the client made of the answer.
 import { createOpenAI } from "@ai-sdk/openai";
-import { stepCountIs, streamText, tool } from "ai";
+import { generateText, stepCountIs, streamText, tool } from "ai";
 import OpenAI from "openai";
 import { z } from "zod";
 
@@ -44,6 +44,15 @@ const cases = {
       if (part.type === "error") errors.push(String(part.error));
     }
     return { text: await result.text, calls, errors, usage: await result.totalUsage };
+  },
+  // Two turns: the SDK hands the first answer back (by item_reference, as it stores by default).
+  async vercelTurns() {
+    const openai = createOpenAI({ baseURL: base, apiKey: "sk-unused" });
+    const question = { role: "user", content: "Capital of France?" };
+    const first = await generateText({ model: openai(model), messages: [question] });
+    const again = [question, ...first.response.messages, { role: "user", content: "Sure?" }];
+    const second = await generateText({ model: openai(model), messages: again });
+    return { first: first.text, second: second.text };
   },
 };
 
