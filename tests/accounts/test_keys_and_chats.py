@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 
 from server.config import DATABASE_FILE
@@ -160,3 +161,27 @@ async def test_the_chats_log_line_names_the_account(
     ends = [r for r in caplog.records if getattr(r, "transport", None) in ("ws", "http")]
     assert [getattr(r, "account", None) for r in ends] == [account_id, account_id]
     assert "ann@example.org" not in caplog.text and SERVER_KEY not in caplog.text
+
+
+async def test_a_token_opens_the_websocket_as_its_account(
+    make_app: MakeApp, make_browser: MakeBrowser, fake_openrouter: FakeOpenRouter
+) -> None:
+    client = await make_app(accounts="required")
+    ann = make_browser(client)
+    await ann.sign_up("ann@example.org")
+    token = (await ann.make_token())["token"]
+    script = make_browser(client, {"Authorization": f"Bearer {token}"})
+    fake_openrouter.script(HANG)
+    async with script.session.ws_connect(script.url + "/api/chat/ws") as ws:
+        await ws.send_str(chat_frame("from-script"))
+        assert (await receive(ws))["content"] == "started"
+    # The account's browser follows the script's chat, and stops it.
+    async with ann.session.ws_connect(ann.url + "/api/chat/ws") as ws:
+        await ws.send_str(resume_frame("from-script", 0))
+        assert (await receive(ws))["content"] == "started"
+        await ws.send_str('{"type": "cancel", "id": "from-script"}')
+        assert (await until_end(ws, "from-script"))[-1]["finish_reason"] == "cancelled"
+    nobody = make_browser(client)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await nobody.session.ws_connect(nobody.url + "/api/chat/ws")
+    assert refused.value.status == 401
