@@ -178,3 +178,20 @@ async def test_an_admins_reset_link_sets_a_new_password_once_and_ends_every_sess
         assert status == 404
     finally:
         await stranger.close()
+
+
+async def test_sign_in_failures_are_counted_across_processes_through_redis(
+    make_app: MakeApp, make_browser: MakeBrowser, redis_url: str
+) -> None:
+    one, two = await make_app(redis_url=redis_url), await make_app(redis_url=redis_url)
+    await make_browser(one).sign_up("admin@example.org")
+    guesses = [make_browser(one), make_browser(two)]
+    body = {"email": "admin@example.org", "password": "a wrong guess"}
+    for attempt in range(10):
+        status, _, _ = await guesses[attempt % 2].call("POST", "/api/session", body)
+        assert status == 401
+    for guesser in guesses:
+        status, _, response = await guesser.call(
+            "POST", "/api/session", {**body, "password": PASSWORD}
+        )
+        assert status == 429 and int(response.headers["Retry-After"]) >= 1
