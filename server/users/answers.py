@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from server.errors import AccountStoreUnavailable, BadRequest, ChatError
 from server.store.events import Delta, Done, Failed, Final, LogEvent, Reasoning
@@ -131,6 +132,9 @@ class Answers:
                 return
             except AccountStoreUnavailable:
                 log.warning("answer not written yet id=%s: retrying in %g s", message_id, wait_s)
+            except IntegrityError:  # the account was deleted meanwhile: nothing to keep
+                log.info("answer not written id=%s: its account is gone", message_id)
+                return
             except Exception:
                 log.exception("answer not written id=%s", message_id)
                 return

@@ -15,7 +15,7 @@ from tests.conftest import SERVER_KEY, SESSION_SECRET, Serve
 from tests.fake_openrouter import FakeOpenRouter, sse_reply
 from tests.history.devices import PASSWORD, Client, chat_with, device, next_sync
 from tests.redis_server import free_port
-from tests.server_process import server_env, start_server
+from tests.server_process import server_env, start_server, stop_server
 from tests.waiting import wait_until
 
 
@@ -86,3 +86,44 @@ async def test_an_answer_of_a_killed_process_is_marked_cut_off_at_the_next_start
             await process.wait()
     assert answer["id"] == "a" and answer["status"] == "error"
     assert answer["error"]["status"] == 503
+
+
+async def test_a_sync_frame_crosses_between_two_server_processes_through_redis(
+    fake_openrouter: FakeOpenRouter, tmp_path: Path, redis_url: str
+) -> None:
+    env = server_env(
+        DATA_DIR=str(tmp_path / "data"),
+        SESSION_SECRET=SESSION_SECRET,
+        OPENROUTER_API_KEY=SERVER_KEY,
+        OPENROUTER_BASE_URL=fake_openrouter.url,
+        SIGNUP="open",
+        REDIS_URL=redis_url,
+    )
+    one, one_url = await start_server(env, free_port())
+    two, two_url = await start_server(env, free_port())
+    account = {"email": "lee@example.com", "password": PASSWORD}
+    try:
+        async with (
+            aiohttp.ClientSession(one_url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as laptop,
+            aiohttp.ClientSession(two_url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as phone,
+        ):
+            assert (await laptop.post("/api/accounts", json=account)).status == 201
+            assert (await phone.post("/api/session", json=account)).status == 200
+            async with phone.ws_connect("/api/chat/ws") as ws:
+                # The second process subscribes to Redis as it starts: until it has, a poke
+                # can pass it by, so a write is retried until one is heard (the sync pull,
+                # not the poke, is what keeps devices exact).
+                for attempt in range(20):
+                    response = await laptop.post("/api/conversations", json={"id": f"c{attempt}"})
+                    version = (await response.json())["version"]
+                    try:
+                        heard = await next_sync(ws, timeout_s=1.0)
+                    except TimeoutError:
+                        continue
+                    assert heard == version
+                    break
+                else:
+                    raise AssertionError("no sync frame reached the other process")
+    finally:
+        for process in (one, two):
+            await stop_server(process)
