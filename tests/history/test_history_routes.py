@@ -12,10 +12,22 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
 
+from server.users.db import database_key
+from server.users.history_tables import conversations, history_counters, messages
 from tests.conftest import Serve, chat_body
 from tests.fake_openrouter import FakeOpenRouter, sse_reply
-from tests.history.devices import Client, chat_frames, chat_with, device, json_of, next_sync, pull
+from tests.history.devices import (
+    PASSWORD,
+    Client,
+    chat_frames,
+    chat_with,
+    device,
+    json_of,
+    next_sync,
+    pull,
+)
 from tests.postgres_server import PostgresServer
 from tests.waiting import wait_until
 
@@ -342,3 +354,21 @@ async def test_the_database_away_fails_history_with_503_and_spares_anonymous_cha
         await wait_until(back, "the history routes answer again", 30)
     finally:
         await laptop.close()
+
+
+async def test_deleting_the_account_deletes_its_history(server: TestServer, laptop: Client) -> None:
+    # The first account is the admin, whom SPEC keeps: a second one leaves.
+    bob = await device(server, "bob@example.com", new=True)
+    try:
+        await bob.post("/api/conversations", json={"id": "c", "title": "private words"})
+        await bob.post(
+            "/api/conversations/c/messages",
+            json={"parent_id": None, "role": "user", "content": "private words"},
+        )
+        deleted = await bob.request("DELETE", "/api/account", json={"password": PASSWORD})
+        assert deleted.status == 204, await deleted.text()
+        async with server.app[database_key].transaction(write=False) as db:
+            for table in (conversations, messages, history_counters):
+                assert (await db.execute(select(func.count()).select_from(table))).scalar() == 0
+    finally:
+        await bob.close()  # its server too: a TestClient closes the server it was given
