@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from server.store.redis_conn import REDIS_DOWN, stop_tasks
+from server.store.redis_conn import REDIS_DOWN, outage_log, stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,10 @@ class SyncBus:
     async def _publish(self, redis: Redis, account_id: str, version: int) -> None:
         try:
             await redis.publish(SYNC_CHANNEL, f"{self.process_id} {version} {account_id}")
-        except REDIS_DOWN:
-            log.warning("sync not published: Redis is unavailable")
+        except REDIS_DOWN as error:
+            outage_log.failed(error)  # one warning per outage's few seconds, not per write
+        else:
+            outage_log.answered()
 
     async def _hear(self, redis: Redis) -> None:
         """Tell this process's sockets what other processes wrote; resubscribe after outages."""
@@ -87,9 +89,13 @@ class SyncBus:
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
                             continue
-                        sender, version, account_id = message["data"].decode().split(" ", 2)
+                        try:
+                            sender, version, account_id = message["data"].decode().split(" ", 2)
+                            heard = int(version)
+                        except (ValueError, UnicodeDecodeError):
+                            continue  # not ours: the channel is open to whatever shares Redis
                         if sender != self.process_id:
-                            self._tell(account_id, int(version))
+                            self._tell(account_id, heard)
             except REDIS_DOWN:
                 self.subscribed.clear()
                 await asyncio.sleep(RESUBSCRIBE_S)
