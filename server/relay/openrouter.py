@@ -117,6 +117,8 @@ def _as_chunks(batch: Batch) -> list[Chunks]:
             if alone.finished or alone.error is not None:
                 payloads = payloads[:index]
                 break
-    if not payloads:
+    if not payloads and not batch.events:
         return []
+    # Payloads may be held back while the text is not (redaction.py: the text that may
+    # begin the key is held, the payloads with it): /v1/responses logs the text.
     return [Chunks(payloads, has_usage=batch.usage is not None, texts=tuple(batch.events))]

@@ -2,12 +2,13 @@
 
 A response is a run (server/relay/runs.py) whose log keeps first the response's head (its
 id, the request's echoed fields and its input items, a Raw event), then what upstream said:
-the text of a read that was only text as the chat routes log it (Delta and Reasoning, as the
-core decoded them), and each chunk of a read that said more (tool calls, a refusal) whole,
-as a Raw event. The route's key keeps these logs apart from the chat routes'. Every reader
-translates the log from its start with `ResponseLog`, which is deterministic, so each event
-gets the same `sequence_number` whoever reads it and whenever: a client that saw N resumes
-from N (on any process, through Redis) without a gap or a duplicate.
+its text as the chat routes log it (Delta and Reasoning, as the core decoded them and took
+the key out of), and each chunk of a read that said more (tool calls, a refusal) whole, as
+a Raw event read for those only. The route's key keeps these logs apart from the chat
+routes'. Every reader translates the log from its start with `ResponseLog`, which is
+deterministic, so each event gets the same `sequence_number` whoever reads it and whenever:
+a client that saw N resumes from N (on any process, through Redis) without a gap or a
+duplicate.
 
 The events are OpenAI's: `response.created`, `response.in_progress`, then output items
 (`message` with `output_text` or `refusal` parts, `reasoning` with `reasoning_text` parts,
@@ -25,7 +26,6 @@ from typing import Any
 import orjson
 
 from server.relay.responses_items import OutputItems, usage_of
-from server.relay.runs import RunHook
 from server.relay.wire import decode_lenient
 from server.store.events import (
     ChatEvent,
@@ -33,7 +33,6 @@ from server.store.events import (
     Delta,
     Done,
     Failed,
-    Final,
     LogEvent,
     Raw,
     Reasoning,
@@ -77,15 +76,16 @@ def response_head(
     )
 
 
-# A chunk that says more than text, read whole by the translation (a false match only
-# costs that read its speed: a JSON string escapes its quotes).
+# A chunk that says more than text, logged whole for its tool calls or refusal (a false
+# match only costs a little: a JSON string escapes its quotes).
 MORE_THAN_TEXT = (b'"tool_calls":[', b'"tool_calls": [', b'"refusal":"', b'"refusal": "')
 
 
 async def logged(
     head: bytes, chunks: AsyncGenerator[list[Chunks | Done], None]
 ) -> AsyncGenerator[list[ChatEvent], None]:
-    """What a response's run logs: its head, then each read's text, or its chunks whole."""
+    """What a response's run logs: its head, then each read's text as the core decoded it
+    (the key taken out), and the chunks that say more than text, whole."""
     yield [Raw(head.decode())]
     async with aclosing(chunks):
         async for events in chunks:
@@ -93,10 +93,11 @@ async def logged(
             for event in events:
                 if not isinstance(event, Chunks):
                     out.append(event)
-                elif any(mark in p for p in event.payloads for mark in MORE_THAN_TEXT):
-                    out += [Raw(p.decode("utf-8", "replace")) for p in event.payloads]
-                else:  # the per-token path: the text the core read, not its JSON again
-                    out += event.texts
+                    continue
+                out += event.texts
+                payloads = event.payloads
+                if any(mark in p for p in payloads for mark in MORE_THAN_TEXT):
+                    out += [Raw(p.decode("utf-8", "replace")) for p in payloads]
             if out:
                 yield out
             del events, out
@@ -146,6 +147,8 @@ class ResponseLog:
         return out
 
     def _feed(self, payload: str) -> list[Event]:
+        """A chunk logged whole: its tool calls and refusal (its text came as Delta and
+        Reasoning, which the core decoded and took the key out of)."""
         items = self.items
         assert items is not None
         try:
@@ -161,27 +164,6 @@ class ResponseLog:
         if not isinstance(delta, dict):
             return []
         out: list[Event] = []
-        text = delta.get("content")
-        if isinstance(text, str) and (len(delta) == 1 or (len(delta) == 2 and "role" in delta)):
-            # Most chunks: text only (and OpenRouter's `role`).
-            out = items.text("message", "output_text", text, exact) if text else out
-        else:
-            out = self._parts(delta, exact)
-        for event in out:
-            self.sequence += 1
-            event["sequence_number"] = self.sequence
-        return out
-
-    def _parts(self, delta: dict[str, Any], exact: bool) -> list[Event]:
-        items = self.items
-        assert items is not None
-        out: list[Event] = []
-        for field in ("reasoning", "reasoning_content"):
-            if isinstance(text := delta.get(field), str) and text:
-                out += items.text("reasoning", "reasoning_text", text, exact)
-                break
-        if isinstance(text := delta.get("content"), str) and text:
-            out += items.text("message", "output_text", text, exact)
         if isinstance(text := delta.get("refusal"), str) and text:
             out += items.text("message", "refusal", text, exact)
         calls = delta.get("tool_calls")
@@ -189,7 +171,7 @@ class ResponseLog:
             for call in calls:
                 if isinstance(call, dict):
                     out += items.tool_call(call)
-        return out
+        return self._numbered(out)
 
     def _end(self, final: Done | Failed) -> list[Event]:
         assert self.items is not None
@@ -249,50 +231,3 @@ class ResponseLog:
             "output": self.items.snapshot(),
             "usage": self.usage,
         }
-
-
-class AnswerText:
-    """A run hook that follows text (the history's answer writer, server/users/answers.py)
-    on a response's run: a read logged whole (Raw) is handed on as its text, the head not."""
-
-    def __init__(self, hook: RunHook) -> None:
-        self.hook = hook
-        self.head_seen = False
-
-    def seen(self, events: Sequence[LogEvent]) -> None:
-        if all(type(event) is not Raw for event in events):  # the per-token path
-            self.hook.seen(events)
-            return
-        out: list[LogEvent] = []
-        for event in events:
-            if type(event) is not Raw:
-                out.append(event)
-            elif self.head_seen:
-                out += text_of(event.content)
-            self.head_seen = True
-        if out:
-            self.hook.seen(out)
-
-    async def ended(self, final: Final) -> None:
-        await self.hook.ended(final)
-
-
-def text_of(payload: str) -> list[LogEvent]:
-    """A chunk's reasoning and text, as the chat routes log them."""
-    try:
-        chunk = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        chunk = decode_lenient(payload.encode())
-    try:
-        delta = chunk["choices"][0]["delta"]
-    except (KeyError, IndexError, TypeError):
-        return []
-    if not isinstance(delta, dict):
-        return []
-    out: list[LogEvent] = []
-    reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-    if isinstance(reasoning, str) and reasoning:
-        out.append(Reasoning(reasoning))
-    if isinstance(content := delta.get("content"), str) and content:
-        out.append(Delta(content))
-    return out

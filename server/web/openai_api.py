@@ -170,8 +170,8 @@ async def stream_completion(
                     payloads = event.payloads
                     if event.has_usage and not completion.wants_usage:
                         payloads = without_usage_chunks(payloads)
-                        if not payloads:
-                            continue
+                    if not payloads:  # held back with text that may begin the key
+                        continue
                     with writes:
                         await start.start()
                         await response.write(sse_lines(payloads))

@@ -10,7 +10,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.errors import BadRequest, ResponseNotFound
-from server.relay.responses import AnswerText
 from server.relay.responses_input import turn_messages
 from server.relay.responses_request import ResponseRequest
 from server.relay.runs import RunHook
@@ -65,4 +64,5 @@ async def stored_turn(
 
 
 def answer_hooks(writer: AnswerWriter | None) -> list[RunHook]:
-    return [] if writer is None else [AnswerText(writer)]
+    # It keeps the log's Delta and Reasoning, which a response's text is logged as.
+    return [] if writer is None else [writer]

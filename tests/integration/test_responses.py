@@ -12,7 +12,7 @@ import pytest
 from openai import APIStatusError, RateLimitError
 from openai.types.responses import FunctionToolParam, ResponseInputParam
 
-from tests.conftest import Client, MakeClient
+from tests.conftest import SERVER_KEY, Client, MakeClient
 from tests.fake_openrouter import (
     COMMENT,
     USAGE,
@@ -358,3 +358,64 @@ async def test_a_surrogate_pair_cut_across_chunks_arrives_whole(
         events = [e.model_dump(mode="json") async for e in stream]
     check_events(events)
     assert events[-1]["response"]["output"][0]["content"][0]["text"] == "Party 🎉!"
+
+
+async def test_text_that_may_begin_the_key_is_not_lost(
+    client: Client, fake_openrouter: FakeOpenRouter
+) -> None:
+    # The server key starts with "s": a piece ending in "s" is held until the next one (each
+    # in a read of its own), its chunk with it.
+    tokens = ["Yes", " yes", " s"]
+    fake_openrouter.script(sse_reply(tokens, delay_s=0.05), sse_reply(tokens, delay_s=0.05))
+    async with sdk_for(client) as sdk:
+        response = await sdk.responses.create(model=MODEL, input="Hi")
+        stream = await sdk.responses.create(model=MODEL, input="Hi", stream=True)
+        events = [e.model_dump(mode="json") async for e in stream]
+    check_events(events)
+    assert response.output_text == "Yes yes s"
+    deltas = [e["delta"] for e in events if e["type"] == "response.output_text.delta"]
+    assert "".join(deltas) == "Yes yes s"
+
+
+def text_then_tool_call_reply() -> Reply:
+    call = {
+        "index": 0,
+        "id": "call_9",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    }
+    with_call = chunk()
+    with_call["choices"][0]["delta"] = {"role": "assistant", "tool_calls": [call]}
+    steps: list[Any] = [event(chunk("Let me look that up for Paris")), event(with_call)]
+    steps += [event(chunk(finish_reason="tool_calls", usage=USAGE)), event("[DONE]")]
+    return Reply(steps=steps)
+
+
+async def test_text_then_a_tool_call_are_two_items_in_order(
+    client: Client, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.script(text_then_tool_call_reply())
+    async with sdk_for(client) as sdk:
+        stream = await sdk.responses.create(model=MODEL, input="Weather?", stream=True)
+        events = [e.model_dump(mode="json") async for e in stream]
+    check_events(events)
+    output = events[-1]["response"]["output"]
+    assert [item["type"] for item in output] == ["message", "function_call"]
+    assert output[0]["content"][0]["text"] == "Let me look that up for Paris"
+    assert output[1]["call_id"] == "call_9" and output[1]["arguments"] == '{"city": "Paris"}'
+
+
+async def test_a_key_upstream_echoes_never_reaches_the_client(
+    client: Client, fake_openrouter: FakeOpenRouter
+) -> None:
+    half = len(SERVER_KEY) // 2
+    pieces = ["Your key is ", SERVER_KEY[:half], SERVER_KEY[half:], " ok"]
+    fake_openrouter.script(sse_reply(pieces, delay_s=0.05))
+    body = {"model": MODEL, "input": "Hi", "stream": True}
+    response = await client.post("/v1/responses", data=orjson.dumps(body))
+    raw = await response.read()
+    assert SERVER_KEY.encode() not in raw and SERVER_KEY[:half].encode() not in raw
+    events = sse_events(raw)
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == (
+        "Your key is [redacted] ok"
+    )
