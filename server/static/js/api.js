@@ -1,6 +1,7 @@
 // The server's small JSON routes: profile (the saved key), models list and login.
 
 const ACCESS_REQUIRED = "Access token required";
+const SIGN_IN_REQUIRED = "Sign in required";
 export const KEY_MISSING = "OpenRouter API Key not found. Please set it in your profile settings.";
 
 export class ApiError extends Error {
@@ -10,11 +11,16 @@ export class ApiError extends Error {
   }
 }
 
+// ACCOUNTS=required and nobody signed in: only the account routes answer.
+export function isSignInRequired(error) {
+  return error instanceof ApiError && error.status === 401 && error.message === SIGN_IN_REQUIRED;
+}
+
 export function isAccessRequired(error) {
   return error instanceof ApiError && error.status === 401 && error.message === ACCESS_REQUIRED;
 }
 
-async function call(method, path, body) {
+export async function call(method, path, body) {
   const init = { method, credentials: "same-origin", headers: {} };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";

@@ -1,5 +1,6 @@
 // The chat page: wires the stored conversations, the socket and the views to the page's controls.
 
+import { Accounts } from "./accounts.js";
 import * as api from "./api.js";
 import { ChatView } from "./chat-view.js";
 import { setupComposer } from "./composer.js";
@@ -54,6 +55,7 @@ const runner = new ChatRunner(socket, {
     view.refresh(conversation, message);
     view.announce(conversation, message);
     if (conversation === active()) updateComposer();
+    accounts.refreshBudget();
     if (isKeyMissing(message)) {
       waitingForKey = conversation;
       keyDialog.open(profile, message.error);
@@ -124,6 +126,8 @@ const keyDialog = new KeyDialog(ui.keyDialog, (saved) => {
   }
 });
 const loginDialog = new LoginDialog(ui.loginDialog, () => start());
+// Signed in or out: the session has a new identity, which the key and the socket hang on.
+const accounts = new Accounts(() => start({ renew: true }));
 const settings = new SettingsPanel(ui.settings, (conversation) => store.touch(conversation));
 const turns = new Turns(store, runner, { view, settings, renderSidebar: () => renderSidebar() });
 
@@ -178,7 +182,7 @@ function newChat() {
 
 // Before the socket: the profile call gives the browser its session, which the server binds
 // this page's chats to (only that session may resume or cancel them).
-async function start() {
+async function start({ renew = false } = {}) {
   try {
     profile = await api.getProfile();
   } catch (error) {
@@ -186,11 +190,19 @@ async function start() {
       loginDialog.open();
       return;
     }
+    if (api.isSignInRequired(error)) {
+      socket.disconnect();
+      await accounts.load();
+      accounts.dialog.open("sign-in");
+      return;
+    }
     showBanner(error.message);
   }
   showKeyHint();
-  socket.connect();
+  if (renew) socket.renew();
+  else socket.connect();
   settings.loadModels();
+  if (!renew) accounts.load();
 }
 
 socket.addEventListener("close", async () => {
@@ -202,6 +214,11 @@ socket.addEventListener("close", async () => {
       socket.disconnect();
       ui.connection.textContent = "Signed out";
       loginDialog.open();
+    } else if (api.isSignInRequired(error)) {
+      socket.disconnect();
+      ui.connection.textContent = "Signed out";
+      await accounts.load();
+      accounts.dialog.open("sign-in");
     }
   }
 });
