@@ -9,6 +9,7 @@ from typing import Any, Literal
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.browser.account_steps import close, fill_sign_up, open_account
 from tests.browser.chat_page import conversation_links, prompt, send_message, wait_until_answered
 from tests.browser.conftest import PHONE, OpenPage
 from tests.fake_openrouter import FakeOpenRouter, sse_reply
@@ -160,4 +161,25 @@ async def test_the_open_model_picker(open_page: OpenPage) -> None:
     # The list fits the phone: nothing scrolled the page sideways to show it.
     scrolled = "() => [document.documentElement, document.body, document.querySelector('.app')]"
     assert await page.evaluate(f"{scrolled}.map((el) => el.scrollLeft)") == [0, 0, 0]
+    assert await serious_violations(page) == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_the_account_and_admin_dialogs(
+    open_page: OpenPage, scheme: Literal["light", "dark"]
+) -> None:
+    page = await open_page(color_scheme=scheme, viewport=PHONE)
+    await page.get_by_role("button", name="Show conversations").click()
+    dialog = await open_account(page)
+    await expect(dialog.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert await serious_violations(page) == []
+    await dialog.get_by_role("button", name="Create an account").click()
+    await fill_sign_up(page, "ann@example.com")
+    await dialog.get_by_label("Token name").filter(visible=True).fill("script")
+    await dialog.get_by_role("button", name="Make token").click()
+    await expect(dialog.get_by_role("listitem")).to_have_count(1)
+    assert await serious_violations(page) == []
+    await close(dialog)
+    await page.get_by_role("button", name="Admin", exact=True).click()
+    await expect(page.locator("#admin-dialog").get_by_role("row")).to_have_count(2)
     assert await serious_violations(page) == []

@@ -24,7 +24,7 @@ function button(text, action, label) {
 }
 
 function spendOf(budget) {
-  if (!budget) return "—";
+  if (!budget) return "no budget";
   const spent = `$${(budget.spent_usd ?? 0).toFixed(2)}`;
   return typeof budget.limit_usd === "number" ? `${spent} of $${budget.limit_usd.toFixed(2)}` : `${spent}, no limit`;
 }
@@ -97,9 +97,10 @@ export class AdminPanel {
       button(account.admin ? "Remove admin" : "Make admin", "admin", `${account.admin ? "Remove admin from" : "Make admin"} ${account.email}`),
       button("Reset link", "reset", `Password reset link for ${account.email}`),
     ];
-    const actionCell = cell(...actions);
-    actionCell.className = "admin-actions";
-    tr.append(cell(who, notes), cell(spendOf(account.budget)), cell(budget), actionCell);
+    const actionRow = document.createElement("div");
+    actionRow.className = "admin-actions";
+    actionRow.append(...actions);
+    tr.append(cell(who, notes), cell(spendOf(account.budget)), cell(budget), cell(actionRow));
     return tr;
   }
 

@@ -205,7 +205,8 @@ async function start({ renew = false } = {}) {
   if (!renew) accounts.load();
 }
 
-socket.addEventListener("close", async () => {
+socket.addEventListener("close", async ({ detail }) => {
+  if (detail.retryAt === null) return; // closed on purpose (signed out), not refused
   // A browser cannot read why a handshake failed; the profile route tells whether it was access.
   try {
     await api.getProfile();
