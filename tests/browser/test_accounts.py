@@ -25,6 +25,7 @@ from tests.browser.account_steps import (
 from tests.browser.chat_page import last_answer, send_message, wait_until_answered
 from tests.browser.conftest import OpenPage
 from tests.conftest import Serve
+from tests.fake_openrouter import USAGE, FakeOpenRouter, sse_reply
 
 pytestmark = pytest.mark.browser
 
@@ -121,9 +122,8 @@ async def test_a_personal_token_is_shown_once_and_stops_working_when_revoked(
     assert status == 401
 
 
-async def test_an_invite_link_opens_the_form_and_an_admin_manages_accounts(
-    open_page: OpenPage, serve: Serve
-) -> None:
+async def admin_and_invited_bob(open_page: OpenPage, serve: Serve) -> tuple[Page, Page]:
+    """An admin's page with its panel open, and Bob's, signed up from the admin's invite link."""
     server = await serve()
     admin = await open_page(server)
     await sign_up(admin, "admin@example.com")
@@ -143,18 +143,44 @@ async def test_an_invite_link_opens_the_form_and_an_admin_manages_accounts(
     assert "invite=" not in bob.url
     await close(account_dialog(bob))
     await expect(bob.locator("#connection")).to_have_text("Connected")
-
     await close(panel)
     await admin.get_by_role("button", name="Admin", exact=True).click()
+    return admin, bob
+
+
+async def test_an_invited_account_gets_a_budget_and_sees_what_is_left(
+    open_page: OpenPage, serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    admin, bob = await admin_and_invited_bob(open_page, serve)
+    panel = admin.locator("#admin-dialog")
     row = panel.locator("tr", has_text="bob@example.com")
-    await expect(row).to_contain_text("no budget")
+    await expect(row).to_contain_text("$0.00, no limit")
     await row.get_by_label("Budget of bob@example.com in dollars").filter(visible=True).fill("5")
     await row.get_by_role("button", name="Save the budget of bob@example.com").click()
-    await expect(panel.get_by_role("alert")).to_have_text("")
+    await expect(row).to_contain_text("$0.00 of $5.00")
     await close(panel)  # kept: the panel opened again shows it
     await admin.get_by_role("button", name="Admin", exact=True).click()
     await expect(row.get_by_label("Budget of bob@example.com in dollars")).to_have_value("5")
 
+    # Bob sees what is left of it, and it follows his answers.
+    await bob.reload()
+    budget = bob.locator("#budget-left")
+    await expect(budget).to_contain_text("Budget: $5.00 of $5.00 left this month (resets")
+    fake_openrouter.script(sse_reply(["spent"], usage={**USAGE, "cost": 1.25}))
+    await send_message(bob, "spend a little")
+    await wait_until_answered(bob)
+    await expect(budget).to_contain_text("Budget: $3.75 of $5.00 left")
+    await close(panel)
+    await admin.get_by_role("button", name="Admin", exact=True).click()
+    await expect(row).to_contain_text("$1.25 of $5.00")
+
+
+async def test_an_admin_makes_admins_disables_and_hands_out_reset_links(
+    open_page: OpenPage, serve: Serve
+) -> None:
+    admin, bob = await admin_and_invited_bob(open_page, serve)
+    panel = admin.locator("#admin-dialog")
+    row = panel.locator("tr", has_text="bob@example.com")
     await row.get_by_role("button", name="Make admin bob@example.com").click()
     await expect(row).to_contain_text("admin")
     await expect(
@@ -168,6 +194,7 @@ async def test_an_invite_link_opens_the_form_and_an_admin_manages_accounts(
     await expect(row).not_to_contain_text("disabled")
 
     await row.get_by_role("button", name="Password reset link for bob@example.com").click()
+    link = panel.get_by_role("textbox", name="Link")
     await expect(link).to_have_value(re.compile(r"\?reset=\S+$"))
     reset = (await link.input_value()).partition("?")[2]
     await bob.goto(f"{origin(bob)}/?{reset}")
@@ -180,6 +207,7 @@ async def test_an_invite_link_opens_the_form_and_an_admin_manages_accounts(
     )
     await dialog.get_by_role("button", name="Set password").click()
     await expect(dialog.get_by_text("Password set: sign in with it.")).to_be_visible()
+    assert "reset=" not in bob.url
     await dialog.get_by_label("Email").filter(visible=True).fill("bob@example.com")
     await dialog.get_by_label("Password", exact=True).filter(visible=True).fill(NEW_PASSWORD)
     await dialog.get_by_role("button", name="Sign in", exact=True).click()
