@@ -86,8 +86,10 @@ def sqlite_begin(connection: Connection) -> None:
     # IMMEDIATE takes the write lock up front, waiting busy_timeout for it: a transaction
     # that reads and then writes would otherwise fail at once (SQLITE_BUSY) when another
     # process wrote in between. Reads ask for a plain (deferred) BEGIN.
+    # A read of one statement needs none (the driver's autocommit): NONE.
     kind = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-    connection.exec_driver_sql(f"BEGIN {kind}")
+    if kind != "NONE":
+        connection.exec_driver_sql(f"BEGIN {kind}")
 
 
 class Database:
@@ -120,20 +122,28 @@ class Database:
             self.migrated = True
 
     @asynccontextmanager
-    async def transaction(self, *, write: bool = True) -> AsyncIterator[AsyncConnection]:
+    async def transaction(
+        self, *, write: bool = True, one_statement: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction, committed when the block ends without an error.
 
         `write=False` for reads only: on SQLite it does not take the write lock.
+        `one_statement=True` for a read of one statement (who a request is): it runs without
+        BEGIN and COMMIT, two round trips fewer on every signed-in request.
         AccountStoreUnavailable (503) when the database cannot be reached.
         """
         if not self.migrated:
             await self.migrate()
+        options: dict[str, str] = {"sqlite_begin": "IMMEDIATE" if write else "DEFERRED"}
+        if one_statement and not write:
+            if self.sqlite_file is None:
+                options["isolation_level"] = "AUTOCOMMIT"
+            else:
+                options["sqlite_begin"] = "NONE"
         try:
             async with self.engine.connect() as opened:
                 # The same connection, told which BEGIN SQLite gets (see sqlite_begin).
-                connection = await opened.execution_options(
-                    sqlite_begin="IMMEDIATE" if write else "DEFERRED"
-                )
+                connection = await opened.execution_options(**options)
                 async with connection.begin():
                     yield connection
         except UNAVAILABLE as error:

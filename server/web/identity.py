@@ -84,7 +84,7 @@ async def resolve_identity(request: web.Request) -> Identity | None:
     db = request.app[database_key]
     token = personal_token(request)
     if token is not None:
-        async with db.transaction(write=False) as connection:
+        async with db.transaction(write=False, one_statement=True) as connection:
             found = await token_account(connection, token)
         if found is None:
             return None
@@ -94,7 +94,7 @@ async def resolve_identity(request: web.Request) -> Identity | None:
     session_id = session.get(ACCOUNT_SESSION_FIELD)
     if not isinstance(session_id, str):
         return None
-    async with db.transaction(write=False) as connection:
+    async with db.transaction(write=False, one_statement=True) as connection:
         found = await session_account(connection, session_id)
     if found is None:
         session.pop(ACCOUNT_SESSION_FIELD, None)
