@@ -75,3 +75,9 @@ def test_inprocess_bench_checks_every_chat_text() -> None:
     options = ["--chats", "5", "--tokens", "40", "--rounds", "1"]
     done = run_module("bench.inprocess", *options, timeout_s=120)
     assert "Python work per token" in done.stdout and "memory log:" in done.stdout
+
+
+@pytest.mark.subprocess
+def test_budget_start_bench_settles_every_chat_exactly() -> None:
+    done = run_module("bench.budget_start", "--chats", "20", "--accounts", "2", timeout_s=120)
+    assert "every chat reserved and settled exactly: True" in done.stdout

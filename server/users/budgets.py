@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -128,31 +128,30 @@ class Budgets:
         self.clock = clock
         self.holder = holder or new_holder()
 
-    def _insert(self) -> Any:
-        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
-        return dialect.insert(budget_usage)
-
-    async def limit_of(self, db: AsyncConnection, account_id: str) -> int | None:
-        own = await db.scalar(select(accounts.c.budget_usd).where(accounts.c.id == account_id))
-        return self.default if own is None else nanos_of_usd(own)
-
     async def standing(self, account_id: str) -> Standing:
-        start = period_start(self.clock(), self.period)
         async with self.db.transaction(write=False) as db:
-            limit = await self.limit_of(db, account_id)
-            spent, reserved = await self._usage(db, account_id, start)
-        return Standing(limit, spent, reserved, self.period, start)
+            return (await self._standing(db, account_id))[0]
 
-    async def _usage(self, db: AsyncConnection, account_id: str, start: date) -> tuple[int, int]:
-        row = (
-            await db.execute(
-                select(budget_usage.c.spent_nanos, budget_usage.c.reserved_nanos).where(
-                    budget_usage.c.account_id == account_id,
-                    budget_usage.c.period_start == start,
+    async def _standing(self, db: AsyncConnection, account_id: str) -> tuple[Standing, bool]:
+        """The account's budget this period in one statement (its limit and its row for the
+        period), and whether that row exists yet."""
+        start = period_start(self.clock(), self.period)
+        usage = budget_usage.c
+        query = (
+            select(accounts.c.budget_usd, usage.spent_nanos, usage.reserved_nanos)
+            .select_from(
+                accounts.outerjoin(
+                    budget_usage,
+                    and_(usage.account_id == accounts.c.id, usage.period_start == start),
                 )
             )
-        ).one_or_none()
-        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+            .where(accounts.c.id == account_id)
+        )
+        row = (await db.execute(query)).one_or_none()
+        own, spent, reserved = row if row is not None else (None, None, None)
+        limit = self.default if own is None else nanos_of_usd(own)
+        standing = Standing(limit, int(spent or 0), int(reserved or 0), self.period, start)
+        return standing, spent is not None
 
     async def reserve(
         self, account_id: str, price: Price, chars: int, requested: int | None
@@ -161,41 +160,35 @@ class Budgets:
         An account without a limit holds nothing, and its chat runs with what it asked."""
         swept = False
         for _ in range(MAX_ATTEMPTS):
-            standing = await self.standing(account_id)
+            hold = await self._take(account_id, price, chars, requested)
+            if isinstance(hold, Hold):
+                return hold
+            if isinstance(hold, Standing):
+                # Only a refusal looks for holds a dead process left: not a query per chat.
+                if not swept and hold.reserved and await self.release_expired(account_id):
+                    swept = True
+                    continue
+                raise hold.refusal()
+        raise (await self.standing(account_id)).refusal()
+
+    async def _take(
+        self, account_id: str, price: Price, chars: int, requested: int | None
+    ) -> Hold | Standing | None:
+        """One transaction: read what is left, then the conditional UPDATE and the hold's
+        row. The Hold; the Standing when not even a short answer fits; None when another
+        chat took what was left in between (PostgreSQL; SQLite's write lock is held here)."""
+        usage = budget_usage.c
+        async with self.db.transaction() as db:
+            standing, has_row = await self._standing(db, account_id)
             if standing.limit is None:
                 return Hold(account_id, standing.start, 0, None, requested)
             left = max(0, standing.limit - standing.spent - standing.reserved)
             granted = allowance(price, chars, left, requested)
             if granted is None:
-                # Only a refusal looks for holds a dead process left: not a query per chat.
-                if not swept and standing.reserved and await self.release_expired(account_id):
-                    swept = True
-                    continue
-                raise standing.refusal()
-            hold_id = await self._take(account_id, standing, granted.reserve)
-            if hold_id is not None:
-                return Hold(
-                    account_id, standing.start, granted.reserve, hold_id, granted.max_tokens
-                )
-        raise (await self.standing(account_id)).refusal()
-
-    async def _take(self, account_id: str, standing: Standing, amount: int) -> str | None:
-        """The conditional UPDATE and its hold row, in one transaction; None when another
-        chat took what was left first."""
-        assert standing.limit is not None
-        usage = budget_usage.c
-        async with self.db.transaction() as db:
-            await db.execute(
-                self._insert()
-                .values(
-                    account_id=account_id,
-                    period_start=standing.start,
-                    spent_nanos=0,
-                    reserved_nanos=0,
-                    chats=0,
-                )
-                .on_conflict_do_nothing()
-            )
+                return standing
+            if not has_row:  # the period's first chat
+                await self._ensure_row(db, account_id, standing.start)
+            amount = granted.reserve
             taken = await db.execute(
                 update(budget_usage)
                 .where(
@@ -218,7 +211,7 @@ class Budgets:
                     expires_at=self.clock() + self.hold_for,
                 )
             )
-        return hold_id
+        return Hold(account_id, standing.start, amount, hold_id, granted.max_tokens)
 
     async def settle(self, hold: Hold | None, record: SpendRecord) -> None:
         """The chat's end: its hold becomes its cost (metered), and its row is written."""
@@ -247,19 +240,20 @@ class Budgets:
                 )
             )
 
-    async def _add_usage(self, db: AsyncConnection, record: SpendRecord, released: int) -> None:
-        usage = budget_usage.c
+    async def _ensure_row(self, db: AsyncConnection, account_id: str, start: date) -> None:
+        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
         await db.execute(
-            self._insert()
+            dialect.insert(budget_usage)
             .values(
-                account_id=record.account_id,
-                period_start=record.start,
-                spent_nanos=0,
-                reserved_nanos=0,
-                chats=0,
+                account_id=account_id, period_start=start, spent_nanos=0, reserved_nanos=0, chats=0
             )
             .on_conflict_do_nothing()
         )
+
+    async def _add_usage(self, db: AsyncConnection, record: SpendRecord, released: int) -> None:
+        usage = budget_usage.c
+        if not released:  # a hold kept the row there; without one it may be the first
+            await self._ensure_row(db, record.account_id, record.start)
         await db.execute(
             update(budget_usage)
             .where(usage.account_id == record.account_id, usage.period_start == record.start)
