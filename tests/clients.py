@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from tests.conftest import chat_body
+from tests.conftest import Client, MakeClient, chat_body
 
 WS = aiohttp.ClientWebSocketResponse
 Frame = dict[str, Any]
@@ -102,3 +102,16 @@ def parse_sse(text: str) -> list[tuple[str, Frame]]:
 def resume_frame(chat_id: str, after: int) -> str:
     """The page's frame to follow a chat again from the last seq it has."""
     return orjson.dumps({"type": "resume", "id": chat_id, "after": after}).decode()
+
+
+async def two_processes(
+    make_client: MakeClient, redis_url: str, **overrides: object
+) -> tuple[Client, Client]:
+    """Two chatrelay processes behind one router: one browser, so one session cookie."""
+    first = await make_client(redis_url=redis_url, **overrides)
+    second = await make_client(redis_url=redis_url, **overrides)
+    await first.get("/api/profile")  # the page's first call makes the session's owner
+    second.session.cookie_jar.update_cookies(
+        first.session.cookie_jar.filter_cookies(first.make_url("/"))
+    )
+    return first, second

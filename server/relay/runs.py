@@ -18,7 +18,7 @@ from typing import Protocol
 from aiohttp import web
 
 from server.config import settings_key
-from server.errors import ChatError, ChatNotFound, ChatTooLong, InternalError, ServerShuttingDown
+from server.errors import ChatError, ChatTooLong, InternalError, ServerShuttingDown
 from server.metrics import ChatObserver, metrics_key
 from server.registry import Registry, registry_key
 from server.relay.openrouter import UpstreamRequest, stream_chat
@@ -267,11 +267,12 @@ class Runs:
         return run
 
     async def find(self, owner: str | None, chat_id: str) -> str:
-        """The key of the caller's chat with that id; ChatNotFound (404) for anyone else's."""
+        """The key of the caller's chat with that id; ChatNotFound (404) for anyone else's
+        (503 while the store may be getting its chats back)."""
         for key in {chat_key(owner, chat_id), chat_key(None, chat_id)}:
             if await self.store.exists(key):
                 return key
-        raise ChatNotFound(chat_id)
+        raise await self.store.not_found(chat_id)
 
 
 runs_key = web.AppKey("runs", Runs)

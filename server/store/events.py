@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from aiohttp import web
 
+from server.errors import ChatError
+
 
 @dataclass(frozen=True, slots=True)
 class Delta:
@@ -158,12 +160,18 @@ class ChatStore(Protocol):
         ...
 
     async def exists(self, key: str) -> bool:
-        """Whether a chat is kept under the key, running or ended."""
+        """Whether a chat is kept under the key, running (from its start) or ended."""
+        ...
+
+    async def not_found(self, chat_id: str) -> ChatError:
+        """What to answer for a chat kept under none of its keys: ChatNotFound (404), or
+        ChatStoreUnavailable (503, to retry) while the store may be getting it back."""
         ...
 
     def read(self, key: str, after: int, live: Live | None = None) -> AsyncIterator[Slice]:
         """The chat's events with seq > `after`, in bounded slices, then live until its
-        final event; ChatNotFound when it is not kept (or no longer from `after`).
+        final event; ChatNotFound when it is not kept (or no longer from `after`). A read
+        always ends with the final event: asked from it or past it, with it alone.
 
         With `live`, a run of this process may hand its reads to `live.write` instead,
         while the listener waits caught up (a failed write is raised by the iterator)."""

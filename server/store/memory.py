@@ -25,7 +25,7 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 
-from server.errors import ChatIdInUse, ChatNotFound
+from server.errors import ChatError, ChatIdInUse, ChatNotFound
 from server.store.events import (
     MAX_READ_CHARS,
     MAX_READ_EVENTS,
@@ -297,6 +297,9 @@ class MemoryStore:
     async def exists(self, key: str) -> bool:
         return key in self.logs
 
+    async def not_found(self, chat_id: str) -> ChatError:
+        return ChatNotFound(chat_id)
+
     async def cancel(self, key: str) -> bool:
         log = self.logs.get(key)
         if log is None or log.run is None:
@@ -326,8 +329,12 @@ class MemoryStore:
                     taken = log.events_after(seq)
                     reader.seq = seq + len(taken)
                     yield seq + 1, taken
+                    if taken[-1] is log.final:
+                        return
                     self.moved(log)
-                elif log.ended:
+                elif log.final is not None:
+                    # Asked from its end or past it: a read still ends with the final event.
+                    yield log.last_seq, [log.final]
                     return
                 else:
                     reader.waiter = asyncio.get_running_loop().create_future()

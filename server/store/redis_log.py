@@ -339,6 +339,9 @@ MAX_INBOX = 16
 OUTAGE_WAIT_S = 30.0
 PRESENCE_TTL_S = 3 * BLOCK_MS / 1000
 LOST = Failed(503, "The chat stopped: the server running it went away")
+# How long a chat's keys may be missing while its process still runs it: that process
+# renews them every few seconds (and at once when Redis answers again after an outage).
+ABSENT_S = 15.0
 T = TypeVar("T")
 Entry = tuple[Any, dict[bytes, bytes]]
 
@@ -446,9 +449,10 @@ async def read_elsewhere(
     redis: Redis, follower: Follower, key: str, after: int
 ) -> AsyncIterator[Slice]:
     """Follow a chat through its Redis Stream, whichever process runs it."""
-    seq, stream, presence = after, log_key(key), Presence(redis, key)
+    seq, stream, presence, watch = after, log_key(key), Presence(redis, key), Absence()
     try:
-        if await ended_by(redis, key, seq):
+        if (end := await ended_by(redis, key, seq, watch)) is not None:
+            yield end
             return
         while True:
             await presence.renew()
@@ -470,7 +474,8 @@ async def read_elsewhere(
             follower.join(stream, listener)
             try:
                 while (taken := await listener.take()) is not None:
-                    if not taken and await ended_by(redis, key, seq):
+                    if not taken and (end := await ended_by(redis, key, seq, watch)) is not None:
+                        yield end
                         return
                     for first, events in new_events(key, seq, taken):
                         yield first, events
@@ -516,24 +521,60 @@ def new_events(key: str, seq: int, entries: list[Entry]) -> list[Slice]:
     return slices
 
 
-async def ended_by(redis: Redis, key: str, seq: int) -> bool:
-    """Whether a listener that has `seq` has seen the chat's end; a chat that runs nowhere
-    and has no end (its process died) ends now with LOST."""
+class Absence:
+    """Since when a listener has found its chat running nowhere, without an end."""
+
+    __slots__ = ("since",)
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def lasted(self) -> bool:
+        """Whether it has lasted ABSENT_S: until then the chat may still run somewhere."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        return now - self.since >= ABSENT_S
+
+
+# Write LOST only while the chat's run key is still missing: the process running it may
+# have come back meanwhile, and only that process ends a chat it runs.
+WRITE_LOST = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.pcall('XADD', KEYS[2], ARGV[1], 'f', ARGV[2], 'e', ARGV[3])
+return 1
+"""
+
+
+async def ended_by(redis: Redis, key: str, seq: int, absence: Absence) -> Slice | None:
+    """The chat's final event when a listener that has `seq` has reached or passed it (a
+    read always ends with it); None while the chat runs, or may run.
+
+    A chat that runs nowhere and has no end ends with LOST (its process died), but only
+    once that has lasted ABSENT_S: after Redis came back empty, the process running the
+    chat writes its keys again (server/store/redis_store.py), and until then they are
+    missing. A listener never ends a chat that another process runs."""
     if await patient(partial(redis.exists, run_key(key))):
-        return False
+        absence.since = None
+        return None
     newest: Any = await patient(partial(redis.xrevrange, log_key(key), count=1))
+    if newest:
+        _, events = read_entry(newest[0][1])
+        final_seq = entry_seq(newest[0][0])
+        if isinstance(events[-1], Done | Failed):
+            return (final_seq, [events[-1]]) if final_seq <= seq else None
+    if not absence.lasted():
+        return None
     if not newest:
         raise ChatNotFound(key.partition(":")[2])
-    _, events = read_entry(newest[0][1])
-    if isinstance(events[-1], Done | Failed):
-        return entry_seq(newest[0][0]) <= seq
-    # Running nowhere and no final event: its process died. End it for every listener,
-    # once (another listener may have been first), not leave them open forever.
+    # Its process died: end it for every listener, once (another listener may have been
+    # first), not leave them open forever.
     lost_seq = entry_seq(newest[0][0]) + 1
-    with contextlib.suppress(ResponseError):
-        lost = partial(redis.xadd, log_key(key), entry(lost_seq, [LOST]), id=f"{lost_seq}-1")
-        await patient(lost)
-    return False
+    lost = redis.register_script(WRITE_LOST)
+    fields = entry(lost_seq, [LOST])
+    args = [f"{lost_seq}-1", fields["f"], fields["e"]]
+    await patient(partial(lost, keys=[run_key(key), log_key(key)], args=args))
+    return None
 
 
 async def patient(command: Callable[[], Awaitable[T]]) -> T:

@@ -19,12 +19,13 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from server.errors import ChatIdInUse
+from server.errors import ChatError, ChatIdInUse, ChatNotFound, ChatStoreUnavailable
 from server.store.events import Live, RunControl, Slice
 from server.store.memory import MemoryStore
 from server.store.redis_conn import REDIS_DOWN, stop_tasks, store_errors
 from server.store.redis_log import (
     CANCEL_CHANNEL,
+    RETRY_S,
     RUN_TTL_S,
     Follower,
     LogFlusher,
@@ -36,6 +37,13 @@ from server.store.redis_log import (
 )
 
 RENEW_EVERY_S = 5.0
+# Set by every process, never expiring: when it is missing, Redis has come back empty.
+UP_KEY = "chatrelay:up"
+# Set for a while by a process that finds Redis back after an outage, or empty: meanwhile
+# each process writes its running chats' keys again (within a renewal), and a chat not
+# found is a 503 to retry, not a 404.
+RESTORING_KEY = "chatrelay:restoring"
+RESTORING_MS = int((RENEW_EVERY_S + 1) * 1000)
 # Chat starts, all those waiting in one round trip: each chat's key marked as running here
 # unless it runs already, and the ended chat it replaces, if any, dropped. ARGV: this
 # process, the mark's expiry in ms, then records `len chat` of each chat's key prefix
@@ -80,7 +88,7 @@ class SharedControl:
             await redis.zremrangebyscore(key, 0, time.time() * 1000)
             elsewhere = int(await redis.zcard(key))
         except REDIS_DOWN:
-            elsewhere = 0
+            elsewhere = 1  # unknown while Redis is away: an outage abandons no chat
         if elsewhere and self.key in self.store.running:
             loop = asyncio.get_running_loop()
             loop.call_later(max(self.store.local.resume_window_s, 1.0), self.abandon)
@@ -156,9 +164,18 @@ class RedisStore:
     async def exists(self, key: str) -> bool:
         if key in self.running:
             return True
+        # A chat runs from its claim, before Redis has any of its text (a model thinking).
         with store_errors():
-            # Its run's mark too: a chat just started elsewhere may have no entry yet.
-            return bool(await self.redis.exists(log_key(key), run_key(key)))
+            return bool(await self.redis.exists(run_key(key), log_key(key)))
+
+    async def not_found(self, chat_id: str) -> ChatError:
+        """404, but 503 while Redis may be getting its chats back: it came back empty, and
+        the processes running them write their keys again (RESTORING)."""
+        with store_errors():
+            up, restoring = await self.redis.mget(UP_KEY, RESTORING_KEY)
+        if up is None or restoring is not None:
+            return ChatStoreUnavailable()
+        return ChatNotFound(chat_id)
 
     async def forget(self, key: str) -> None:
         # Once Redis has this process's end of it: a flush after the DEL would write it anew.
@@ -204,22 +221,41 @@ class RedisStore:
                 await asyncio.sleep(0.5)
 
     async def _renew(self) -> None:
-        """Keep this process's running chats marked as running, all in one round trip."""
+        """Keep this process's running chats marked as running, all in one round trip, and
+        write their keys again when Redis lost them (RESTORING)."""
+        # The first round: this process has nothing in Redis yet that could be missing.
+        restore: bool | None = False
+        while not self.closed:
+            try:
+                await self._renew_once(restore)
+                restore, pause = None, RENEW_EVERY_S
+            except REDIS_DOWN:
+                # The flusher says so, once; the round after the outage restores.
+                restore, pause = True, RETRY_S
+            await asyncio.sleep(pause)
+
+    async def _renew_once(self, restore: bool | None) -> None:
+        """One round. `restore`: Redis was away since the last one (True), or may have
+        restarted empty in between (None: UP_KEY tells)."""
         ttl_ms = int(RUN_TTL_S * 1000)
         log_ttl_ms = int(self.retention_s * 1000) + ttl_ms
-        while not self.closed:
-            await asyncio.sleep(RENEW_EVERY_S)
-            running = [w for w in self.running.values() if not w.memory.ended]
-            if not running:
-                continue
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for writer in running:
-                        await pipe.set(run_key(writer.key), self.process_id, px=ttl_ms)
-                        await pipe.pexpire(log_key(writer.key), log_ttl_ms)
-                    await pipe.execute()
-            except REDIS_DOWN:
-                pass  # the flusher says so, once
+        running = [w for w in self.running.values() if not w.memory.ended]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await pipe.set(UP_KEY, 1, nx=True)
+            if restore:
+                await pipe.set(RESTORING_KEY, 1, px=RESTORING_MS)
+            for writer in running:
+                await pipe.set(run_key(writer.key), self.process_id, px=ttl_ms)
+                await pipe.pexpire(log_key(writer.key), log_ttl_ms)
+            replies = await pipe.execute()
+        if restore is None and replies[0]:  # UP_KEY was missing: Redis came back empty
+            await self.redis.set(RESTORING_KEY, 1, px=RESTORING_MS)
+        logs_kept = replies[len(replies) - 2 * len(running) :][1::2]
+        for writer, kept in zip(running, logs_kept, strict=True):
+            if not kept and writer.synced > 0:
+                # Redis lost the log: the flusher writes it again from the chat's start.
+                writer.synced = 0
+                self.flusher.mark(writer)
 
     async def close(self) -> None:
         await self.flusher.drain(DRAIN_S)

@@ -22,7 +22,7 @@ from server.telemetry import client_address_key
 from server.web.http_io import expect_within_limit, read_json
 from server.web.identity import request_identity
 from server.web.limits import check_login_rate
-from server.web.profile import SESSION_KEY_FIELD
+from server.web.profile import SESSION_KEY_FIELD, SESSION_OWNER_FIELD
 
 ACCESS_FIELD = "access"
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
@@ -228,13 +228,19 @@ async def login(request: web.Request) -> web.Response:
         presented.encode(), settings.access_token.encode()
     ):
         raise AccessDenied("Invalid access token")
+    digest = token_digest(settings.access_token)
     old = await get_session(request)
     saved_key = old.get(SESSION_KEY_FIELD)
+    # Signing in again keeps the session's chats its own (resume, stop); a session not
+    # signed in yet had no chats, and its owner id must not ride on the new rights.
+    owner = old.get(SESSION_OWNER_FIELD) if old.get(ACCESS_FIELD) == digest else None
     # A fresh session on login: a cookie planted before it cannot ride on the new rights.
     session = await new_session(request)
     if saved_key:
         session[SESSION_KEY_FIELD] = saved_key
-    session[ACCESS_FIELD] = token_digest(settings.access_token)
+    if owner:
+        session[SESSION_OWNER_FIELD] = owner
+    session[ACCESS_FIELD] = digest
     return web.Response(status=204)
 
 

@@ -26,7 +26,7 @@ from server.web.budget_gate import capped, metered
 from server.web.chat_start import start_chat_run
 from server.web.history_service import signed_in_account_id
 from server.web.http_io import error_response, expect_within_limit, read_json
-from server.web.limits import admit_chat
+from server.web.limits import admit_chat, take_socket_slot
 from server.web.profile import chat_owner, check_api_key, request_profile
 
 log = logging.getLogger(__name__)
@@ -305,15 +305,35 @@ async def chat_events(request: web.Request) -> web.StreamResponse:
     after = resume_after(request)
     chat_id = request.match_info["chat_id"]
     key = await request.app[runs_key].find(await chat_owner(request), chat_id)
-    response = web.StreamResponse(headers={**SSE_HEADERS, "X-Chat-Id": chat_id})
-    await response.prepare(request)
+    # A listener holds a connection as long as a WebSocket does: it takes one of the
+    # address's MAX_SOCKETS_PER_CLIENT slots, and one that reads nothing is dropped.
+    slot = await take_socket_slot(request)
+    writes = client_writes(request)
     try:
-        async for first_seq, events in request.app[chat_store_key].read(key, after):
-            await response.write(sse_bytes(first_seq, events))
-    except ChatError as error:  # expired meanwhile, or the store went away
-        await response.write(sse_event("error", error.to_dict()))
-    await response.write_eof()
-    return response
+        response = web.StreamResponse(headers={**SSE_HEADERS, "X-Chat-Id": chat_id})
+        with writes:
+            await response.prepare(request)
+        try:
+            async for first_seq, events in request.app[chat_store_key].read(key, after):
+                with writes:
+                    await response.write(sse_bytes(first_seq, events))
+        except ClientTooSlow:
+            raise
+        except ChatError as error:  # expired meanwhile, or the store went away
+            with writes:
+                await response.write(sse_event("error", error.to_dict()))
+        with writes:
+            await response.write_eof()
+        return response
+    except ClientTooSlow as error:
+        log.info("listener dropped: %s", error.message)
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    finally:
+        writes.close()
+        if slot is not None:
+            await slot.release()
 
 
 async def delete_chat(request: web.Request) -> web.Response:

@@ -255,7 +255,7 @@ async def take_socket_slot(request: web.Request) -> Lease | None:
         lease = await limits.local.take_slots(keys, cap)
     if lease is None:
         raise TooManyChats(
-            f"At most {cap} WebSocket connections per client address",
+            f"At most {cap} WebSockets and chat listeners at once per client address",
             retry_after=SOCKET_SLOT_RETRY_AFTER_S,
         )
     return lease

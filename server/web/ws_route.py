@@ -34,7 +34,7 @@ from server.errors import (
 from server.metrics import metrics_key
 from server.registry import registry_key
 from server.relay.request import parse_chat_request
-from server.relay.runs import chat_key
+from server.relay.runs import chat_key, runs_key
 from server.store.events import (
     Delta,
     Done,
@@ -280,16 +280,18 @@ class ChatSocket:
         if isinstance(after, bool) or not isinstance(after, int) or after < 0:
             raise BadRequest("after must be a whole number of 0 or more (the last seq seen)")
         self.check_room(chat_id)
-        key = chat_key(self.owner, chat_id)
-        if not await self.app[chat_store_key].exists(key):
-            raise ChatNotFound(chat_id)
+        # The HTTP resume's rule: the socket's session's chat, or a POST's anonymous one.
+        key = await self.app[runs_key].find(self.owner, chat_id)
         self.follow(chat_id, key, after)
 
     async def cancel_chat(self, chat_id: str | None) -> None:
         if chat_id is None:
             raise BadRequest("A cancel frame needs the id of the chat to stop")
-        # A chat that already ended has sent its one done or error frame: nothing more to say.
-        await self.app[chat_store_key].cancel(chat_key(self.owner, chat_id))
+        # A chat that already ended has sent its one done or error frame: nothing more to
+        # say, and nothing for an unknown id either.
+        with contextlib.suppress(ChatNotFound):
+            key = await self.app[runs_key].find(self.owner, chat_id)
+            await self.app[chat_store_key].cancel(key)
 
     def follow(self, chat_id: str, key: str, after: int) -> None:
         task = asyncio.create_task(self.relay(chat_id, key, after))

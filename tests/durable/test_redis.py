@@ -14,7 +14,14 @@ from aiohttp import web
 from server.app import create_app
 from server.config import Settings
 from server.runner import make_runner
-from tests.clients import chat_frame, receive, resume_frame, text_of, until_end
+from tests.clients import (
+    chat_frame,
+    receive,
+    resume_frame,
+    text_of,
+    two_processes,
+    until_end,
+)
 from tests.conftest import Client, MakeClient, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, event, sse_reply
 from tests.redis_server import RedisServer
@@ -22,19 +29,6 @@ from tests.redis_server import RedisServer
 WORDS = [f" w{n}" for n in range(30)]
 ANSWER = "".join(WORDS)
 HANG = Reply(steps=[COMMENT, event(chunk("started")), "hang"])
-
-
-async def two_processes(
-    make_client: MakeClient, redis_url: str, **overrides: object
-) -> tuple[Client, Client]:
-    """Two chatrelay processes behind one router: one browser, so one session cookie."""
-    first = await make_client(redis_url=redis_url, **overrides)
-    second = await make_client(redis_url=redis_url, **overrides)
-    await first.get("/api/profile")  # the page's first call makes the session's owner
-    second.session.cookie_jar.update_cookies(
-        first.session.cookie_jar.filter_cookies(first.make_url("/"))
-    )
-    return first, second
 
 
 async def test_a_chat_is_resumed_on_another_process(
