@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from server.errors import ChatError, ChatIdInUse, ChatNotFound, ChatStoreUnavailable
 from server.store.events import Live, RunControl, Slice
 from server.store.memory import MemoryStore
-from server.store.redis_conn import REDIS_DOWN, stop_tasks, store_errors
+from server.store.redis_conn import REDIS_DOWN, outage_log, stop_tasks, store_errors
 from server.store.redis_log import (
     CANCEL_CHANNEL,
     RETRY_S,
@@ -43,7 +43,7 @@ UP_KEY = "chatrelay:up"
 # each process writes its running chats' keys again (within a renewal), and a chat not
 # found is a 503 to retry, not a 404.
 RESTORING_KEY = "chatrelay:restoring"
-RESTORING_MS = int((RENEW_EVERY_S + 1) * 1000)
+RESTORING_MS = int(2 * RENEW_EVERY_S * 1000)
 # Chat starts, all those waiting in one round trip: each chat's key marked as running here
 # unless it runs already, and the ended chat it replaces, if any, dropped. ARGV: this
 # process, the mark's expiry in ms, then records `len chat` of each chat's key prefix
@@ -229,8 +229,10 @@ class RedisStore:
             try:
                 await self._renew_once(restore)
                 restore, pause = None, RENEW_EVERY_S
-            except REDIS_DOWN:
-                # The flusher says so, once; the round after the outage restores.
+            except Exception as error:  # whatever it was, the next round retries
+                if not isinstance(error, REDIS_DOWN):
+                    outage_log.failed(error)
+                # The round after the outage restores.
                 restore, pause = True, RETRY_S
             await asyncio.sleep(pause)
 
