@@ -5,15 +5,24 @@ asked once."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
+from server.app import create_app
+from server.config import Settings
+from server.runner import make_runner
 from tests.browser.chat_page import answers, last_answer, send_message, wait_until_answered
 from tests.browser.conftest import OpenPage
 from tests.conftest import Serve
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, Step, chunk, event, sse_reply
+from tests.redis_server import RedisServer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -109,3 +118,49 @@ async def test_the_page_has_a_session_before_its_first_chat(browser: Browser, se
 
     assert seen.index("api/profile") < seen.index("socket")
     assert await context.cookies(), "the profile call gave the browser no session"
+
+
+async def test_a_resume_while_the_chat_store_is_away_is_retried_not_cut_off(
+    browser: Browser,
+    serve: Serve,
+    settings: Settings,
+    fake_openrouter: FakeOpenRouter,
+    make_redis_server: Callable[..., RedisServer],
+    unused_tcp_port: int,
+) -> None:
+    redis = make_redis_server()
+    resume = asyncio.Event()
+    fake_openrouter.script(answer_with_a_pause(resume))
+    options: dict[str, Any] = {"redis_url": redis.url, "upstream_timeout_s": 30.0}
+    # The process running the chat gets SIGTERM (a deploy) while the answer pauses.
+    running = make_runner(create_app(dataclasses.replace(settings, **options)))
+    await running.setup()
+    await web.TCPSite(running, "127.0.0.1", unused_tcp_port).start()
+    context = await browser.new_context()
+    page = await context.new_page()
+    received: list[str] = []
+
+    def heard(data: str | bytes) -> None:
+        received.append(str(data))
+
+    page.on("websocket", lambda ws: ws.on("framereceived", heard))
+    await page.goto(f"http://127.0.0.1:{unused_tcp_port}/")
+    await send_message(page, "count to six")
+    await expect(last_answer(page)).to_have_text("".join(FIRST).strip())
+
+    redis.stop()
+    shutdown = asyncio.ensure_future(running.cleanup())
+    # The page reconnects to the next process at the address, and Redis is still away:
+    # its resume gets 503, which says "try again", not "this chat is gone".
+    await serve(port=unused_tcp_port, **options)
+    await wait_until(
+        lambda: any('"status":503' in str(f) for f in received), "a resume got 503", 20
+    )
+    await expect(answers(page).last).to_have_attribute("data-status", "streaming")
+    redis.start()
+    resume.set()
+
+    await ends_exact(page)
+    assert len(fake_openrouter.requests) == 1
+    await context.close()
+    await asyncio.wait_for(shutdown, timeout=30)

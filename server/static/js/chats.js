@@ -24,7 +24,7 @@ export class ChatRunner {
   constructor(socket, events) {
     this.socket = socket;
     this.events = events;
-    this.chats = new Map(); // chat id → {conversation, message, ws, frame, resuming, release}
+    this.chats = new Map(); // chat id → {conversation, message, ws, frame, resuming, retries, release}
     this.waiting = new Set(); // chat ids another tab follows, waiting for their lock
     this.peers = new BroadcastChannel("chatrelay.chats");
     this.peers.addEventListener("message", ({ data }) => {
@@ -141,6 +141,18 @@ export class ChatRunner {
     chat.ws = this.socket.send({ type: "resume", id: message.chatId, after: message.seq ?? 0 });
   }
 
+  // Resumed again after a pause that grows with each try (1 s, 2 s, … 10 s at most), on the
+  // socket open by then; the answer stays "streaming" meanwhile.
+  resumeLater(chat) {
+    chat.ws = null;
+    chat.resuming = true;
+    chat.retries = (chat.retries ?? 0) + 1;
+    const delay = Math.min(1000 * 2 ** (chat.retries - 1), 10000);
+    setTimeout(() => {
+      if (this.chats.get(chat.message.chatId) === chat && !chat.ws && this.socket.isOpen) this.sendOne(chat);
+    }, delay);
+  }
+
   stop(conversation) {
     for (const message of conversation.messages) {
       if (message.status !== "streaming") continue;
@@ -169,6 +181,7 @@ export class ChatRunner {
     const seq = typeof frame.seq === "number" ? frame.seq : null;
     if (seq !== null) {
       chat.resuming = false;
+      chat.retries = 0;
       if (seq <= (message.seq ?? 0)) return; // replayed: already shown
       message.seq = seq;
     }
@@ -186,6 +199,12 @@ export class ChatRunner {
         this.end(frame.id, chat, END_STATUS[frame.finish_reason] ?? "done");
         break;
       case "error":
+        // The server's chat store is away for now (Redis restarting): the chat may well run on,
+        // so it is asked for again, never shown as cut off. A chat never started is an error.
+        if (seq === null && frame.status === 503 && (chat.resuming || (message.seq ?? 0) > 0)) {
+          this.resumeLater(chat);
+          break;
+        }
         // A resume the server cannot serve (it no longer has the chat): the answer was cut off.
         if (chat.resuming && seq === null) {
           this.end(frame.id, chat, "interrupted");
