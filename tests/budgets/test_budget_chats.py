@@ -204,3 +204,26 @@ async def test_chats_without_an_account_are_not_metered(
     assert await post_chat(client) == (200, "Hello")
     assert "max_tokens" not in fake_openrouter.requests[0].body
     assert (await (await client.get("/api/session")).json())["budget"] is None
+
+
+async def test_a_chat_that_writes_history_is_settled_and_a_refused_one_holds_nothing(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter, database_url: str
+) -> None:
+    client = await metered_client(make_client, database_url, 1.0)
+    await client.post("/api/conversations", json={"id": "c"})
+    fake_openrouter.script(costing(0.02))
+    conversation = {"id": "c", "parent_id": None, "message_id": "a"}
+    answer = await client.post(
+        "/api/chat/openrouter", json={**chat_body(), "conversation": conversation}
+    )
+    assert (answer.status, await answer.text()) == (200, "Hi there")
+    found = await (await client.get("/api/conversations/c")).json()
+    assert found["messages"][-1]["content"] == "Hi there"
+    # A conversation that is not there: refused after the reservation, which goes back.
+    unknown = {"id": "nope", "parent_id": None}
+    refused = await client.post(
+        "/api/chat/openrouter", json={**chat_body(), "conversation": unknown}
+    )
+    assert refused.status == 404
+    shown = await budget(client)
+    assert shown["spent_usd"] == pytest.approx(0.02) and shown["reserved_usd"] == 0
