@@ -16,6 +16,7 @@ from server.store.events import (
     Done,
     Failed,
     LogEvent,
+    Raw,
     Reasoning,
 )
 from tests.chat_store import FakeRun, read_all
@@ -184,3 +185,24 @@ async def test_a_failed_live_write_ends_only_that_listener(make_store: MakeStore
         await asyncio.wait_for(failing, 5)
     await log.append([Done("stop", None)])
     assert await asyncio.wait_for(other, 5) == [(1, Delta("a")), (2, Done("stop", None))]
+
+
+async def test_raw_events_read_back_and_forgotten(make_store: MakeStore) -> None:
+    """A /v1/responses log: Raw documents beside text, read back alike (with Redis, from
+    another process too); forget drops an ended one everywhere."""
+    running, other = await make_store(), await make_store()
+    elsewhere = other if running.shared else running
+    log = await running.create("o:r", FakeRun())
+    await log.append([Raw('{"id": "resp_1"}'), Delta("Hi")])
+    await log.append([Raw('{"choices": []}'), Done("stop", None)])
+    expected = [
+        (1, Raw('{"id": "resp_1"}')),
+        (2, Delta("Hi")),
+        (3, Raw('{"choices": []}')),
+        (4, Done("stop", None)),
+    ]
+    assert await read_all(running, "o:r") == expected
+    assert await asyncio.wait_for(read_all(elsewhere, "o:r"), 5) == expected
+    await elsewhere.forget("o:r")
+    assert not await running.exists("o:r")
+    assert not await elsewhere.exists("o:r")
