@@ -86,9 +86,14 @@ async def stream_chat(
             if batch.events:
                 if observer.first_text_at is None:
                     observer.first_text_at = time.monotonic()
-                observer.pieces += len(batch.events)
-                # What a chat cut short without usage is billed for (users/costs.py).
-                observer.chars += sum(len(event.content) for event in batch.events)
+                texts = batch.events
+                observer.pieces += len(texts)
+                # What a chat cut short without usage is billed for (users/costs.py); a read
+                # is usually one piece of text, counted without a generator.
+                if len(texts) == 1:
+                    observer.chars += len(texts[0].content)
+                else:
+                    observer.chars += sum(len(event.content) for event in texts)
             events = _as_chunks(batch) if relay_chunks else batch.events
             if batch.error is not None:
                 if events:
