@@ -26,7 +26,8 @@ from redis.exceptions import ResponseError
 
 from server.errors import ChatNotFound, ChatStoreUnavailable
 from server.store.events import Delta, Done, Failed, LogEvent, Raw, Reasoning, Slice
-from server.store.memory import MemoryLog, MemoryLogWriter
+from server.store.memory import MemoryLogWriter
+from server.store.memory_log import MemoryLog
 from server.store.redis_conn import REDIS_DOWN, outage_log, stop_tasks
 
 PREFIX = "chatrelay:chat:"

@@ -6,6 +6,7 @@ import pytest
 
 from server.errors import ChatNotFound
 from server.store import memory as memory_store
+from server.store import memory_log
 from server.store.events import Delta, Done, LogEvent, Reasoning
 from server.store.memory import MemoryStore
 from tests.chat_store import FakeRun, read_all
@@ -84,7 +85,7 @@ async def read_all_until_end(store: MemoryStore, key: str) -> list[tuple[int, Lo
 
 async def test_offsets_widen_without_losing_a_character(monkeypatch: pytest.MonkeyPatch) -> None:
     """Offsets take 4 bytes each until a chat's text nears 4 Gi characters, then 8."""
-    monkeypatch.setattr(memory_store, "WIDE_OFFSET", 50)
+    monkeypatch.setattr(memory_log, "WIDE_OFFSET", 50)
     store = MemoryStore(300, 600)
     log = await store.create("o:wide", FakeRun())
     events = [Delta(f"<{n}>") for n in range(40)]
