@@ -38,7 +38,7 @@ REDIS_SOCKET_TIMEOUT_S = 10.0
 # fresh one is what makes the first command after it work. More would only delay the 503.
 REDIS_RETRY = Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1)
 # Connections a process opens at most, however many chats it runs: its logs go out in one
-# call at a time and its listeners share one blocking read (server/store/redis_log.py), so only
+# call at a time and its listeners share one blocking read (server/store/redis_follow.py), so only
 # short commands (a chat's start, a check) use the rest, and a burst of them waits up to
 # REDIS_POOL_WAIT_S for a free one instead of failing. Two workers fit a small plan's cap
 # (Heroku's mini: 20); the URL's max_connections wins. The wait is long because only a busy

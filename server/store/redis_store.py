@@ -2,11 +2,11 @@
 
 The process running a chat keeps its log in memory too (a MemoryStore), so its own
 listeners never wait on Redis; the process's one LogFlusher writes every chat's new events
-up to Redis in one pipelined round trip, and listeners on other processes follow through
-the streams (both in server/store/redis_log.py). A cancel is published to every process; the one
-running the chat stops it. Redis going away fails new chats (503); running ones go on for
-their own listeners, and their log is written up to Redis once it is back, so nobody
-elsewhere sees a gap.
+up to Redis in one pipelined round trip (server/store/redis_log.py), and listeners on other
+processes follow through the streams (server/store/redis_follow.py). A cancel is published
+to every process; the one running the chat stops it. Redis going away fails new chats (503);
+running ones go on for their own listeners, and their log is written up to Redis once it is
+back, so nobody elsewhere sees a gap.
 """
 
 from __future__ import annotations
@@ -23,18 +23,9 @@ from server.errors import ChatError, ChatIdInUse, ChatNotFound, ChatStoreUnavail
 from server.store.events import Live, RunControl, Slice
 from server.store.memory import MemoryStore
 from server.store.redis_conn import REDIS_DOWN, outage_log, stop_tasks, store_errors
-from server.store.redis_log import (
-    CANCEL_CHANNEL,
-    RETRY_S,
-    RUN_TTL_S,
-    Follower,
-    LogFlusher,
-    RedisLogWriter,
-    listeners_key,
-    log_key,
-    read_elsewhere,
-    run_key,
-)
+from server.store.redis_entries import CANCEL_CHANNEL, listeners_key, log_key, run_key
+from server.store.redis_follow import Follower, read_elsewhere
+from server.store.redis_log import RETRY_S, RUN_TTL_S, LogFlusher, RedisLogWriter
 
 RENEW_EVERY_S = 5.0
 # Set by every process, never expiring: when it is missing, Redis has come back empty.
