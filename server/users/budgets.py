@@ -158,6 +158,12 @@ class Budgets:
     ) -> Hold:
         """Hold the chat's worst cost; BudgetExceeded (402) when not even a short answer fits.
         An account without a limit holds nothing, and its chat runs with what it asked."""
+        if self.default is None:
+            # Without DEFAULT_BUDGET_USD most accounts have no limit: a read tells, and no
+            # write lock is taken for them.
+            standing = await self.standing(account_id)
+            if standing.limit is None:
+                return Hold(account_id, standing.start, 0, None, requested)
         swept = False
         for _ in range(MAX_ATTEMPTS):
             hold = await self._take(account_id, price, chars, requested)
