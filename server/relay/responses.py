@@ -41,12 +41,6 @@ from server.store.events import (
 Event = dict[str, Any]
 RESPONSE_ID = re.compile(r"resp_[0-9a-f]{48}")
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
-# A failure's `error.code`: one of the codes OpenAI's schema lists.
-ERROR_CODES = {429: "rate_limit_exceeded", 400: "invalid_prompt"}
-
-
-def response_error(status: int, message: str) -> dict[str, Any]:
-    return {"code": ERROR_CODES.get(status, "server_error"), "message": message}
 
 
 def response_head(
@@ -184,7 +178,8 @@ class ResponseLog:
         self.final = final
         if isinstance(final, Failed):
             self.status = "failed"
-            self.error = response_error(final.status, final.message)
+            code = {429: "rate_limit_exceeded", 400: "invalid_prompt"}.get(final.status)
+            self.error = {"code": code or "server_error", "message": final.message}
             closing, kind = self.items.close_all("incomplete"), "response.failed"
         elif final.finish_reason == "cancelled":
             self.status = "cancelled"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from sqlalchemy import select
 
 from server.users.history import History
@@ -38,33 +37,6 @@ async def answer_of(history: History, account_id: str, response_id: str) -> tupl
         )
         row = found.first()
     return None if row is None else (row.conversation_id, row.id)
-
-
-async def stored_answer(
-    history: History, account_id: str, response_id: str
-) -> dict[str, Any] | None:
-    """What the history keeps of a response's answer, once its own log has expired."""
-    async with history.reading() as db:
-        found = await db.execute(
-            select(messages).where(
-                messages.c.account_id == account_id,
-                messages.c.chat_id == response_id,
-                messages.c.role == "assistant",
-            )
-        )
-        row = found.first()
-    if row is None:
-        return None
-    return {
-        "conversation_id": row.conversation_id,
-        "text": row.text or "",
-        "reasoning": row.reasoning,
-        "status": row.status,
-        "model": row.model,
-        "usage": None if row.usage is None else orjson.loads(row.usage),
-        "error": None if row.status != "error" else (row.error_status, row.error_message),
-        "created_at": row.created_at // 1000,
-    }
 
 
 async def context_of(

@@ -17,7 +17,7 @@ import time
 
 from aiohttp import web
 
-from server.errors import BadRequest, ChatError, ResponseNotFound
+from server.errors import BadRequest, ChatError
 from server.relay.responses import ResponseLog, log_as, response_head
 from server.relay.responses_request import parse_response_request
 from server.relay.runs import runs_key
@@ -37,7 +37,7 @@ from server.web.limits import admit_chat
 from server.web.openai_api import caller_profile
 from server.web.openai_errors import openai_error_response
 from server.web.profile import chat_owner, check_api_key
-from server.web.responses_history import answer_hooks, continued, kept_in_history, stored_turn
+from server.web.responses_history import answer_hooks, continued, stored_turn
 from server.web.responses_kept import (
     find_key,
     read_ended,
@@ -143,14 +143,7 @@ def query_count(request: web.Request, name: str, default: int) -> int:
 async def retrieve_response(request: web.Request) -> web.StreamResponse:
     stream = query_flag(request, "stream")
     after = query_count(request, "starting_after", 0)
-    try:
-        key = await find_response(request)
-    except ResponseNotFound:
-        # A stored response outlives its log: the account's history keeps its answer.
-        kept = None if stream else await kept_in_history(request)
-        if kept is None:
-            raise
-        return json_response(kept)
+    key = await find_response(request)
     if stream:
         return await stream_response(request, key, after=after, lazy=False)
     return json_response((await read_log(request, key, until_end=False)).response())

@@ -7,20 +7,16 @@ false, and `previous_response_id` is a 400 naming it (SPEC "The Responses API").
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from server.errors import BadRequest, ResponseNotFound
-from server.relay.responses import RESPONSE_ID
 from server.relay.responses_input import turn_messages
 from server.relay.responses_request import ResponseRequest
-from server.relay.responses_stored import kept_response
 from server.relay.runs import RunHook
 from server.users.answers import AnswerWriter
 from server.users.history_rows import new_id
-from server.users.response_turns import answer_of, context_of, stored_answer, write_turn
-from server.web.history_service import answers_key, history_key, signed_in_account_id
+from server.users.response_turns import answer_of, context_of, write_turn
+from server.web.history_service import answers_key, history_key
 
 Place = tuple[str, str]
 
@@ -70,13 +66,3 @@ async def stored_turn(
 def answer_hooks(writer: AnswerWriter | None) -> list[RunHook]:
     # It keeps the log's Delta and Reasoning, which a response's text is logged as.
     return [] if writer is None else [writer]
-
-
-async def kept_in_history(request: web.Request) -> dict[str, Any] | None:
-    """The signed-in account's stored response named in the path, from its history."""
-    response_id = request.match_info["response_id"]
-    account_id = await signed_in_account_id(request)
-    if account_id is None or not RESPONSE_ID.fullmatch(response_id):
-        return None
-    answer = await stored_answer(request.app[history_key], account_id, response_id)
-    return None if answer is None else kept_response(response_id, answer)

@@ -11,10 +11,9 @@ import pytest
 from openai import AsyncOpenAI, NotFoundError
 
 from tests.account_clients import Browser, bearer
-from tests.conftest import Client, MakeClient
+from tests.conftest import Client
 from tests.fake_openrouter import FakeOpenRouter, sse_reply
 from tests.integration.openai_sdk import sdk_for
-from tests.waiting import wait_until
 
 MODEL = "openai/gpt-4o-mini"
 
@@ -117,32 +116,3 @@ async def test_nobody_else_continues_an_accounts_response(
             await stranger.responses.retrieve(mine.id)
     assert "previous_response_id" in raised.value.message
     assert len(fake_openrouter.requests) == 1
-
-
-async def test_a_stored_response_outlives_its_log(
-    make_client: MakeClient, fake_openrouter: FakeOpenRouter
-) -> None:
-    client = await make_client(chat_retention_s=0.3)
-    browser = Browser.of(client)
-    try:
-        await browser.sign_up("ada@example.com")
-        token = (await browser.make_token())["token"]
-    finally:
-        await browser.close()
-    fake_openrouter.script(sse_reply(["Kept", " long"]))
-    async with sdk_for(client, api_key=token) as sdk:
-        created = await sdk.responses.create(model=MODEL, input="Q")
-
-        async def log_expired() -> bool:
-            listed = await client.get(
-                f"/v1/responses/{created.id}/input_items", headers=bearer(token)
-            )
-            return listed.status == 404
-
-        await wait_until(log_expired, "the response's log expired")
-        kept = await sdk.responses.retrieve(created.id)
-    assert kept.id == created.id and kept.status == "completed"
-    assert kept.output_text == "Kept long"
-    assert kept.usage is not None and kept.usage.total_tokens == 15
-    assert kept.conversation is not None and created.conversation is not None
-    assert kept.conversation.id == created.conversation.id
