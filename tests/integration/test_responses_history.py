@@ -116,3 +116,17 @@ async def test_nobody_else_continues_an_accounts_response(
             await stranger.responses.retrieve(mine.id)
     assert "previous_response_id" in raised.value.message
     assert len(fake_openrouter.requests) == 1
+
+
+async def test_a_deleted_stored_response_is_gone_its_turn_stays(
+    client: Client, fake_openrouter: FakeOpenRouter, browser: Browser
+) -> None:
+    fake_openrouter.script(sse_reply(["Kept"]))
+    token = (await browser.make_token())["token"]
+    async with sdk_for(client, api_key=token) as sdk:
+        response = await sdk.responses.create(model=MODEL, input="Q")
+        await sdk.responses.delete(response.id)
+        with pytest.raises(NotFoundError):
+            await sdk.responses.retrieve(response.id)
+    # The page's history is the account's: the turn stays there.
+    assert len(await conversations(client, token)) == 1
