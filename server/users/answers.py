@@ -5,9 +5,8 @@ A run passes each upstream read to its AnswerWriter (a run hook, server/relay/ru
 keeps the text; at the end one transaction writes text, reasoning, usage and status, so a chat
 costs two writes whatever its length. A database away at the end does not lose the answer:
 the write is retried in a task of its own until it lands (the chat's log still replays it
-meanwhile). A process that dies mid-answer leaves `streaming` rows naming it as their runner;
-the next process to start (and every process, now and then) marks those of dead runners as
-cut off (error 503), so none says `streaming` forever.
+meanwhile). Each answer names this process as its runner (`history_runners`), so those of
+a process that died are found and ended (server/users/runners.py).
 """
 
 from __future__ import annotations
@@ -16,11 +15,11 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -36,10 +35,6 @@ log = logging.getLogger(__name__)
 # answer in the history); longer, and the chat ends while the write goes on retrying.
 FIRST_WRITE_WAIT_S = 2.0
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
-HEARTBEAT_S = 10.0
-# A runner not heard of for this long is gone (another machine that died).
-RUNNER_GONE_S = 60.0
-CUT_OFF_STATUS, CUT_OFF_MESSAGE = 503, "The answer was cut off: the server stopped mid-answer"
 
 
 def parse_conversation(value: object) -> tuple[str, str | None, str]:
@@ -65,6 +60,8 @@ class Answers:
         self.registered = False
         self.writes: set[asyncio.Task[None]] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        # Cut-off answers being read back from their chats' logs (server/users/runners.py).
+        self.recovering: set[str] = set()
 
     async def start(
         self,
@@ -141,14 +138,19 @@ class Answers:
             await asyncio.sleep(wait_s)
             wait_s = min(wait_s * 2, RETRY_MAX_S)
 
+    def in_background(self, write: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A write the shutdown waits for (a bounded time)."""
+        task = asyncio.create_task(write)
+        self.writes.add(task)
+        task.add_done_callback(self.writes.discard)
+        return task
+
     async def write_end(
         self, account_id: str, conversation_id: str, message_id: str, values: dict[str, Any]
     ) -> None:
-        task = asyncio.create_task(
+        task = self.in_background(
             self.finish_until_written(account_id, conversation_id, message_id, values)
         )
-        self.writes.add(task)
-        task.add_done_callback(self.writes.discard)
         # Shielded by the task: a shutdown that cancels the run does not cancel the write.
         await asyncio.wait([task], timeout=FIRST_WRITE_WAIT_S)
 
@@ -171,46 +173,6 @@ class Answers:
             )
         self.registered = True
 
-    async def sweep(self) -> int:
-        """Mark the streaming answers of runners that are gone as cut off; how many."""
-        async with self.history.reading() as db:
-            runners = (await db.execute(select(history_runners))).all()
-            live = {r.id for r in runners if runner_alive(r.host, r.pid, r.seen_at)}
-            live.add(self.runner_id)
-            found = await db.execute(
-                select(messages.c.account_id, messages.c.id, messages.c.conversation_id).where(
-                    messages.c.status == "streaming",
-                    or_(messages.c.runner.is_(None), messages.c.runner.not_in(live)),
-                )
-            )
-            orphans = found.all()
-        values = {"status": "error", "error_status": CUT_OFF_STATUS}
-        values["error_message"] = CUT_OFF_MESSAGE
-        for orphan in orphans:
-            await self.finish(orphan.account_id, orphan.conversation_id, orphan.id, values)
-        async with self.history.database.transaction() as db:
-            gone = [r.id for r in runners if r.id not in live]
-            if gone:
-                await db.execute(delete(history_runners).where(history_runners.c.id.in_(gone)))
-        if orphans:
-            log.warning("marked %d answers cut off by a process that stopped", len(orphans))
-        return len(orphans)
-
-    async def keep_watch(self) -> None:
-        """Beat and sweep now and every HEARTBEAT_S; the database being away only waits."""
-        while True:
-            try:
-                await self.beat()
-                await self.sweep()
-            except AccountStoreUnavailable:
-                pass
-            except Exception:
-                log.exception("answer sweep failed")
-            await asyncio.sleep(HEARTBEAT_S)
-
-    def start_watch(self) -> None:
-        self.tasks.add(asyncio.create_task(self.keep_watch()))
-
     async def close(self, wait_s: float) -> None:
         """Let pending answer writes land (bounded), then stop and leave the runners."""
         for task in self.tasks:
@@ -225,29 +187,6 @@ class Answers:
                 )
         except AccountStoreUnavailable:
             pass
-
-
-def runner_alive(host: str, pid: int, seen_at: int) -> bool:
-    if now_ms() - seen_at > RUNNER_GONE_S * 1000:
-        return False
-    if host != socket.gethostname():
-        return True
-    return pid_alive(pid)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this machine runs (a zombie, killed but not reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except OSError:
-        return True
 
 
 class AnswerWriter:

@@ -8,17 +8,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 import orjson
 from aiohttp import WSMsgType, web
 
 from server.errors import AccountStoreUnavailable, BadRequest, ChatError
+from server.relay.runs import chat_key
+from server.store.events import Done, Failed, Final, chat_store_key
 from server.store.redis_conn import redis_key
 from server.users.answers import Answers, AnswerWriter, parse_conversation
 from server.users.db import database_key
 from server.users.history import History
 from server.users.live import SyncBus
-from server.web.identity import request_identity
+from server.users.runners import start_watch, sweep
+from server.web.identity import account_owner, request_identity
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +40,36 @@ async def history_service(app: web.Application) -> AsyncIterator[None]:
     history = app[history_key] = History(app[database_key], bus.changed)
     answers = app[answers_key] = Answers(history)
     bus.start()
+    # With Redis a dead process's chats outlive it: their answers are read back from there.
+    replay = partial(replay_chat, app) if app[redis_key] is not None else None
     try:
         await answers.beat()
-        await answers.sweep()  # what a process that died left streaming
+        if replay is None:
+            await sweep(answers)  # what a process that died left streaming, marked at once
     except AccountStoreUnavailable:
         pass  # the watch tries again
-    answers.start_watch()
+    start_watch(answers, replay)
     try:
         yield
     finally:
         await answers.close(ANSWER_WRITES_WAIT_S)
         await bus.close()
+
+
+async def replay_chat(
+    app: web.Application, account_id: str, chat_id: str, writer: AnswerWriter
+) -> Final | None:
+    """A cut-off answer's chat read from the shared store into its writer: its final event
+    (503 for a chat whose process died), or None when the store does not have it."""
+    store = app.get(chat_store_key)
+    if store is None or not store.shared:
+        return None
+    final: Final | None = None
+    async for _, events in store.read(chat_key(account_owner(account_id), chat_id), 0):
+        writer.seen(events)
+        if isinstance(events[-1], Done | Failed):
+            final = events[-1]
+    return final
 
 
 def setup_history(app: web.Application) -> None:

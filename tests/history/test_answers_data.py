@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from sqlalchemy import event, update
 
 from server.store.events import Delta, Done, Failed, Reasoning
-from server.users.answers import CUT_OFF_STATUS, Answers
+from server.users.answers import Answers
 from server.users.db import Database
 from server.users.history import History
 from server.users.history_tables import history_runners, messages
+from server.users.runners import CUT_OFF_STATUS, sweep
 from tests.history.conftest import ALICE, Told, UrlSettings, add_account
 from tests.postgres_server import PostgresServer
 from tests.waiting import wait_until
@@ -142,7 +143,7 @@ async def test_answers_of_a_dead_process_are_marked_cut_off_and_live_ones_are_le
             .values(pid=await dead_pid())
         )
     # A restart on this machine: the dead runner's pid is gone, so it is marked at once.
-    assert await Answers(history).sweep() == 1
+    assert await sweep(Answers(history)) == 1
     by_id = {m["id"]: m for m in (await history.conversation(ALICE, "c"))["messages"]}
     assert by_id["orphan"]["status"] == "error"
     assert by_id["orphan"]["error"]["status"] == CUT_OFF_STATUS
@@ -154,7 +155,7 @@ async def test_answers_of_a_dead_process_are_marked_cut_off_and_live_ones_are_le
             .where(history_runners.c.id == alive.runner_id)
             .values(host="elsewhere", seen_at=0)
         )
-    assert await Answers(history).sweep() == 1
+    assert await sweep(Answers(history)) == 1
     async with database.transaction(write=False) as db:
         statuses = (await db.execute(messages.select())).all()
     assert {row.id: row.status for row in statuses}["running"] == "error"
