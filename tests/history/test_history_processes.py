@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from server.relay.runs import chat_key
-from server.store.redis_log import log_key, read_entry
+from server.store.redis_entries import log_key, read_entry
 from server.web.history_service import sync_bus_key
 from server.web.identity import account_owner
 from tests.conftest import SERVER_KEY, SESSION_SECRET, Serve
