@@ -81,3 +81,12 @@ def test_inprocess_bench_checks_every_chat_text() -> None:
 def test_budget_start_bench_settles_every_chat_exactly() -> None:
     done = run_module("bench.budget_start", "--chats", "20", "--accounts", "2", timeout_s=120)
     assert "every chat reserved and settled exactly: True" in done.stdout
+
+
+@pytest.mark.subprocess
+def test_history_bench_times_every_query_on_both_engines() -> None:
+    options = ["--size", "20", "1000", "--rounds", "1"]
+    done = run_module("bench.history", *options, timeout_s=300)
+    for query in ("list first page", "one conversation", "search", "sync of 1,000 changes"):
+        assert query in done.stdout
+    assert "sync poke to another process through Redis" in done.stdout
