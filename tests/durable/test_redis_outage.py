@@ -135,35 +135,50 @@ async def resume_until_served(client: Client, chat_id: str) -> aiohttp.ClientRes
     raise AssertionError(f"never served: {statuses}")
 
 
-async def test_a_chat_is_not_lost_to_resumes_around_a_redis_restart(
-    make_client: MakeClient,
-    fake_openrouter: FakeOpenRouter,
-    make_redis_server: Callable[..., RedisServer],
-) -> None:
-    redis = make_redis_server()
-    thinking = asyncio.Event()
-    fake_openrouter.script(held([], thinking, WORDS))
-    first, second = await two_processes(make_client, redis.url)
-    async with first.ws_connect("/api/chat/ws") as ws:
-        await ws.send_str(chat_frame("restart"))
-        await upstream_has(fake_openrouter, 1)
-        redis.stop()
-        async with second.get("/api/chats/restart/events") as away:
-            assert away.status == 503  # the store is away: the page tries again
-        redis.start()  # empty, as a restarted Redis without persistence is
-        resumed = await resume_until_served(second, "restart")
-        thinking.set()
-        text, events = await sse_text(resumed)
-        assert text == text_of(await until_end(ws, "restart")) == ANSWER
-        assert events[-1][0] == "done"
-
-
 async def until_all_end(ws: aiohttp.ClientWebSocketResponse, chats: Chats) -> Chats:
     """Each chat's frames (after those it has) up to its done or error frame."""
     while any(not f or f[-1]["type"] not in ("done", "error") for f in chats.values()):
         frame = await receive(ws, timeout_s=30)
         chats[frame["id"]].append(frame)
     return chats
+
+
+async def test_a_chat_is_not_lost_to_resumes_around_a_redis_restart(
+    make_client: MakeClient,
+    fake_openrouter: FakeOpenRouter,
+    make_redis_server: Callable[..., RedisServer],
+) -> None:
+    redis = make_redis_server()
+    gates = [asyncio.Event(), asyncio.Event()]
+    # One chat still thinking, one that said a few words and is thinking again.
+    fake_openrouter.script(held([], gates[0], WORDS), held(WORDS[:3], gates[1], WORDS[3:]))
+    first, second = await two_processes(make_client, redis.url)
+    async with first.ws_connect("/api/chat/ws") as ws:
+        await ws.send_str(chat_frame("quiet"))
+        await upstream_has(fake_openrouter, 1)
+        await ws.send_str(chat_frame("said"))
+        said: list[Frame] = []
+        while text_of(said) != "".join(WORDS[:3]):
+            said.append(await receive(ws))
+        redis.stop()
+        async with second.get("/api/chats/quiet/events") as away:
+            assert away.status == 503  # the store is away: the page tries again
+        redis.start()  # empty, as a restarted Redis without persistence is
+        quiet = await resume_until_served(second, "quiet")
+        # No new word since Redis came back, yet what the chat said is there again.
+        resumed = await resume_until_served(second, "said")
+        heard = ""
+        while heard != "".join(WORDS[:3]):
+            block = await asyncio.wait_for(resumed.content.readuntil(b"\n\n"), 10)
+            [(_, data)] = parse_sse(block.decode())
+            heard += data["content"]
+        for gate in gates:
+            gate.set()
+        frames = await until_all_end(ws, {"quiet": [], "said": said})
+        text, events = await sse_text(quiet)
+        assert text == text_of(frames["quiet"]) == ANSWER and events[-1][0] == "done"
+        text, events = await sse_text(resumed)
+        assert heard + text == text_of(frames["said"]) == ANSWER and events[-1][0] == "done"
 
 
 async def test_listeners_on_another_process_wait_out_a_long_redis_outage(
