@@ -12,7 +12,7 @@ import logging.config
 import os
 import sys
 
-from server.app import create_app, page_problem
+from server.app import create_app
 from server.config import ConfigError, Settings
 from server.errors import AccountStoreUnavailable
 from server.runner import (
@@ -23,6 +23,7 @@ from server.runner import (
 )
 from server.telemetry import logging_config, quiet_known_warnings
 from server.users.db import Database
+from server.web.page import page_problem
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,17 +1,16 @@
 """create_app(settings): chatrelay's routes, middlewares and lifetimes, like a contents page.
 
 Below it: `serve()`, gunicorn's factory of the app (the Procfile's), the session cookie
-every route shares (encrypted, Secure whenever the request came over HTTPS), and the public
-routes: the chat page with its static files and vendor libraries, and /healthz.
+every route shares (encrypted, Secure whenever the request came over HTTPS), and the refusal
+of gunicorn's WSGI workers. The public routes (the chat page, its files, /healthz) are in
+server/web/page.py.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
-from pathlib import Path, PurePath
 
 from aiohttp import web
 from aiohttp_session import Session, session_middleware
@@ -40,12 +39,13 @@ from server.web.budget_routes import setup_budget_routes
 from server.web.history_routes import setup_history_routes
 from server.web.history_service import setup_history
 from server.web.hosts import host_middleware, setup_hosts
-from server.web.http_io import error_middleware, json_response
+from server.web.http_io import error_middleware
 from server.web.http_route import setup_http_route
 from server.web.identity import setup_identity
 from server.web.limits import setup_limits
 from server.web.openai_api import setup_openai_api
 from server.web.openai_errors import openai_error_middleware
+from server.web.page import page_problem, setup_public_routes
 from server.web.profile import setup_profile
 from server.web.request_clock import request_time_middleware
 from server.web.responses_api import setup_responses_api
@@ -156,117 +156,6 @@ def session_storage(settings: Settings) -> SessionCookieStorage:
         samesite="Lax",
         max_age=SESSION_MAX_AGE_S,
     )
-
-
-# The page and the libraries it loads live inside the package: an installed wheel is the whole
-# product, and running it needs no Node.js.
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-VENDOR_DIR = Path(__file__).resolve().parent / "vendor"
-
-# The page's libraries, served by these names from vendor/: exact copies of these files of the
-# npm packages package-lock.json pins, committed (`make vendor` copies them from node_modules;
-# tests/unit/test_vendor_files.py holds them equal). Nothing else of npm is served.
-VENDOR_FILES = {
-    "marked.js": "marked/lib/marked.esm.js",
-    "purify.js": "dompurify/dist/purify.es.mjs",
-    "highlight.js": "@highlightjs/cdn-assets/es/highlight.min.js",
-    "highlight-light.css": "@highlightjs/cdn-assets/styles/github.min.css",
-    "highlight-dark.css": "@highlightjs/cdn-assets/styles/github-dark.min.css",
-    "idb.js": "idb/build/index.js",
-    "katex.js": "katex/dist/katex.mjs",
-}
-# Named by the served name: the files' own suffixes (.mjs) are unknown to some MIME tables, and
-# with nosniff a module script of the wrong type does not run.
-VENDOR_CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
-
-# The page renders model output: even if something slipped past the sanitizer, the CSP lets
-# no inline or foreign script run, and the page can only talk to its own origin. Images: its
-# own and data: URLs (the user's attached images); none from other sites (a tracking pixel).
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    )
-)
-PAGE_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-    "X-Frame-Options": "DENY",
-    # Revalidate every time (ETag / Last-Modified make that cheap): a new deploy shows at once.
-    "Cache-Control": "no-cache",
-}
-
-
-def page_file(path: Path, content_type: str | None = None) -> web.FileResponse:
-    headers = (
-        PAGE_HEADERS if content_type is None else {**PAGE_HEADERS, "Content-Type": content_type}
-    )
-    return web.FileResponse(path, headers=headers)
-
-
-async def index(request: web.Request) -> web.FileResponse:
-    return page_file(STATIC_DIR / "index.html")
-
-
-async def static_file(request: web.Request) -> web.FileResponse:
-    path = (STATIC_DIR / request.match_info["path"]).resolve()
-    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
-        raise web.HTTPNotFound()
-    return page_file(path)
-
-
-async def vendor_file(request: web.Request) -> web.FileResponse:
-    name = request.match_info["name"]
-    if name not in VENDOR_FILES:
-        raise web.HTTPNotFound()
-    return page_file(VENDOR_DIR / name, VENDOR_CONTENT_TYPES[PurePath(name).suffix])
-
-
-# What index.html loads by itself; the scripts import the vendor files.
-PAGE_LINK = re.compile(r'(?:href|src)="/(static|vendor)/([^"]+)"')
-
-
-def missing_page_files() -> list[Path]:
-    """The files the page needs that are not there: a broken install would otherwise serve
-    a page that says "Connecting…" forever."""
-    index = STATIC_DIR / "index.html"
-    if not index.is_file():
-        return [index]
-    linked = [
-        (STATIC_DIR if folder == "static" else VENDOR_DIR) / name
-        for folder, name in PAGE_LINK.findall(index.read_text(encoding="utf-8"))
-    ]
-    needed = dict.fromkeys([*linked, *(VENDOR_DIR / name for name in VENDOR_FILES)])
-    return [path for path in needed if not path.is_file()]
-
-
-def page_problem() -> str | None:
-    """Why this install cannot serve the page, in one line naming the files, or None."""
-    missing = missing_page_files()
-    if not missing:
-        return None
-    return (
-        f"refusing to start: the page's files are missing: {', '.join(map(str, missing))} "
-        "(reinstall chatrelay)"
-    )
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
-
-
-def setup_public_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/", index)
-    app.router.add_get("/static/{path:.+}", static_file)
-    app.router.add_get("/vendor/{name}", vendor_file)
 
 
 def wrong_gunicorn_worker() -> str | None:

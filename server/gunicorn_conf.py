@@ -32,6 +32,7 @@ from prometheus_client import multiprocess  # noqa: E402
 from server.config import ConfigError, Settings, bind_host, startup_problem  # noqa: E402
 from server.runner import shutdown_budget_s  # noqa: E402
 from server.telemetry import logging_config  # noqa: E402
+from server.web.page import page_problem  # noqa: E402
 
 # gunicorn's worker notices SIGTERM on its next one-second tick.
 WORKER_TICK_S = 1.0
@@ -56,9 +57,6 @@ control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
-    # Imported here, once gunicorn has loaded its worker class: server.app checks it.
-    from server.app import page_problem  # noqa: PLC0415
-
     bind = bind_host(server.cfg.bind)
     problem = startup_problem(os.environ, bind, server.cfg.workers) or page_problem()
     if problem:

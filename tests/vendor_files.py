@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from server.app import VENDOR_DIR, VENDOR_FILES
+from server.web.page import VENDOR_DIR, VENDOR_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_MODULES = ROOT / "node_modules"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from server.app import VENDOR_DIR, VENDOR_FILES
+from server.web.page import VENDOR_DIR, VENDOR_FILES
 from tests.vendor_files import LICENSES_DIR, NODE_MODULES, ROOT, license_name, vendor_packages
 
 
