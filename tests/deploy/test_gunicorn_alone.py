@@ -60,11 +60,12 @@ async def test_gunicorn_with_aiohttp_worker_and_no_config_refuses_an_open_relay(
 
 
 @pytest.mark.subprocess
+@pytest.mark.parametrize("guard", [{"ACCESS_TOKEN": "t" * 32}, {"ACCOUNTS": "required"}])
 async def test_gunicorn_with_aiohttp_worker_and_no_config_serves_when_guarded(
-    tmp_path: Path, unused_tcp_port: int
+    tmp_path: Path, unused_tcp_port: int, guard: dict[str, str]
 ) -> None:
     process, _ = await gunicorn(
-        tmp_path, unused_tcp_port, "-k", "aiohttp.GunicornWebWorker", ACCESS_TOKEN="t" * 32, **KEY
+        tmp_path, unused_tcp_port, "-k", "aiohttp.GunicornWebWorker", **guard, **KEY
     )
     url = f"http://127.0.0.1:{unused_tcp_port}"
 
