@@ -2,6 +2,9 @@
 
 Every start path (python -m server, gunicorn's master and workers) reads `Settings.from_env`
 and asks `startup_problem()` whether it may start; gunicorn's master asks for its binds.
+
+It stays whole (over 300 lines): each variable's parser, default and start-up check sit
+beside the one Settings field that names them, so a variable is read in one place.
 """
 
 from __future__ import annotations
