@@ -5,10 +5,13 @@ is known, and only the process running it may end it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from tests.clients import (
     Frame,
@@ -20,9 +23,10 @@ from tests.clients import (
     two_processes,
     until_end,
 )
-from tests.conftest import Client, MakeClient, chat_body
+from tests.conftest import SERVER_KEY, SESSION_SECRET, Client, MakeClient, chat_body
 from tests.fake_openrouter import COMMENT, USAGE, FakeOpenRouter, Reply, Step, chunk, event
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, free_port
+from tests.server_process import server_env, start_server
 from tests.waiting import wait_until
 
 WORDS = [f" w{n}" for n in range(20)]
@@ -227,3 +231,44 @@ async def test_listeners_on_another_process_wait_out_a_long_redis_outage(
                 await again.send_str(resume_frame(chat_id, 0))
                 replay = await until_end(again, chat_id, timeout_s=10)
                 assert text_of(replay) == ANSWER and replay[-1]["finish_reason"] == "stop"
+
+
+async def test_a_chat_whose_process_died_ends_for_its_listeners_elsewhere(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter, redis_url: str, tmp_path: Path
+) -> None:
+    fake_openrouter.script(Reply(steps=[COMMENT, event(chunk("started")), "hang"]))
+    env = server_env(
+        DATA_DIR=str(tmp_path / "data"),
+        SESSION_SECRET=SESSION_SECRET,
+        OPENROUTER_API_KEY=SERVER_KEY,
+        OPENROUTER_BASE_URL=fake_openrouter.url,
+        REDIS_URL=redis_url,
+    )
+    process, url = await start_server(env, free_port())
+    other = await make_client(redis_url=redis_url)
+    try:
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(url, cookie_jar=jar) as browser:
+            assert (await browser.get("/api/profile")).status == 200
+            other.session.cookie_jar.update_cookies(jar.filter_cookies(URL(url)))
+            async with browser.ws_connect("/api/chat/ws") as ws:
+                await ws.send_str(chat_frame("doomed"))
+                assert (await receive(ws, timeout_s=10))["content"] == "started"
+                async with other.ws_connect("/api/chat/ws") as elsewhere:
+                    await elsewhere.send_str(resume_frame("doomed", 0))
+                    assert (await receive(elsewhere, timeout_s=10))["content"] == "started"
+                    process.kill()  # no cleanup, no final event: only its keys lapse
+                    # Its run's key lapses (30 s), and its listeners wait a while longer (15 s)
+                    # in case it is Redis that forgot it; then the chat ends for them.
+                    [lost] = await until_end(elsewhere, "doomed", timeout_s=90)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+    assert lost == {
+        "type": "error",
+        "id": "doomed",
+        "seq": 2,
+        "status": 503,
+        "message": "The chat stopped: the server running it went away",
+    }
