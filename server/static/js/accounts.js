@@ -9,7 +9,7 @@ import { AdminPanel } from "./admin-panel.js";
 import { ui } from "./ui.js";
 
 export class Accounts {
-  // changed(session): someone signed in or out (the caller renews what hangs on the session).
+  // changed(session, byUser): signed in or out, by the user here (else: found so at load).
   constructor(changed) {
     this.changed = changed;
     this.session = { account: null, budget: null };
@@ -58,6 +58,6 @@ export class Accounts {
     const left = accounts.describeBudget(budget);
     ui.budgetLeft.hidden = !left;
     ui.budgetLeft.textContent = left ? `Budget: ${left}` : "";
-    if (changed || before !== (account?.id ?? null)) this.changed(this.session);
+    if (changed || before !== (account?.id ?? null)) this.changed(this.session, changed);
   }
 }

@@ -26,6 +26,9 @@ export class ChatRunner {
     this.events = events;
     this.chats = new Map(); // chat id → {conversation, message, ws, frame, resuming, retries, release}
     this.waiting = new Set(); // chat ids another tab follows, waiting for their lock
+    // prepare(conversation, answer, frame): awaited before a chat is sent (history writes).
+    this.prepare = null;
+    this.starting = new Set(); // chat ids of this tab being prepared, not yet sent
     this.peers = new BroadcastChannel("chatrelay.chats");
     this.peers.addEventListener("message", ({ data }) => {
       const chat = data?.type === "cancel" ? this.chats.get(data.id) : null;
@@ -36,6 +39,12 @@ export class ChatRunner {
     socket.addEventListener("dropped", ({ detail }) => {
       for (const chat of this.chats.values()) if (chat.ws === detail.ws) chat.ws = null;
     });
+  }
+
+  // Whether this tab streams `message` itself.
+  follows(message) {
+    for (const chat of this.chats.values()) if (chat.message === message) return true;
+    return false;
   }
 
   isRunning(conversation) {
@@ -85,6 +94,17 @@ export class ChatRunner {
     Object.assign(message, { status: "streaming", chatId: newId(), seq: 0, changedAt: Date.now() });
     frame.id = message.chatId;
     this.events.changed(conversation, message);
+    this.starting.add(message.chatId);
+    try {
+      await this.prepare?.(conversation, message, frame);
+    } catch (error) {
+      // Not written where it belongs (the account's history): not started at all.
+      message.error = `Not saved to your history: ${error.message}`;
+      this.end(message.chatId, { conversation, message }, "error");
+      return;
+    } finally {
+      this.starting.delete(message.chatId);
+    }
     const release = await acquire(lockName(message.chatId));
     this.track(conversation, message, { frame, release });
   }
@@ -106,7 +126,7 @@ export class ChatRunner {
       this.events.ended(conversation, message);
       return;
     }
-    if (this.chats.has(chatId) || this.waiting.has(chatId)) return;
+    if (this.chats.has(chatId) || this.waiting.has(chatId) || this.starting.has(chatId)) return;
     this.waiting.add(chatId);
     const release = await acquire(lockName(chatId));
     this.waiting.delete(chatId);

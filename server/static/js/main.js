@@ -13,6 +13,7 @@ import { SettingsPanel } from "./settings.js";
 import { setupShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
+import { ServerHistory } from "./history-sync.js";
 import { DEFAULT_TITLE, Store } from "./store.js";
 import { setupTransfer } from "./transfer.js";
 import { ui } from "./ui.js";
@@ -96,6 +97,7 @@ const sidebar = new Sidebar(
       const conversation = store.find(id);
       conversation.title = title.trim() || DEFAULT_TITLE;
       store.touch(conversation);
+      serverHistory.rename(conversation).catch((error) => showBanner(error.message));
       renderSidebar();
     },
     async remove(id) {
@@ -103,6 +105,7 @@ const sidebar = new Sidebar(
       runner.stop(conversation);
       runner.forget(conversation);
       drafts.set(id, "");
+      await serverHistory.remove(conversation);
       await store.remove(id);
       if (id !== activeId) {
         renderSidebar();
@@ -126,8 +129,28 @@ const keyDialog = new KeyDialog(ui.keyDialog, (saved) => {
   }
 });
 const loginDialog = new LoginDialog(ui.loginDialog, () => start());
+// Signed in: the history is the account's, on the server (kept here too, for speed).
+const serverHistory = new ServerHistory(store, (message) => runner.follows(message));
+runner.prepare = (conversation, answer, frame) => serverHistory.prepare(conversation, answer, frame);
+const pullHistory = () => serverHistory.pull().catch((error) => showBanner(`History: ${error.message}`));
+socket.addEventListener("open", pullHistory);
+socket.addEventListener("frame", ({ detail }) => {
+  if (detail.type === "sync") pullHistory();
+});
 // Signed in or out: the session has a new identity, which the key and the socket hang on.
-const accounts = new Accounts(() => start({ renew: true }));
+const accounts = new Accounts(async (session, byUser) => {
+  try {
+    if (session.account) await serverHistory.start(session.account);
+    else await serverHistory.stop();
+  } catch (error) {
+    showBanner(`History: ${error.message}`);
+  }
+  // The conversation shown may have moved into the account, or left with it; an empty one
+  // becomes the account's.
+  openConversation(store.find(activeId) ? activeId : null);
+  serverHistory.claim(active());
+  if (byUser) start({ renew: true });
+});
 const settings = new SettingsPanel(ui.settings, (conversation) => store.touch(conversation));
 const turns = new Turns(store, runner, { view, settings, renderSidebar: () => renderSidebar() });
 
@@ -140,7 +163,7 @@ function renderSidebar() {
 // Shows conversation `id` (from the URL), else the most recent one, else a new one.
 function openConversation(id) {
   const conversation =
-    store.find(id) ?? (id ? null : store.conversations.find((c) => c.messages.length)) ?? store.create(active());
+    store.find(id) ?? (id ? null : store.conversations.find((c) => c.messages.length)) ?? serverHistory.claim(store.create(active()));
   activeId = conversation.id;
   store.dropEmpty(activeId);
   const draft = drafts.get(activeId);
@@ -173,7 +196,7 @@ function showKeyHint() {
 
 // Shown at once (a hashchange would come later, after a message typed fast went elsewhere).
 function newChat() {
-  const conversation = store.create(active());
+  const conversation = serverHistory.claim(store.create(active()));
   history.pushState(null, "", `#/c/${conversation.id}`);
   openConversation(conversation.id);
   toggleSidebar(false);

@@ -187,6 +187,21 @@ export class Store extends EventTarget {
     this.emit("changed", { conversation });
   }
 
+  // Gone elsewhere (deleted on another device): removed here, and shown so.
+  async discard(id) {
+    await this.remove(id);
+    this.emit("removed", { id });
+  }
+
+  // A conversation from elsewhere (the server's history): kept, written, and shown as another
+  // tab's change would be.
+  adopt(conversation) {
+    if (!this.conversations.includes(conversation)) this.conversations.push(conversation);
+    this.sort();
+    this.save(conversation);
+    this.emit("changed", { conversation });
+  }
+
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }

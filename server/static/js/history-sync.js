@@ -1,0 +1,276 @@
+// A signed-in account's history is the server's (SPEC "History and sync"). The browser keeps
+// a copy of each of the account's conversations in its store (marked with `owner`), for speed
+// and offline reading: pulled whole at sign-in, then per change on each `sync` frame and each
+// reconnect. What the user does is written through the routes first: a question is posted
+// before its chat starts, and the chat carries `conversation`, so the server writes the answer
+// itself, even if every device is closed before it ends. Each device shows the newest branch
+// of the tree; the versions and branches made here stay browsable here.
+
+import * as history from "./history-api.js";
+import { userContent } from "./request.js";
+import { newId } from "./store.js";
+
+const versionKey = (accountId) => `chatrelay.history.${accountId}.version`;
+const time = (iso) => (iso ? Date.parse(iso) : 0);
+
+// A server message as the page keeps one.
+function localMessage(message) {
+  const local = { id: message.id, role: message.role, status: message.status ?? "done" };
+  if (Array.isArray(message.content)) {
+    local.content = message.content.filter((p) => p.type === "text").map((p) => p.text).join("\n");
+    const images = message.content.filter((p) => p.type === "image_url").map((p) => p.image_url?.url);
+    if (images.length) local.images = images;
+  } else {
+    local.content = message.content ?? "";
+  }
+  if (message.reasoning) local.reasoning = message.reasoning;
+  if (message.model) local.model = message.model;
+  if (message.usage) local.usage = message.usage;
+  if (message.chat_id) local.chatId = message.chat_id;
+  // What the server holds of a question: edited, it becomes a new one (history-sync prepare).
+  if (message.role === "user") local.posted = JSON.stringify(message.content ?? "");
+  if (message.error) {
+    local.error = message.error.message;
+    local.errorStatus = message.error.status;
+  }
+  return local;
+}
+
+// The newest branch of the tree: from the root, each time the child written last.
+function newestPath(messages) {
+  const children = new Map();
+  for (const message of messages) {
+    const list = children.get(message.parent_id ?? null) ?? [];
+    list.push(message);
+    children.set(message.parent_id ?? null, list);
+  }
+  const path = [];
+  let next = children.get(null);
+  while (next?.length) {
+    const newest = next.reduce((a, b) => (b.version > a.version ? b : a));
+    path.push(newest);
+    next = children.get(newest.id);
+  }
+  return path;
+}
+
+export class ServerHistory {
+  // store: the page's Store; isRunning(message): this tab streams that answer itself.
+  constructor(store, isRunning) {
+    this.store = store;
+    this.isRunning = isRunning;
+    this.accountId = null;
+    this.pulling = null;
+    this.again = false;
+  }
+
+  get active() {
+    return this.accountId !== null;
+  }
+
+  owns(conversation) {
+    return this.active && conversation?.owner === this.accountId;
+  }
+
+  // Signed in: the browser's own conversations may move into the account, then the pull.
+  async start(account) {
+    this.accountId = account.id;
+    await this.offerMove();
+    await this.pull();
+  }
+
+  // Signed out: the account's copies leave this browser.
+  async stop() {
+    const accountId = this.accountId;
+    this.accountId = null;
+    if (!accountId) return;
+    for (const conversation of [...this.store.conversations]) {
+      if (conversation.owner === accountId) await this.store.remove(conversation.id);
+    }
+    localStorage.removeItem(versionKey(accountId));
+  }
+
+  // Asked once per account in this browser; moving twice would add nothing anyway.
+  async offerMove() {
+    const local = this.store.conversations.filter((c) => !c.owner && c.messages.length);
+    const asked = `chatrelay.history.${this.accountId}.offered`;
+    if (!local.length || localStorage.getItem(asked)) return;
+    localStorage.setItem(asked, "1");
+    const words = local.length === 1 ? "the conversation" : `the ${local.length} conversations`;
+    if (!window.confirm(`Move ${words} kept in this browser into your account?`)) return;
+    await history.importConversations(local);
+    // They come back from the server, the same ids, as the account's.
+    for (const conversation of local) await this.store.remove(conversation.id);
+  }
+
+  // Pulls what changed since the last pull; one at a time, and again if asked meanwhile.
+  pull() {
+    if (!this.active) return Promise.resolve();
+    if (this.pulling) {
+      this.again = true;
+      return this.pulling;
+    }
+    this.pulling = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.pullOnce();
+        } while (this.again && this.active);
+      } finally {
+        this.pulling = null;
+      }
+    })();
+    return this.pulling;
+  }
+
+  async pullOnce() {
+    const accountId = this.accountId;
+    const saved = Number(localStorage.getItem(versionKey(accountId)));
+    if (!saved) {
+      await this.reload(accountId);
+      return;
+    }
+    let since = saved;
+    const touched = new Set();
+    for (;;) {
+      const page = await history.changesSince(since);
+      if (page.reset) {
+        await this.reload(accountId);
+        return;
+      }
+      for (const { kind, op, data } of page.changes) this.note(kind, op, data, touched);
+      since = page.version;
+      if (!page.more) break;
+    }
+    for (const id of touched) await this.fetch(id);
+    if (this.accountId === accountId) localStorage.setItem(versionKey(accountId), String(since));
+  }
+
+  note(kind, op, data, touched) {
+    if (kind === "conversation" && op === "delete") {
+      touched.delete(data.id);
+      if (this.store.find(data.id)) this.store.discard(data.id);
+      return;
+    }
+    if (kind === "conversation") touched.add(data.id);
+    else if (data.conversation_id) touched.add(data.conversation_id);
+    else {
+      const holder = this.store.conversations.find((c) => c.messages.some((m) => m.id === data.id));
+      if (holder) touched.add(holder.id);
+    }
+  }
+
+  // Everything again: the version first, so nothing written meanwhile is missed.
+  async reload(accountId) {
+    const version = await history.currentVersion();
+    const listed = await history.listAll();
+    const ids = new Set(listed.map((c) => c.id));
+    for (const conversation of [...this.store.conversations]) {
+      const gone = conversation.owner === accountId && !conversation.pending && !ids.has(conversation.id);
+      if (gone) await this.store.discard(conversation.id);
+    }
+    for (const summary of listed) {
+      const local = this.store.find(summary.id);
+      if (!local || local.serverVersion !== summary.version) await this.fetch(summary.id);
+    }
+    if (this.accountId === accountId) localStorage.setItem(versionKey(accountId), String(version));
+  }
+
+  async fetch(id) {
+    let found;
+    try {
+      found = await history.getConversation(id);
+    } catch (error) {
+      if (error.status === 404) {
+        if (this.store.find(id)) await this.store.discard(id);
+        return;
+      }
+      throw error;
+    }
+    this.apply(found.conversation, found.messages);
+  }
+
+  // The server's copy folded into the page's: the same message objects where they exist (a
+  // running chat holds references to them); an answer this tab streams is left to its stream.
+  apply(summary, messages) {
+    const path = newestPath(messages.filter((m) => m.role !== "system"));
+    const system = messages.find((m) => m.role === "system" && m.parent_id === null);
+    const local = this.store.find(summary.id);
+    const mine = new Map((local?.messages ?? []).map((m) => [m.id, m]));
+    const shown = path.map((message) => {
+      const fresh = localMessage(message);
+      const own = mine.get(message.id);
+      if (!own) return fresh;
+      if (!this.isRunning(own)) Object.assign(own, fresh);
+      return own;
+    });
+    // Writes of this tab not on the server yet (a question posted, its answer starting) stay.
+    if (local && local.messages.slice(0, shown.length).every((m, i) => m === shown[i])) {
+      const onServer = new Set(messages.map((m) => m.id));
+      shown.push(...local.messages.slice(shown.length).filter((m) => !onServer.has(m.id)));
+    }
+    const conversation = local ?? {
+      id: summary.id,
+      model: shown.findLast((m) => m.model)?.model ?? "openai/gpt-4o-mini",
+      temperature: 0.7,
+      systemPrompt: "",
+    };
+    Object.assign(conversation, {
+      title: summary.title || "New chat",
+      messages: shown,
+      owner: this.accountId,
+      serverVersion: summary.version,
+      updatedAt: Math.max(time(summary.updated_at), local?.updatedAt ?? 0),
+    });
+    if (system && !local) conversation.systemPrompt = localMessage(system).content;
+    this.store.adopt(conversation);
+  }
+
+  // --- writes ---
+
+  // A conversation started while signed in is the account's (one from before stays local
+  // unless moved); it is written on the server with its first question.
+  claim(conversation) {
+    if (this.active && !conversation.messages.length) {
+      conversation.owner = this.accountId;
+      conversation.pending = true;
+    }
+    return conversation;
+  }
+
+  // Before a chat of an owned conversation starts: the conversation and every question on the
+  // way to `answer` are on the server, and the chat names where its answer goes. The server
+  // never overwrites a message: an edited question and every new answer get ids of their own
+  // (the versions made here stay browsable here). A continued answer is not written there.
+  async prepare(conversation, answer, frame) {
+    if (!this.owns(conversation) || frame.messages.at(-1)?.role === "assistant") return;
+    if (conversation.pending) {
+      await history.createConversation(conversation.id, conversation.title);
+      delete conversation.pending;
+    }
+    const index = conversation.messages.indexOf(answer);
+    let parent = null;
+    for (const message of conversation.messages.slice(0, index)) {
+      if (message.role === "user") {
+        const content = userContent(message);
+        const text = JSON.stringify(content);
+        if (message.posted !== undefined && message.posted !== text) message.id = newId();
+        if (message.posted !== text) {
+          await history.postMessage(conversation.id, { id: message.id, parent_id: parent, role: "user", content });
+          message.posted = text;
+        }
+      }
+      parent = message.id;
+    }
+    answer.id = newId();
+    frame.conversation = { id: conversation.id, parent_id: parent, message_id: answer.id };
+  }
+
+  async rename(conversation) {
+    if (this.owns(conversation)) await history.renameConversation(conversation.id, conversation.title);
+  }
+
+  async remove(conversation) {
+    if (this.owns(conversation)) await history.deleteConversation(conversation.id).catch(() => null);
+  }
+}

@@ -1,0 +1,127 @@
+"""Signed in, the page's history is the server's (SPEC "History and sync", the page): the same
+on every device, a change on one appearing on the others without a reload, an answer watched
+streaming on another device, kept even when every device was closed before it ended, and the
+browser's own conversations moved into the account at sign-in, none lost or duplicated."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.browser.account_steps import account_dialog, close, sign_in, sign_up
+from tests.browser.chat_page import (
+    answers,
+    conversation_links,
+    last_answer,
+    send_message,
+    wait_until_answered,
+)
+from tests.browser.conftest import OpenPage
+from tests.conftest import Serve
+from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, Step, chunk, event, sse_reply
+
+pytestmark = pytest.mark.browser
+
+
+def slow_reply(first: str, pause_s: float, rest: str) -> Reply:
+    steps: list[Step] = [COMMENT, event(chunk(first)), pause_s, event(chunk(rest))]
+    return Reply(steps=[*steps, *sse_reply([]).steps[1:]])
+
+
+async def signed_in(page: Page, email: str = "ann@example.com") -> None:
+    await sign_in(page, email)
+    await expect(account_dialog(page).get_by_text(f"Signed in as {email}")).to_be_visible()
+    await close(account_dialog(page))
+
+
+async def test_two_devices_share_the_history_live(
+    open_page: OpenPage, serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    server = await serve(upstream_timeout_s=10.0)
+    laptop = await open_page(server)
+    await sign_up(laptop, "ann@example.com")
+    await close(account_dialog(laptop))
+    await send_message(laptop, "hello from the laptop")
+    await wait_until_answered(laptop)
+
+    phone = await open_page(server)
+    await signed_in(phone)
+    await expect(conversation_links(phone)).to_have_text(["hello from the laptop"])
+    await conversation_links(phone).first.click()
+    await expect(last_answer(phone)).to_have_text("hello from the laptop")
+
+    # A new answer on the laptop streams on the phone too, live.
+    fake_openrouter.script(slow_reply("Half of it", 3.0, ", then the rest."))
+    await send_message(laptop, "a slow one")
+    await expect(last_answer(phone)).to_have_text("Half of it")
+    await expect(answers(phone).last).to_have_attribute("data-status", "streaming")
+    await expect(last_answer(phone)).to_have_text("Half of it, then the rest.")
+    await wait_until_answered(phone)
+    await wait_until_answered(laptop)
+
+    # A rename and a delete on the phone reach the laptop.
+    await phone.get_by_role("button", name="Rename “hello from the laptop”").click()
+    await phone.get_by_role("textbox", name="Conversation name").fill("Renamed")
+    await phone.get_by_role("textbox", name="Conversation name").press("Enter")
+    await expect(conversation_links(laptop)).to_have_text(["Renamed"])
+    phone.on("dialog", lambda dialog: dialog.accept())
+    await phone.get_by_role("button", name="Delete “Renamed”").click()
+    await expect(conversation_links(laptop)).to_have_count(0)
+
+
+async def test_an_answer_ends_in_the_history_with_every_device_closed(
+    open_page: OpenPage, serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    server = await serve(upstream_timeout_s=10.0)
+    laptop = await open_page(server)
+    await sign_up(laptop, "ann@example.com")
+    await close(account_dialog(laptop))
+    fake_openrouter.script(slow_reply("Started", 1.5, " and finished alone."))
+    await send_message(laptop, "finish without me")
+    await expect(last_answer(laptop)).to_have_text("Started")
+    await laptop.context.close()
+    [request] = fake_openrouter.requests
+    await request.ended.wait()
+
+    phone = await open_page(server)
+    await signed_in(phone)
+    await conversation_links(phone).filter(has_text="finish without me").click()
+    await expect(last_answer(phone)).to_have_text("Started and finished alone.")
+    await expect(answers(phone).last).to_have_attribute("data-status", "done")
+
+
+async def test_the_browsers_conversations_move_into_the_account_once(
+    open_page: OpenPage, serve: Serve
+) -> None:
+    server = await serve()
+    page = await open_page(server)
+    for text in ("kept in this browser", "also kept here"):
+        await page.get_by_role("button", name="New chat").click()
+        await send_message(page, text)
+        await wait_until_answered(page)
+    asked: list[str] = []
+
+    async def accept(dialog: object) -> None:
+        asked.append(dialog.message)  # type: ignore[attr-defined]
+        await dialog.accept()  # type: ignore[attr-defined]
+
+    page.on("dialog", accept)
+    await sign_up(page, "ann@example.com")
+    await close(account_dialog(page))
+    assert asked == ["Move the 2 conversations kept in this browser into your account?"]
+    await expect(conversation_links(page)).to_have_text(["also kept here", "kept in this browser"])
+
+    phone = await open_page(server)
+    await signed_in(phone)
+    await expect(conversation_links(phone)).to_have_text(["also kept here", "kept in this browser"])
+    await conversation_links(phone).filter(has_text="kept in this browser").click()
+    await expect(last_answer(phone)).to_have_text("kept in this browser")
+
+    # Signed out, the account's conversations leave the browser; signed in, they are back once.
+    await close(account_dialog(page)) if await account_dialog(page).is_visible() else None
+    await page.locator("#open-account").click()
+    await account_dialog(page).get_by_role("button", name="Sign out").click()
+    await expect(conversation_links(page)).to_have_count(0)
+    await signed_in(page)
+    await expect(conversation_links(page)).to_have_text(["also kept here", "kept in this browser"])
+    assert len(asked) == 1
