@@ -5,6 +5,9 @@ browser's own conversations moved into the account at sign-in, none lost or dupl
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from playwright.async_api import Page, expect
 
@@ -125,3 +128,78 @@ async def test_the_browsers_conversations_move_into_the_account_once(
     await signed_in(page)
     await expect(conversation_links(page)).to_have_text(["also kept here", "kept in this browser"])
     assert len(asked) == 1
+
+
+async def test_regenerate_and_edit_signed_in_reach_the_other_device(
+    open_page: OpenPage, serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    server = await serve()
+    laptop = await open_page(server)
+    await sign_up(laptop, "ann@example.com")
+    await close(account_dialog(laptop))
+    fake_openrouter.script(sse_reply(["First answer"]), sse_reply(["Second answer"]))
+    await send_message(laptop, "a question")
+    await wait_until_answered(laptop)
+    await laptop.get_by_role("button", name="Regenerate").click()
+    await expect(last_answer(laptop)).to_have_text("Second answer")
+    await wait_until_answered(laptop)
+    await expect(answers(laptop).last.get_by_text("2/2")).to_be_visible()
+
+    phone = await open_page(server)
+    await signed_in(phone)
+    await conversation_links(phone).first.click()
+    await expect(last_answer(phone)).to_have_text("Second answer")
+
+    # An edited question is a new one on the server: the phone follows to its answer.
+    await laptop.get_by_role("button", name="Edit this message and resend").click()
+    await laptop.get_by_role("textbox", name="Edit message").fill("an edited question")
+    await laptop.get_by_role("button", name="Save & send").click()
+    await expect(last_answer(laptop)).to_have_text("an edited question")
+    await expect(phone.locator("#messages article.user .message-body")).to_have_text(
+        ["an edited question"]
+    )
+    await expect(last_answer(phone)).to_have_text("an edited question")
+    # The laptop still has every version it made.
+    await wait_until_answered(laptop)
+    await laptop.get_by_role("button", name="Previous version").click()
+    await expect(last_answer(laptop)).to_have_text("Second answer")
+
+
+EXPORTED = {
+    "format": "chatrelay.conversations",
+    "version": 1,
+    "conversations": [
+        {
+            "id": "imported-one",
+            "title": "From a file",
+            "updatedAt": 1_700_000_000_000,
+            "systemPrompt": "",
+            "messages": [
+                {"id": "q1", "role": "user", "content": "an imported question"},
+                {"id": "a1", "role": "assistant", "content": "its answer", "status": "done"},
+            ],
+        }
+    ],
+}
+
+
+async def test_an_import_signed_in_goes_into_the_account_once(
+    open_page: OpenPage, serve: Serve, tmp_path: Path
+) -> None:
+    server = await serve()
+    laptop = await open_page(server)
+    await sign_up(laptop, "ann@example.com")
+    await close(account_dialog(laptop))
+    phone = await open_page(server)
+    await signed_in(phone)
+    exported = tmp_path / "export.json"
+    exported.write_text(json.dumps(EXPORTED))
+
+    for _ in range(2):
+        async with laptop.expect_file_chooser() as chooser:
+            await laptop.get_by_role("button", name="Import").click()
+        await (await chooser.value).set_files(exported)
+        await expect(conversation_links(laptop)).to_have_text(["From a file"])
+    await expect(conversation_links(phone)).to_have_text(["From a file"])
+    await conversation_links(phone).first.click()
+    await expect(last_answer(phone)).to_have_text("its answer")

@@ -54,6 +54,22 @@ function newestPath(messages) {
   return path;
 }
 
+const RETRY_AFTER_MS = [500, 1500, 4000];
+
+// A write tried again when the network or the server failed it: each one is safe to repeat
+// (the same id with the same content is not an error, an import adds nothing twice).
+async function retrying(write) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      const transient = error instanceof TypeError || error.status >= 500;
+      if (!transient || attempt >= RETRY_AFTER_MS.length) throw error;
+      await new Promise((done) => setTimeout(done, RETRY_AFTER_MS[attempt]));
+    }
+  }
+}
+
 export class ServerHistory {
   // store: the page's Store; isRunning(message): this tab streams that answer itself.
   constructor(store, isRunning) {
@@ -98,9 +114,14 @@ export class ServerHistory {
     localStorage.setItem(asked, "1");
     const words = local.length === 1 ? "the conversation" : `the ${local.length} conversations`;
     if (!window.confirm(`Move ${words} kept in this browser into your account?`)) return;
-    await history.importConversations(local);
+    await retrying(() => history.importConversations(local));
     // They come back from the server, the same ids, as the account's.
     for (const conversation of local) await this.store.remove(conversation.id);
+  }
+
+  async importAll(conversations) {
+    await retrying(() => history.importConversations(conversations));
+    await this.pull();
   }
 
   // Pulls what changed since the last pull; one at a time, and again if asked meanwhile.
@@ -245,7 +266,7 @@ export class ServerHistory {
   async prepare(conversation, answer, frame) {
     if (!this.owns(conversation) || frame.messages.at(-1)?.role === "assistant") return;
     if (conversation.pending) {
-      await history.createConversation(conversation.id, conversation.title);
+      await retrying(() => history.createConversation(conversation.id, conversation.title));
       delete conversation.pending;
     }
     const index = conversation.messages.indexOf(answer);
@@ -256,7 +277,8 @@ export class ServerHistory {
         const text = JSON.stringify(content);
         if (message.posted !== undefined && message.posted !== text) message.id = newId();
         if (message.posted !== text) {
-          await history.postMessage(conversation.id, { id: message.id, parent_id: parent, role: "user", content });
+          const posted = { id: message.id, parent_id: parent, role: "user", content };
+          await retrying(() => history.postMessage(conversation.id, posted));
           message.posted = text;
         }
       }

@@ -282,6 +282,8 @@ setupTransfer(ui, {
   conversations: () => store.conversations,
   active,
   async importAll(conversations) {
+    // Signed in, an import goes into the account (by id: twice adds nothing), then comes back.
+    if (serverHistory.active) return serverHistory.importAll(conversations);
     await store.importAll(conversations);
     renderSidebar();
     view.refreshAll(active());
