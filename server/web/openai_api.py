@@ -83,10 +83,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     caps = ("max_tokens", "max_completion_tokens")
     requested = requested_tokens(fields, *caps)
     account_id = await signed_in_account_id(request)
-    messages = decoded(fields["messages"])
+    # Decoded only to price an account's prompt, and not kept: a running chat holds its
+    # request encoded, not decoded (a body of many tiny parts decodes to ~20x its size).
+    messages = decoded(fields["messages"]) if account_id is not None else None
     meter = await metered(
         request, profile, lease, account_id, completion.model, messages, requested
     )
+    del messages
     if meter is not None and meter.max_tokens is not None and meter.max_tokens != requested:
         fields = with_tokens(fields, meter.max_tokens, *caps)
         completion = dataclasses.replace(completion, fields=fields)

@@ -64,8 +64,10 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     lease = await admit_chat(request, profile)
     payload = ask.payload
     requested = requested_tokens(payload, "max_tokens")
-    messages = decoded(payload.get("messages"))
+    # Decoded only to price an account's prompt, and not kept (as on /v1/chat/completions).
+    messages = decoded(payload.get("messages")) if account_id is not None else None
     meter = await metered(request, profile, lease, account_id, ask.model, messages, requested)
+    del messages
     if meter is not None and meter.max_tokens is not None and meter.max_tokens != requested:
         ask = dataclasses.replace(ask, payload=with_tokens(payload, meter.max_tokens, "max_tokens"))
     response_id = "resp_" + secrets.token_hex(24)
