@@ -22,7 +22,7 @@ from tests.browser.account_steps import (
     sign_out,
     sign_up,
 )
-from tests.browser.chat_page import last_answer, send_message, wait_until_answered
+from tests.browser.chat_page import answers, last_answer, send_message, wait_until_answered
 from tests.browser.conftest import OpenPage
 from tests.conftest import Serve
 from tests.fake_openrouter import USAGE, FakeOpenRouter, sse_reply
@@ -173,6 +173,9 @@ async def test_an_invited_account_gets_a_budget_and_sees_what_is_left(
     await close(panel)
     await admin.get_by_role("button", name="Admin", exact=True).click()
     await expect(row).to_contain_text("$1.25 of $5.00")
+    spend = panel.get_by_role("group", name="Spend table").get_by_role("row")
+    await expect(spend).to_have_count(2)  # the head, then this period's
+    await expect(spend.nth(1)).to_contain_text("$1.25")
 
 
 async def test_an_admin_makes_admins_disables_and_hands_out_reset_links(
@@ -252,3 +255,26 @@ async def test_a_server_that_requires_accounts_asks_to_sign_in_first(
     await send_message(page, "now I may chat")
     await wait_until_answered(page)
     await expect(last_answer(page)).to_have_text("now I may chat")
+
+
+async def test_an_answer_cut_or_refused_by_the_budget_says_so_and_when_it_resets(
+    open_page: OpenPage, serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    server = await serve(default_budget_usd=5.0)
+    page = await open_page(server)
+    await sign_up(page, "ann@example.com")
+    await close(account_dialog(page))
+    await expect(page.locator("#budget-left")).to_contain_text("$5.00 of $5.00 left")
+    usage = {**USAGE, "cost": 5.0}
+    fake_openrouter.script(sse_reply(["Cut short"], finish_reason="length", usage=usage))
+    await send_message(page, "a long one")
+    await wait_until_answered(page)
+    note = answers(page).last.locator(".message-note")
+    await expect(note).to_contain_text("Stopped: your budget for this period is used up.")
+    await expect(note).to_contain_text("It resets on")
+    await expect(page.locator("#budget-left")).to_contain_text("$0.00 of $5.00 left")
+
+    await send_message(page, "one more")
+    error = answers(page).last.locator(".message-error")
+    await expect(error).to_contain_text("Budget used up")
+    await expect(error).to_contain_text("it resets on")

@@ -19,6 +19,7 @@ export const revokeToken = (id) => call("DELETE", `/api/tokens/${encodeURICompon
 export const listAccounts = async () => (await call("GET", "/api/admin/accounts")).data;
 export const changeAccount = (id, changes) => call("PATCH", `/api/admin/accounts/${encodeURIComponent(id)}`, changes);
 export const makeInvite = (email) => call("POST", "/api/admin/invites", email ? { email } : {});
+export const listSpend = async () => (await call("GET", "/api/admin/spend")).data;
 export const makeReset = (id) => call("POST", `/api/admin/accounts/${encodeURIComponent(id)}/reset`);
 
 const PERIOD_WORDS = { day: "today", week: "this week", month: "this month" };
@@ -35,4 +36,12 @@ export function describeBudget(budget) {
     words.push(`(resets ${day})`);
   }
   return words.join(" ");
+}
+
+// Whether an answer that stopped at its length limit was cut by the budget: the server caps a
+// metered chat's max_tokens at what is left, so what is left now would not pay for it again.
+export function cutByBudget(budget, cost) {
+  if (!budget || typeof budget.limit_usd !== "number") return false;
+  const left = budget.limit_usd - (budget.spent_usd ?? 0) - (budget.reserved_usd ?? 0);
+  return left < 0.01 || (cost !== null && left < cost);
 }

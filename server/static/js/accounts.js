@@ -38,13 +38,15 @@ export class Accounts {
   }
 
   // After an answer: a metered account's budget left has changed.
+  // Returns the budget as it is now (null: none, or unknown).
   async refreshBudget() {
-    if (!this.session.budget) return;
+    if (!this.session.budget) return null;
     try {
       this.set(await accounts.getSession(), false);
     } catch {
       // Kept as it was: the next answer tries again.
     }
+    return this.session.budget;
   }
 
   set(session, changed) {

@@ -68,6 +68,38 @@ export class AdminPanel {
       return;
     }
     byId("admin-accounts").replaceChildren(...this.accounts.map((account) => this.row(account)));
+    await this.renderSpend();
+  }
+
+  // Every account's spend per period, newest first, each with a bar to compare at a glance.
+  async renderSpend() {
+    let rows;
+    try {
+      rows = await accounts.listSpend();
+    } catch (error) {
+      byId("admin-error").textContent = error.message;
+      return;
+    }
+    const periods = new Map();
+    for (const { period_start: start, spent_usd: spent, chats } of rows) {
+      const total = periods.get(start) ?? { spent: 0, chats: 0 };
+      total.spent += spent ?? 0;
+      total.chats += chats ?? 0;
+      periods.set(start, total);
+    }
+    const sorted = [...periods].sort(([a], [b]) => (a < b ? 1 : -1));
+    const most = Math.max(0.01, ...sorted.map(([, total]) => total.spent));
+    byId("admin-spend").replaceChildren(
+      ...sorted.map(([start, total]) => {
+        const tr = document.createElement("tr");
+        const bar = document.createElement("div");
+        bar.className = "spend-bar";
+        bar.setAttribute("aria-hidden", "true");
+        bar.style.width = `${Math.round((total.spent / most) * 100)}%`;
+        tr.append(cell(start), cell(`$${total.spent.toFixed(2)}`, bar), cell(String(total.chats)));
+        return tr;
+      }),
+    );
   }
 
   row(account) {

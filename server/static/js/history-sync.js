@@ -222,6 +222,8 @@ export class ServerHistory {
       const fresh = localMessage(message);
       const own = mine.get(message.id);
       if (!own) return fresh;
+      // The server keeps no finish reason: an answer seen here to stop at its length limit stays so.
+      if (own.status === "length" && fresh.status === "done") fresh.status = "length";
       if (!this.isRunning(own)) Object.assign(own, fresh);
       return own;
     });

@@ -1,6 +1,7 @@
 // The chat page: wires the stored conversations, the socket and the views to the page's controls.
 
 import { Accounts } from "./accounts.js";
+import { cutByBudget } from "./accounts-api.js";
 import * as api from "./api.js";
 import { ChatView } from "./chat-view.js";
 import { setupComposer } from "./composer.js";
@@ -18,7 +19,7 @@ import { DEFAULT_TITLE, Store } from "./store.js";
 import { setupTransfer } from "./transfer.js";
 import { ui } from "./ui.js";
 import { Turns } from "./turns.js";
-import { describeConversation } from "./usage.js";
+import { costOf, describeConversation } from "./usage.js";
 
 function showBanner(text) {
   ui.bannerText.textContent = text;
@@ -56,7 +57,12 @@ const runner = new ChatRunner(socket, {
     view.refresh(conversation, message);
     view.announce(conversation, message);
     if (conversation === active()) updateComposer();
-    accounts.refreshBudget();
+    accounts.refreshBudget().then((budget) => {
+      if (message.status !== "length" || !cutByBudget(budget, costOf(message.usage, message.model))) return;
+      message.budgetResets = budget.resets_at;
+      view.refresh(conversation, message);
+      store.touch(conversation);
+    });
     if (isKeyMissing(message)) {
       waitingForKey = conversation;
       keyDialog.open(profile, message.error);

@@ -12,6 +12,12 @@ const STATUS_NOTES = {
   interrupted: "Connection lost: this answer was cut off.",
 };
 
+// An answer the budget cut short says so, and when the budget resets.
+function budgetNote(resetsAt) {
+  const day = new Date(resetsAt).toLocaleDateString("en", { day: "numeric", month: "long", year: "numeric" });
+  return `Stopped: your budget for this period is used up. It resets on ${day}.`;
+}
+
 export function element(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -84,7 +90,8 @@ export class MessageView {
     this.renderReasoning();
     this.renderBody();
     const error = message.status === "error";
-    const note = error ? message.error : (STATUS_NOTES[message.status] ?? "");
+    let note = error ? message.error : (STATUS_NOTES[message.status] ?? "");
+    if (message.status === "length" && message.budgetResets) note = budgetNote(message.budgetResets);
     if (this.note.textContent !== note) {
       this.note.className = error ? "message-error" : "message-note";
       this.note.textContent = note;
