@@ -75,3 +75,18 @@ export class LoginDialog {
     this.input.focus();
   }
 }
+
+// Asks whether the browser's own conversations move into the account just signed in to:
+// true (move), false (keep them here), null (dismissed: ask another time).
+export function askToMove(dialog, count) {
+  const words = count === 1 ? "1 conversation is" : `${count} conversations are`;
+  dialog.querySelector("#move-text").textContent =
+    `${words} kept in this browser only. Moved, they are in your account on every device.`;
+  dialog.returnValue = "";
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve({ move: true, keep: false }[dialog.returnValue] ?? null), {
+      once: true,
+    });
+    dialog.showModal();
+  });
+}

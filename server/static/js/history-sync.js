@@ -71,10 +71,12 @@ async function retrying(write) {
 }
 
 export class ServerHistory {
-  // store: the page's Store; isRunning(message): this tab streams that answer itself.
-  constructor(store, isRunning) {
+  // store: the page's Store; isRunning(message): this tab streams that answer itself;
+  // askToMove(count) → true, false or null (not now): the user's answer to moving.
+  constructor(store, isRunning, askToMove) {
     this.store = store;
     this.isRunning = isRunning;
+    this.askToMove = askToMove;
     this.accountId = null;
     this.pulling = null;
     this.again = false;
@@ -106,14 +108,15 @@ export class ServerHistory {
     localStorage.removeItem(versionKey(accountId));
   }
 
-  // Asked once per account in this browser; moving twice would add nothing anyway.
+  // Asked once per account in this browser (moving twice would add nothing anyway).
   async offerMove() {
     const local = this.store.conversations.filter((c) => !c.owner && c.messages.length);
     const asked = `chatrelay.history.${this.accountId}.offered`;
     if (!local.length || localStorage.getItem(asked)) return;
+    const move = await this.askToMove(local.length);
+    if (move === null) return;
     localStorage.setItem(asked, "1");
-    const words = local.length === 1 ? "the conversation" : `the ${local.length} conversations`;
-    if (!window.confirm(`Move ${words} kept in this browser into your account?`)) return;
+    if (!move) return;
     await retrying(() => history.importConversations(local));
     // They come back from the server, the same ids, as the account's.
     for (const conversation of local) await this.store.remove(conversation.id);

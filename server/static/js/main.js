@@ -7,7 +7,7 @@ import { ChatView } from "./chat-view.js";
 import { setupComposer } from "./composer.js";
 import { ChatRunner } from "./chats.js";
 import { ConnectionStatus } from "./connection.js";
-import { KeyDialog, LoginDialog } from "./dialogs.js";
+import { askToMove, KeyDialog, LoginDialog } from "./dialogs.js";
 import { Drafts } from "./drafts.js";
 import { setupLayout, toggleSidebar } from "./layout.js";
 import { SettingsPanel } from "./settings.js";
@@ -136,7 +136,11 @@ const keyDialog = new KeyDialog(ui.keyDialog, (saved) => {
 });
 const loginDialog = new LoginDialog(ui.loginDialog, () => start());
 // Signed in: the history is the account's, on the server (kept here too, for speed).
-const serverHistory = new ServerHistory(store, (message) => runner.follows(message));
+const serverHistory = new ServerHistory(
+  store,
+  (message) => runner.follows(message),
+  (count) => askToMove(ui.moveDialog, count),
+);
 runner.prepare = (conversation, answer, frame) => serverHistory.prepare(conversation, answer, frame);
 const pullHistory = () => serverHistory.pull().catch((error) => showBanner(`History: ${error.message}`));
 socket.addEventListener("open", pullHistory);

@@ -45,6 +45,7 @@ export const ui = Object.freeze({
   conversationUsage: byId("conversation-usage"),
   keyDialog: byId("key-dialog"),
   loginDialog: byId("login-dialog"),
+  moveDialog: byId("move-dialog"),
   settings: {
     panel: byId("settings"),
     toggle: byId("toggle-settings"),
