@@ -180,6 +180,13 @@ class Run:
                 await hook.ended(final)
             except Exception:  # one hook's bug must not keep the chat from ending
                 log.exception("run hook failed id=%s", self.observer.chat_id)
+            except asyncio.CancelledError:
+                # Cut short (a shutdown that stopped waiting): the chat must still end, its
+                # final event logged and its slot given back, so the cancel stops here.
+                log.warning("run hook cut short id=%s", self.observer.chat_id)
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
 
     async def _end(self, chat_log: ChatLog, events: Sequence[LogEvent]) -> None:
         """Write the final event (last of `events`) once, then the slot, metrics, log line."""

@@ -11,6 +11,7 @@ from server.relay.runs import chat_key, runs_key
 from server.store.events import Delta, Done, Failed, Final, LogEvent, chat_store_key
 from tests.conftest import MakeClient, chat_body
 from tests.fake_openrouter import FakeOpenRouter, sse_reply, stream_error_reply
+from tests.waiting import wait_until
 
 
 class Lease:
@@ -81,3 +82,36 @@ async def test_a_hook_that_raises_does_not_keep_the_chat_from_ending(
     fake_openrouter.script(sse_reply(["ok"]))
     events = await run_chat(make_client, Broken())
     assert isinstance(events[-1], Done)
+
+
+async def test_a_hook_cut_short_by_a_cancel_still_lets_the_chat_end(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter
+) -> None:
+    class Stuck(Recorder):
+        async def ended(self, final: Final) -> None:
+            self.ended_calls += 1
+            await asyncio.Event().wait()  # a write that never lands
+
+    class CountedLease(Lease):
+        released = 0
+
+        async def release(self) -> None:
+            CountedLease.released += 1
+
+    fake_openrouter.script(sse_reply(["ok"]))
+    client = await make_client()
+    app = client.app
+    assert app is not None
+    hook, key = Stuck(), chat_key("test", "c2")
+    chat = parse_chat_request(chat_body())
+    run = await app[runs_key].start(key, "c2", "ws", chat, "sk-test", CountedLease(), [hook])
+    assert run.task is not None
+    await wait_until(lambda: hook.ended_calls == 1, "the hook is waiting")
+    run.task.cancel()  # what a shutdown does to a pump still busy after its wind-down time
+    await asyncio.wait_for(run.wound_down(), 10)
+    events: list[LogEvent] = []
+    async with asyncio.timeout(10):  # a log without its final event would be read forever
+        async for _, read in app[chat_store_key].read(key, 0):
+            events.extend(read)
+    assert isinstance(events[-1], Done)
+    assert CountedLease.released == 1
