@@ -85,6 +85,9 @@ class FakeProtocol(asyncio.Protocol):
             spec = StreamSpec.from_model(orjson.loads(body)["model"])
             self.stream_sid = spec.sid
             self.stream = asyncio.ensure_future(self.write_stream(spec))
+        elif method == "GET" and path.endswith("/models"):
+            # No prices: a signed-in account's chat is then not metered (Budgets).
+            self.respond(b'{"data": []}')
         elif path == "/_bench/closed":
             self.respond(orjson.dumps(self.records.closed))
             self.records.closed = {}
