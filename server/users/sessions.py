@@ -19,11 +19,23 @@ from server.users.schema import account_sessions, accounts, tokens, utc_now
 
 # last_seen_at / last_used_at are written at most this often: not a write per request.
 SEEN_EVERY = datetime.timedelta(minutes=1)
+# As long as the session cookie lives (server/app.py SESSION_MAX_AGE_S).
+SESSION_LIFETIME = datetime.timedelta(days=30)
 
 
-async def open_session(db: AsyncConnection, account_id: str) -> str:
-    """A new signed-in session of the account; its id, for the cookie only."""
+async def open_session(db: AsyncConnection, account_id: str, replaces: str | None = None) -> str:
+    """A new signed-in session of the account; its id, for the cookie only. The session the
+    browser held (`replaces`) ends, and so do the account's sessions unseen for longer than
+    a cookie lives: no row outlives the cookie that could use it."""
     session_id, now = new_token(), utc_now()
+    if replaces is not None:
+        await end_session(db, replaces)
+    await db.execute(
+        sa.delete(account_sessions).where(
+            account_sessions.c.account_id == account_id,
+            account_sessions.c.last_seen_at < now - SESSION_LIFETIME,
+        )
+    )
     await db.execute(
         sa.insert(account_sessions).values(
             id=digest(session_id), account_id=account_id, created_at=now, last_seen_at=now

@@ -47,9 +47,12 @@ async def begin_session(request: web.Request, account: stored.Account) -> None:
     old = await get_session(request)
     kept = {f: old[f] for f in (SESSION_OWNER_FIELD, ACCESS_FIELD) if f in old}
     saved_key = old.get(SESSION_KEY_FIELD)
+    previous = old.get(ACCOUNT_SESSION_FIELD)
     db = request.app[database_key]
     async with db.transaction() as connection:
-        session_id = await sessions.open_session(connection, account.id)
+        session_id = await sessions.open_session(
+            connection, account.id, previous if isinstance(previous, str) else None
+        )
         moved = False
         if isinstance(saved_key, str) and saved_key:
             sealed = request.app[key_box_key].seal(saved_key)

@@ -87,6 +87,12 @@ async def test_signing_in_gives_a_new_session_identity_and_signing_out_ends_it(
         assert status == 204
         assert await member.account() is None
         assert await replayer.account() is None
+        # Signing in again over a signed-in session ends the one it replaces.
+        await member.sign_in("member@example.org")
+        replayer.set_cookies(member.cookies())
+        await member.sign_in("member@example.org")
+        assert await member.account() is not None
+        assert await replayer.account() is None
     finally:
         await replayer.close()
 
