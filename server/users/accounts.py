@@ -73,12 +73,12 @@ class Account:
         }
 
     def admin_view(self) -> dict[str, Any]:
-        """What an admin sees of it (the budget is added by the route)."""
+        """What an admin sees of it (the budget is added by the route): SPEC's fields only,
+        its own `budget_usd` being the budget's `limit_usd` when set."""
         return {
             **self.public(),
             "disabled": self.disabled,
             "last_seen_at": iso(self.last_seen_at),
-            "budget_usd": self.budget_usd,
         }
 
 

@@ -192,9 +192,13 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise AccessDenied("Cross-site requests are not allowed", status=403)
         if request.path in PUBLIC_API_PATHS or (request.method, request.path) in ACCOUNT_DOORS:
             pass
-        elif settings.accounts == "required" and request.path != "/metrics":
-            # SPEC: only accounts and personal tokens pass; the ACCESS_TOKEN serves /metrics.
-            if await request_identity(request) is None:
+        elif settings.accounts == "required":
+            # SPEC: only accounts and personal tokens pass; the ACCESS_TOKEN serves /metrics
+            # (without one, /metrics is an account's like every other route).
+            metrics_holder = request.path == "/metrics" and await holds_access_token(
+                request, settings
+            )
+            if not metrics_holder and await request_identity(request) is None:
                 raise AccessDenied("Sign in required")
         elif not await has_access(request, settings):
             raise AccessDenied("Access token required")

@@ -98,11 +98,11 @@ async def test_budgets_are_set_and_cleared_and_an_infinite_one_refused(
     admin_id = (await admin.sign_up("admin@example.org"))["id"]
     path = f"/api/admin/accounts/{admin_id}"
     status, data, _ = await admin.call("PATCH", path, {"budget_usd": 5})
-    assert status == 200 and data["budget_usd"] == 5
+    assert status == 200 and data["budget"]["limit_usd"] == 5
     status, data, _ = await admin.call("PATCH", path, data=b'{"budget_usd": 1e400}')
     assert status == 400 and data["message"].startswith("budget_usd"), data
     status, data, _ = await admin.call("PATCH", path, {"budget_usd": None})
-    assert status == 200 and data["budget_usd"] is None
+    assert status == 200 and data["budget"]["limit_usd"] is None
     status, _, _ = await admin.call("PATCH", "/api/admin/accounts/unknown", {"disabled": True})
     assert status == 404
 

@@ -119,7 +119,7 @@ export class AdminPanel {
     input.min = "0";
     input.step = "0.01";
     input.placeholder = "default";
-    input.value = account.budget_usd ?? "";
+    input.value = account.budget?.limit_usd ?? "";
     input.setAttribute("aria-label", `Budget of ${account.email} in dollars (empty: the default)`);
     const save = button("Save", "budget", `Save the budget of ${account.email}`);
     save.type = "submit";
