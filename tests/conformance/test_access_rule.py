@@ -54,7 +54,7 @@ async def test_accounts_required_lets_only_accounts_in(
     await owner.sign_up("owner@example.org")
     token = (await owner.make_token())["token"]
     script = make_browser(client, bearer(token))
-    for method, path, body in GUARDED:
+    for method, path, _ in GUARDED:
         if method != "GET":
             continue
         status, data, _ = await owner.call(method, path)
@@ -109,7 +109,7 @@ async def test_a_loopback_server_answers_only_names_it_knows(
         for path in ("/api/session", "/healthz", "/"):
             status, _, _ = await browser.call("GET", path, headers={"Host": host})
             assert status == expected, (host, path, status)
-    status, data, _ = await browser.call(
+    status, _, _ = await browser.call(
         "POST",
         "/api/accounts",
         {"email": "a@example.org", "password": "long enough pass"},
