@@ -391,6 +391,12 @@ def with_session_secret(settings: Settings) -> Settings:
         key = fernet_key_for(secret)
     except ValueError:
         raise ConfigError(f"SESSION_SECRET is unset and {path} holds no usable secret") from None
+    if settings.dyno:
+        log.warning(
+            "SESSION_SECRET is unset on a dyno: the one in %s is lost at every restart and "
+            "differs between dynos (set SESSION_SECRET)",
+            path,
+        )
     log.log(
         logging.WARNING if created else logging.INFO,
         "SESSION_SECRET %s %s: keep that file (or set SESSION_SECRET) and sessions and "

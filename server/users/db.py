@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ COMMAND_TIMEOUT_S = 30.0
 POOL_TIMEOUT_S = 10.0
 # How long SQLite waits for another process's write to finish before it gives up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+OUTAGE_LOG_S = 10.0
 # What "the database is away" looks like from SQLAlchemy and the drivers underneath.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     exc.OperationalError,
@@ -92,6 +94,33 @@ def sqlite_begin(connection: Connection) -> None:
         connection.exec_driver_sql(f"BEGIN {kind}")
 
 
+class OutageLog:
+    """A warning when the database goes away, then one per OUTAGE_LOG_S while it stays away
+    (with how many failures it stands for), and a line when it answers again: an outage
+    under load must not write a line per request."""
+
+    def __init__(self) -> None:
+        self.last_at = -OUTAGE_LOG_S
+        self.unlogged = 0
+        self.away_since: float | None = None
+
+    def failed(self, error: BaseException) -> None:
+        now = time.monotonic()
+        self.unlogged += 1
+        if self.away_since is None:
+            self.away_since = now
+        if now - self.last_at >= OUTAGE_LOG_S:
+            log.warning(
+                "database unavailable (%s), %d failures", type(error).__name__, self.unlogged
+            )
+            self.last_at, self.unlogged = now, 0
+
+    def answered(self) -> None:
+        if self.away_since is not None:
+            log.info("database is back after %.1f s", time.monotonic() - self.away_since)
+            self.away_since, self.last_at, self.unlogged = None, -OUTAGE_LOG_S, 0
+
+
 class Database:
     """The engine and its pool for the app's lifetime; migrated once before first use."""
 
@@ -102,6 +131,7 @@ class Database:
         self.engine = make_engine(self.url)
         self.migrated = False
         self._migrating = asyncio.Lock()
+        self.outage = OutageLog()
 
     @property
     def dialect(self) -> str:
@@ -147,8 +177,9 @@ class Database:
                 async with connection.begin():
                     yield connection
         except UNAVAILABLE as error:
-            log.warning("database unavailable: %s", type(error).__name__)
+            self.outage.failed(error)
             raise AccountStoreUnavailable() from error
+        self.outage.answered()
 
     async def aclose(self) -> None:
         await self.engine.dispose()

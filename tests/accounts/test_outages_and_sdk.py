@@ -4,6 +4,7 @@ in the real `openai` SDK revoked mid-use, and a disabled account's running chat 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import openai
@@ -26,7 +27,9 @@ async def test_the_database_stopped_and_started_mid_use(
     make_postgres_server: Any,
     make_client: MakeClient,
     make_browser: MakeBrowser,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, "server.users.db")
     database: PostgresServer = make_postgres_server()
     client = await make_client(database_url=database.create_database())
     ann, anonymous = make_browser(client), make_browser(client)
@@ -55,6 +58,10 @@ async def test_the_database_stopped_and_started_mid_use(
 
     await wait_until(signed_in_again, "the account is back after the database", timeout_s=20)
     assert (await ann.call("GET", "/api/profile"))[1]["source"] == "account"
+    # One warning for the outage, not one per refused request, and one line when it is back.
+    lines = [r.getMessage() for r in caplog.records if r.name == "server.users.db"]
+    assert len([m for m in lines if m.startswith("database unavailable")]) == 1, lines
+    assert len([m for m in lines if m.startswith("database is back")]) == 1, lines
 
 
 async def test_a_personal_token_in_the_openai_sdk_revoked_mid_use(

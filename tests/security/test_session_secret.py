@@ -140,3 +140,11 @@ async def test_a_generated_secret_keeps_sessions_across_a_restart(
                 assert (await response.json())["source"] == "session"
         finally:
             assert await stop_server(process) == 0
+
+
+def test_a_secret_generated_on_a_dyno_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with_session_secret(Settings(data_dir=tmp_path / "dyno", dyno="web.1"))
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("on a dyno" in m and "lost at every restart" in m for m in warned), warned
