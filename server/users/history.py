@@ -107,14 +107,15 @@ class History:
         return {"data": [conversation_json(row) for row in page], "next": following}
 
     async def create_conversation(self, account_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        conversation_id = checked_id(body.get("id", new_id()), "id")
-        title = checked_title(body.get("title", DEFAULT_TITLE))
+        # A field left out or null is the same: `{"id"?, "title"?}` (SPEC).
+        conversation_id = checked_id(_given(body, "id", new_id()), "id")
+        title = checked_title(_given(body, "title", DEFAULT_TITLE))
         async with self.writing(account_id) as versions:
             db = versions.db
             existing = await _conversation(db, account_id, conversation_id)
             if existing is not None:
                 # A retry after a lost answer: the same id with the same title is that one.
-                if "title" in body and existing.title != title:
+                if body.get("title") is not None and existing.title != title:
                     raise HistoryConflict(f"A conversation with id {conversation_id} exists")
                 return conversation_json(existing)
             now = now_ms()
@@ -196,7 +197,7 @@ class History:
     async def add_message(
         self, account_id: str, conversation_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:
-        message_id = checked_id(body.get("id", new_id()), "id")
+        message_id = checked_id(_given(body, "id", new_id()), "id")
         parent_id = body.get("parent_id")
         if parent_id is not None:
             parent_id = checked_id(parent_id, "parent_id")
@@ -282,6 +283,11 @@ class History:
     async def sync(self, account_id: str, since: int) -> dict[str, Any]:
         async with self.reading() as db:
             return await changes_since(db, account_id, since)
+
+
+def _given(body: dict[str, Any], field: str, default: str) -> object:
+    value = body.get(field)
+    return default if value is None else value
 
 
 def _where_conversation(statement: Any, account_id: str, conversation_id: str) -> Any:

@@ -21,6 +21,9 @@ MAX_VERSION = 2**63 - 1
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
+    # Every field of these bodies is optional: no body at all is the empty object.
+    if not request.body_exists:
+        return {}
     body = await read_json(request)
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 import pytest
 
@@ -21,7 +23,9 @@ def page_export(conversation_id: str, messages: int) -> dict[str, object]:
     return {"conversations": [{"id": conversation_id, "title": "Long", "messages": listed}]}
 
 
-async def test_a_conversation_holds_10000_messages_and_not_one_more(history: History) -> None:
+async def test_a_conversation_holds_10000_messages_and_not_one_more(
+    history: History, caplog: pytest.LogCaptureFixture
+) -> None:
     result = await import_conversations(history, ALICE, page_export("full", MAX_MESSAGES))
     assert (result["imported"], result["skipped"]) == (1, 0)
     found = await history.conversation(ALICE, "full")
@@ -31,9 +35,10 @@ async def test_a_conversation_holds_10000_messages_and_not_one_more(history: His
         await history.add_message(
             ALICE, "full", {"parent_id": None, "role": "user", "content": "one more"}
         )
-    over = await import_conversations(history, ALICE, page_export("over", MAX_MESSAGES + 1))
-    assert (over["imported"], over["skipped"]) == (0, 1)
-    assert "messages" in over["errors"][0]["message"]
+    with caplog.at_level(logging.INFO, logger="server.users.transfer"):
+        over = await import_conversations(history, ALICE, page_export("over", MAX_MESSAGES + 1))
+    assert over == {"imported": 0, "skipped": 1}
+    assert "conversations[0].messages must be a list of at most" in caplog.text
     _, exported = export_json(found)
     again = await import_conversations(history, ALICE, orjson.loads(exported))
     assert (again["imported"], again["skipped"]) == (0, 1)
