@@ -18,8 +18,8 @@ per token (bench/). SilenceWatchdog instead stores a time per read, and its one 
 stream re-arms itself when it fires early. Only time spent waiting on upstream counts: a
 chat paused because its own client reads slowly is not upstream's silence.
 
-It stays whole (over 300 lines): the watchdog, the inflater and the redactor exist for
-Answer's one read loop, whose per-token path reads best with all three in sight.
+The watchdog and the inflater stay here, beside Answer's one read loop that they exist
+for; the redactor has its own module (redaction.py).
 """
 
 from __future__ import annotations

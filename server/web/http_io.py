@@ -30,12 +30,12 @@ log = logging.getLogger(__name__)
 MAX_JSON_DEPTH = 254
 
 
-async def read_body(request: web.Request) -> bytes:
+async def read_body(request: web.Request) -> bytearray:
     """The whole body, within the request time and the size limit."""
     settings = request.app[settings_key]
     try:
         async with asyncio.timeout_at(request.get(request_deadline_key)) as deadline:
-            return await request.read()
+            return await read_within(request, settings.max_body_bytes)
     except web.RequestPayloadError as exc:
         # Broken chunked framing or compression: the client's fault, not a 500.
         request[broken_body_key] = True
@@ -49,6 +49,18 @@ async def read_body(request: web.Request) -> bytes:
             raise
         request[body_timed_out_key] = True
         raise RequestTimeout(timeout_message(settings.request_timeout_s)) from None
+
+
+async def read_within(request: web.Request, limit: int) -> bytearray:
+    """The body from the request's stream, refused past `limit` bytes. Not `request.read()`:
+    aiohttp keeps what that reads on the request, a second copy of a body as big as 16 MiB
+    for as long as the chat runs (SPEC "Limits": about its request's size)."""
+    body = bytearray()
+    while chunk := await request.content.readany():
+        body += chunk
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(limit, len(body))
+    return body
 
 
 def too_large_message(limit: int) -> str:
@@ -80,7 +92,7 @@ async def expect_within_limit(request: web.Request) -> web.StreamResponse | None
     return None
 
 
-def decode_json(data: bytes | str, what: str) -> object:
+def decode_json(data: bytes | bytearray | str, what: str) -> object:
     """`data` as JSON, or BadRequest saying why not; `what` names it ("The frame")."""
     try:
         value = orjson.loads(data)
@@ -113,7 +125,7 @@ def _refuse_constant(name: str) -> object:
     raise ValueError(name)
 
 
-def decode_out_of_range(data: bytes | str, what: str) -> object:
+def decode_out_of_range(data: bytes | bytearray | str, what: str) -> object:
     """`data` with its huge numbers as infinity (NaN and Infinity literals stay invalid)."""
     try:
         return json.loads(data, parse_constant=_refuse_constant)

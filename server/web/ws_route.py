@@ -205,6 +205,9 @@ class ChatSocket:
                 await self.send(
                     error_frame(None, BadRequest("Binary frames are not accepted; send JSON text"))
                 )
+            # Not held while waiting for the next one: a chat frame is as big as its request,
+            # which the running chat already holds, encoded (SPEC "Limits").
+            del message
 
     async def handle_text(self, text: str) -> None:
         try:
