@@ -1,5 +1,5 @@
 """SPEC "History and sync", read to the letter and checked from outside: two accounts on one
-server (SQLite, the default), every route's status, keys and types, the bad input a client
+server (SQLite and PostgreSQL in turn), every route's status, keys and types, the bad input a client
 may send, and what another account's ids get (the same 404 as unknown ones)."""
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.clients import receive
 from tests.conftest import Serve, chat_body
-from tests.fake_openrouter import FakeOpenRouter, sse_reply
+from tests.fake_openrouter import (
+    COMMENT,
+    FakeOpenRouter,
+    Reply,
+    chunk,
+    error_reply,
+    event,
+    sse_reply,
+)
 from tests.history.devices import Client, chat_frames, chat_with, device, json_of, next_sync
 from tests.waiting import wait_until
 
@@ -26,8 +34,8 @@ MESSAGE_KEYS = {
 
 
 @pytest.fixture
-async def server(serve: Serve) -> TestServer:
-    return await serve(signup="open")
+async def server(serve: Serve, database_url: str) -> TestServer:
+    return await serve(signup="open", database_url=database_url)
 
 
 @pytest.fixture
@@ -584,3 +592,27 @@ async def test_a_chat_frame_with_conversation_answers_as_usual(
     assert [(m["id"], m["content"], m["status"]) for m in opened["messages"]] == [
         ("a", "Yes", "done")
     ]
+
+
+async def test_an_answer_that_fails_or_is_cancelled_says_so(
+    ann: Client, fake_openrouter: FakeOpenRouter
+) -> None:
+    await ann.post("/api/conversations", json={"id": "c"})
+    fake_openrouter.script(
+        error_reply(429, "Slow down"), Reply(steps=[COMMENT, event(chunk("Par")), "hang"])
+    )
+    async with ann.ws_connect("/api/chat/ws") as ws:
+        await ws.send_str(chat_with({"id": "c", "parent_id": None, "message_id": "bad"}, "k1"))
+        failed = await chat_frames(ws, "k1")
+        await ws.send_str(chat_with({"id": "c", "parent_id": None, "message_id": "cut"}, "k2"))
+        await wait_until(lambda: len(fake_openrouter.requests) == 2, "the second chat started")
+        await ws.send_str('{"type": "cancel", "id": "k2"}')
+        cancelled = await chat_frames(ws, "k2")
+    assert failed[-1]["type"] == "error" and failed[-1]["status"] == 429
+    assert cancelled[-1]["finish_reason"] == "cancelled"
+    opened = await json_of(await ann.get("/api/conversations/c"), 200)
+    by_id = {m["id"]: m for m in opened["messages"]}
+    assert by_id["bad"]["status"] == "error"
+    assert by_id["bad"]["error"] == {"status": 429, "message": "Slow down"}
+    assert by_id["cut"]["status"] == "cancelled" and by_id["cut"]["error"] is None
+    assert by_id["cut"]["content"] == "Par"
