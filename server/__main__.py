@@ -59,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     collect_less_often()
     # Not run_app: its AppRunner would drop WebSocket frames during the grace period.
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(serve_until_signalled(create_app(settings), settings.host, settings.port))
+        try:
+            app = create_app(settings)
+        except ConfigError as error:  # a DATA_DIR that cannot be made, its secret unreadable
+            print(f"chatrelay: {error}", file=sys.stderr)
+            return 2
+        runner.run(serve_until_signalled(app, settings.host, settings.port))
     return 0
 
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp_session import Session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from server.config import Settings, settings_key, with_session_secret
+from server.config import Settings, make_data_dir, settings_key, with_session_secret
 from server.metrics import setup_metrics
 from server.relay.runs import chat_runs
 from server.relay.upstream_client import setup_openrouter
@@ -64,6 +64,7 @@ def create_app(settings: Settings) -> web.Application:
     if problem:
         raise StartupRefused(problem)
     # Unset, it is the one kept in DATA_DIR: sessions and stored keys survive a restart.
+    make_data_dir(settings)
     settings = with_session_secret(settings)
     app = web.Application(
         client_max_size=settings.max_body_bytes,

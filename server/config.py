@@ -359,6 +359,20 @@ def normalize_origin(origin: str) -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
+def make_data_dir(settings: Settings) -> None:
+    """DATA_DIR, made at start when something is kept there (the SQLite database, the
+    generated secret); a ConfigError naming it when it cannot be (a file, no permission)."""
+    if settings.database_url is not None and settings.session_secret is not None:
+        return
+    try:
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"DATA_DIR {settings.data_dir} could not be made "
+            f"({os.strerror(error.errno or 0)}): set DATA_DIR to a folder this user may write"
+        ) from None
+
+
 def with_session_secret(settings: Settings) -> Settings:
     """The settings with a SESSION_SECRET: the variable's, else the one kept in
     DATA_DIR/secret, made there at the first start (mode 0600; the processes of one machine
@@ -366,9 +380,9 @@ def with_session_secret(settings: Settings) -> Settings:
     if settings.session_secret is not None:
         return settings
     path = settings.data_dir / SECRET_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     made = new_fernet_key()
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         # O_EXCL: exactly one process creates it; written whole before it is linked in.
         scratch = path.with_name(f".{SECRET_FILE}.{os.getpid()}")
         descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
