@@ -240,6 +240,9 @@ class FakeOpenRouter:
         self.replies: deque[Reply] = deque()
         self.requests: list[Recorded] = []
         self.models_calls = 0
+        # Set to answer GET /models with that status and an error body (an upstream that
+        # serves no model list, or is failing).
+        self.models_status: int | None = None
         self.url = ""  # set once the server listens: http://127.0.0.1:PORT/api/v1
         self.started = asyncio.Event()
 
@@ -255,6 +258,9 @@ class FakeOpenRouter:
 
     async def models(self, request: web.Request) -> web.Response:
         self.models_calls += 1
+        if self.models_status is not None:
+            error = {"error": {"message": "No model list here", "code": self.models_status}}
+            return web.json_response(error, status=self.models_status)
         models = [{**m, "pricing": PRICING[str(m["id"])], "created": 1_700_000_000} for m in MODELS]
         return web.json_response({"data": models})
 

@@ -190,7 +190,14 @@ async def meter_chat(
         except ChatError:
             price = None  # only the cost shown is at stake: usage.cost usually says it
         return Meter(gate, account_id, model, "own", price, chars, None, gate.budgets.clock())
-    price = await model_price(request, profile.api_key, model)
+    try:
+        price = await model_price(request, profile.api_key, model)
+    except ChatError:
+        # Upstream's /models unreachable or refused: the price is unknown, and SPEC's rule
+        # for a model without a known price holds (not metered, said once); the chat's
+        # usage.cost is still recorded at its end. Failing the chat instead would shut every
+        # signed-in user out of a server whose upstream serves no /models.
+        price = None
     if price is None:
         gate.warn_unpriced(model)
         return Meter(gate, account_id, model, "server", None, chars, None, gate.budgets.clock())

@@ -69,6 +69,29 @@ async def test_a_budget_is_spent_exactly_then_refused_with_when_it_resets(
     assert sent[2] == (50_000_000 - PROMPT_TOKENS * PROMPT_NANOS) // COMPLETION_NANOS
 
 
+@pytest.mark.parametrize("budget_usd", [None, 5.0])
+async def test_an_upstream_without_a_model_list_still_serves_signed_in_chats(
+    make_client: MakeClient,
+    fake_openrouter: FakeOpenRouter,
+    database_url: str,
+    budget_usd: float | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Prices come from upstream's /models; one that answers 404 leaves the price unknown,
+    and SPEC's rule for an unknown price holds (not metered, said once), not a failed chat."""
+    fake_openrouter.models_status = 404
+    client = await make_client(database_url=database_url, default_budget_usd=budget_usd)
+    await sign_up(client)
+    fake_openrouter.script(costing(0.01), costing(0.01))
+    with caplog.at_level(logging.WARNING, logger="server.web.budget_gate"):
+        assert await post_chat(client) == (200, "Hi there")
+        assert await post_chat(client) == (200, "Hi there")
+    assert fake_openrouter.models_calls >= 1
+    assert all("max_tokens" not in r.body for r in fake_openrouter.requests)
+    warned = [r for r in caplog.records if "no known price" in r.getMessage()]
+    assert len(warned) == 1
+
+
 async def test_a_named_max_tokens_that_fits_is_sent_as_given_and_one_too_big_is_cut(
     make_client: MakeClient, fake_openrouter: FakeOpenRouter, database_url: str
 ) -> None:
