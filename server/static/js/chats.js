@@ -41,8 +41,9 @@ export class ChatRunner {
     });
   }
 
-  // Whether this tab streams `message` itself.
+  // Whether this tab streams `message` itself (or is about to send its chat).
   follows(message) {
+    if (this.starting.has(message.chatId)) return true;
     for (const chat of this.chats.values()) if (chat.message === message) return true;
     return false;
   }

@@ -7,68 +7,11 @@
 // of the tree; the versions and branches made here stay browsable here.
 
 import * as history from "./history-api.js";
+import { localMessage, newestPath, retrying, time } from "./history-shapes.js";
 import { userContent } from "./request.js";
 import { newId } from "./store.js";
 
 const versionKey = (accountId) => `chatrelay.history.${accountId}.version`;
-const time = (iso) => (iso ? Date.parse(iso) : 0);
-
-// A server message as the page keeps one.
-function localMessage(message) {
-  const local = { id: message.id, role: message.role, status: message.status ?? "done" };
-  if (Array.isArray(message.content)) {
-    local.content = message.content.filter((p) => p.type === "text").map((p) => p.text).join("\n");
-    const images = message.content.filter((p) => p.type === "image_url").map((p) => p.image_url?.url);
-    if (images.length) local.images = images;
-  } else {
-    local.content = message.content ?? "";
-  }
-  if (message.reasoning) local.reasoning = message.reasoning;
-  if (message.model) local.model = message.model;
-  if (message.usage) local.usage = message.usage;
-  if (message.chat_id) local.chatId = message.chat_id;
-  // What the server holds of a question: edited, it becomes a new one (history-sync prepare).
-  if (message.role === "user") local.posted = JSON.stringify(message.content ?? "");
-  if (message.error) {
-    local.error = message.error.message;
-    local.errorStatus = message.error.status;
-  }
-  return local;
-}
-
-// The newest branch of the tree: from the root, each time the child written last.
-function newestPath(messages) {
-  const children = new Map();
-  for (const message of messages) {
-    const list = children.get(message.parent_id ?? null) ?? [];
-    list.push(message);
-    children.set(message.parent_id ?? null, list);
-  }
-  const path = [];
-  let next = children.get(null);
-  while (next?.length) {
-    const newest = next.reduce((a, b) => (b.version > a.version ? b : a));
-    path.push(newest);
-    next = children.get(newest.id);
-  }
-  return path;
-}
-
-const RETRY_AFTER_MS = [500, 1500, 4000];
-
-// A write tried again when the network or the server failed it: each one is safe to repeat
-// (the same id with the same content is not an error, an import adds nothing twice).
-async function retrying(write) {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await write();
-    } catch (error) {
-      const transient = error instanceof TypeError || error.status >= 500;
-      if (!transient || attempt >= RETRY_AFTER_MS.length) throw error;
-      await new Promise((done) => setTimeout(done, RETRY_AFTER_MS[attempt]));
-    }
-  }
-}
 
 export class ServerHistory {
   // store: the page's Store; isRunning(message): this tab streams that answer itself;
@@ -221,19 +164,31 @@ export class ServerHistory {
     const system = messages.find((m) => m.role === "system" && m.parent_id === null);
     const local = this.store.find(summary.id);
     const mine = new Map((local?.messages ?? []).map((m) => [m.id, m]));
-    const shown = path.map((message) => {
+    // Only what the server wrote since this page last saw it: a version or branch the user
+    // switched to here stays shown.
+    const update = (own, message) => {
+      if (own.seen === message.version) return;
       const fresh = localMessage(message);
-      const own = mine.get(message.id);
-      if (!own) return fresh;
       // The server keeps no finish reason: an answer seen here to stop at its length limit stays so.
       if (own.status === "length" && fresh.status === "done") fresh.status = "length";
-      if (!this.isRunning(own)) Object.assign(own, fresh);
-      return own;
-    });
-    // Writes of this tab not on the server yet (a question posted, its answer starting) stay.
-    if (local && local.messages.slice(0, shown.length).every((m, i) => m === shown[i])) {
-      const onServer = new Set(messages.map((m) => m.id));
-      shown.push(...local.messages.slice(shown.length).filter((m) => !onServer.has(m.id)));
+      Object.assign(own, fresh);
+    };
+    let shown;
+    if (local?.messages.some((m) => this.isRunning(m))) {
+      // This tab is writing here (a question being posted, an answer streaming): its order
+      // stands until the chat ends, whose own sync brings the server's.
+      const theirs = new Map(messages.map((m) => [m.id, m]));
+      for (const own of local.messages) {
+        if (theirs.has(own.id) && !this.isRunning(own)) update(own, theirs.get(own.id));
+      }
+      shown = local.messages;
+    } else {
+      shown = path.map((message) => {
+        const own = mine.get(message.id);
+        if (!own) return localMessage(message);
+        update(own, message);
+        return own;
+      });
     }
     const conversation = local ?? {
       id: summary.id,
@@ -250,6 +205,18 @@ export class ServerHistory {
     });
     if (system && !local) conversation.systemPrompt = localMessage(system).content;
     this.store.adopt(conversation);
+  }
+
+  // Wired to the page: the runner asks before each chat, the socket's sync frames and
+  // reconnects pull. Returns this.
+  attach(runner, socket, onError) {
+    runner.prepare = (conversation, answer, frame) => this.prepare(conversation, answer, frame);
+    const pull = () => this.pull().catch((error) => onError(`History: ${error.message}`));
+    socket.addEventListener("open", pull);
+    socket.addEventListener("frame", ({ detail }) => {
+      if (detail.type === "sync") pull();
+    });
+    return this;
   }
 
   // --- writes ---

@@ -140,13 +140,7 @@ const serverHistory = new ServerHistory(
   store,
   (message) => runner.follows(message),
   (count) => askToMove(ui.moveDialog, count),
-);
-runner.prepare = (conversation, answer, frame) => serverHistory.prepare(conversation, answer, frame);
-const pullHistory = () => serverHistory.pull().catch((error) => showBanner(`History: ${error.message}`));
-socket.addEventListener("open", pullHistory);
-socket.addEventListener("frame", ({ detail }) => {
-  if (detail.type === "sync") pullHistory();
-});
+).attach(runner, socket, showBanner);
 // Signed in or out: the session has a new identity, which the key and the socket hang on.
 const accounts = new Accounts(async (session, byUser) => {
   try {

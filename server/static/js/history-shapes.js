@@ -1,0 +1,62 @@
+// The server's history as the page keeps it: a message's shape, the branch shown, and the
+// retry that every history write goes through.
+
+export const time = (iso) => (iso ? Date.parse(iso) : 0);
+
+// A server message as the page keeps one.
+export function localMessage(message) {
+  // `seen`: the server's version of it that this copy holds.
+  const local = { id: message.id, role: message.role, status: message.status ?? "done", seen: message.version };
+  if (Array.isArray(message.content)) {
+    local.content = message.content.filter((p) => p.type === "text").map((p) => p.text).join("\n");
+    const images = message.content.filter((p) => p.type === "image_url").map((p) => p.image_url?.url);
+    if (images.length) local.images = images;
+  } else {
+    local.content = message.content ?? "";
+  }
+  if (message.reasoning) local.reasoning = message.reasoning;
+  if (message.model) local.model = message.model;
+  if (message.usage) local.usage = message.usage;
+  if (message.chat_id) local.chatId = message.chat_id;
+  // What the server holds of a question: edited, it becomes a new one (history-sync prepare).
+  if (message.role === "user") local.posted = JSON.stringify(message.content ?? "");
+  if (message.error) {
+    local.error = message.error.message;
+    local.errorStatus = message.error.status;
+  }
+  return local;
+}
+
+// The newest branch of the tree: from the root, each time the child written last.
+export function newestPath(messages) {
+  const children = new Map();
+  for (const message of messages) {
+    const list = children.get(message.parent_id ?? null) ?? [];
+    list.push(message);
+    children.set(message.parent_id ?? null, list);
+  }
+  const path = [];
+  let next = children.get(null);
+  while (next?.length) {
+    const newest = next.reduce((a, b) => (b.version > a.version ? b : a));
+    path.push(newest);
+    next = children.get(newest.id);
+  }
+  return path;
+}
+
+const RETRY_AFTER_MS = [500, 1500, 4000];
+
+// A write tried again when the network or the server failed it: each one is safe to repeat
+// (the same id with the same content is not an error, an import adds nothing twice).
+export async function retrying(write) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      const transient = error instanceof TypeError || error.status >= 500;
+      if (!transient || attempt >= RETRY_AFTER_MS.length) throw error;
+      await new Promise((done) => setTimeout(done, RETRY_AFTER_MS[attempt]));
+    }
+  }
+}
