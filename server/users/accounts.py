@@ -205,9 +205,16 @@ async def other_admins(db: AsyncConnection, account_id: str) -> int:
     return int((await db.execute(query)).scalar_one())
 
 
+async def others(db: AsyncConnection, account_id: str) -> bool:
+    """Whether any account but this one exists."""
+    query = sa.select(accounts.c.id).where(accounts.c.id != account_id).limit(1)
+    return (await db.execute(query)).first() is not None
+
+
 async def delete_account(db: AsyncConnection, account: Account) -> None:
-    """Delete it with everything it owns (foreign keys cascade); never the last admin."""
-    if account.admin and await other_admins(db, account.id) == 0:
+    """Delete it with everything it owns (foreign keys cascade); never the last admin of
+    other accounts. The only account may go: the next sign-up is the first, an admin again."""
+    if account.admin and await other_admins(db, account.id) == 0 and await others(db, account.id):
         raise Conflict(LAST_ADMIN)
     await db.execute(sa.delete(accounts).where(accounts.c.id == account.id))
 

@@ -153,9 +153,21 @@ async def test_deleting_the_account_needs_its_password_and_takes_its_tokens(
         "POST", "/api/session", {"email": "member@example.org", "password": PASSWORD}
     )
     assert status == 401
-    # The last admin cannot go.
-    status, data, _ = await admin.call("DELETE", "/api/account", {"password": PASSWORD})
-    assert (status, data) == (409, {"message": "The last admin cannot be removed"})
+    # The last admin cannot go while other accounts remain; the only account can (the next
+    # sign-up is the first again, an admin).
+    third, fresh = Browser(admin.url), Browser(admin.url)
+    try:
+        await third.sign_up("third@example.org")
+        status, data, _ = await admin.call("DELETE", "/api/account", {"password": PASSWORD})
+        assert (status, data) == (409, {"message": "The last admin cannot be removed"})
+        status, _, _ = await third.call("DELETE", "/api/account", {"password": PASSWORD})
+        assert status == 204
+        status, _, _ = await admin.call("DELETE", "/api/account", {"password": PASSWORD})
+        assert status == 204
+        assert (await fresh.sign_up("next@example.org"))["admin"] is True
+    finally:
+        await third.close()
+        await fresh.close()
 
 
 async def test_an_admins_reset_link_sets_a_new_password_once_and_ends_every_session(
