@@ -21,6 +21,7 @@ from server.users.schema import accounts, utc_now
 SIGNUP_LOCK_KEY = int.from_bytes(b"signup..", "big")
 EMAIL_TAKEN = "An account with this email exists"
 LAST_ADMIN = "The last admin cannot be removed"
+INVITE_REQUIRED = "An invite is required"
 
 
 def iso(moment: datetime.datetime | None) -> str | None:
@@ -150,11 +151,11 @@ async def create_account(
     taken = await db.execute(sa.select(accounts.c.id).where(accounts.c.email_key == key))
     if taken.first() is not None:
         raise Conflict(EMAIL_TAKEN)
-    if not first and signup == "invite":
-        if form.invite is None:
-            raise Forbidden("An invite is required")
-        if not await take_invite(db, form.invite, key):
-            raise Forbidden("An invite is required: this one is used, expired or for another email")
+    # SPEC's one message for every refusal of SIGNUP=invite: none, used, expired or another's.
+    if not first and signup == "invite" and (
+        form.invite is None or not await take_invite(db, form.invite, key)
+    ):
+        raise Forbidden(INVITE_REQUIRED)
     account_id = new_id()
     values: dict[str, Any] = {
         "id": account_id,

@@ -58,20 +58,20 @@ async def test_invite_mode_needs_an_admins_one_time_invite(
     assert (await guest.sign_up("guest@example.org", invite=invite))["admin"] is False
     # One time only.
     other = make_browser(client)
-    status, _, _ = await other.call(
+    status, data, _ = await other.call(
         "POST",
         "/api/accounts",
         {"email": "other@example.org", "password": PASSWORD, "invite": invite},
     )
-    assert status == 403
+    assert (status, data) == (403, {"message": "An invite is required"})
     # An invite for one email serves that email only.
     named = await admin.invite("named@example.org")
-    status, _, _ = await other.call(
+    status, data, _ = await other.call(
         "POST",
         "/api/accounts",
         {"email": "other@example.org", "password": PASSWORD, "invite": named},
     )
-    assert status == 403
+    assert (status, data) == (403, {"message": "An invite is required"})
     assert (await other.sign_up("NAMED@example.org", invite=named))["email"] == "NAMED@example.org"
 
 
