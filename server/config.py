@@ -316,6 +316,7 @@ def startup_problem(env: Mapping[str, str], host: str, workers: int) -> str | No
     """Why gunicorn must not start these workers on `host`, in one line, or None."""
     try:
         settings = Settings.from_env(env)
+        make_data_dir(settings)
     except ConfigError as error:
         return str(error)
     return dataclasses.replace(settings, host=host).startup_problem(workers)

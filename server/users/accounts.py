@@ -152,8 +152,10 @@ async def create_account(
     if taken.first() is not None:
         raise Conflict(EMAIL_TAKEN)
     # SPEC's one message for every refusal of SIGNUP=invite: none, used, expired or another's.
-    if not first and signup == "invite" and (
-        form.invite is None or not await take_invite(db, form.invite, key)
+    if (
+        not first
+        and signup == "invite"
+        and (form.invite is None or not await take_invite(db, form.invite, key))
     ):
         raise Forbidden(INVITE_REQUIRED)
     account_id = new_id()

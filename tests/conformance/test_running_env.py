@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from server.config import startup_problem
 from tests.redis_server import free_port
 from tests.server_process import ROOT, refused_start, server_env, start_server, stop_server
 
@@ -92,3 +93,14 @@ async def test_migrate_only_migrates_and_exits(tmp_path: Path) -> None:
     await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0
     assert (data / "chatrelay.db").stat().st_size > 0
+
+
+def test_gunicorns_master_refuses_a_data_dir_that_cannot_be_made(tmp_path: Path) -> None:
+    """The Procfile's web line (gunicorn with server.gunicorn_conf) asks startup_problem
+    before any worker boots: one line naming DATA_DIR, not a worker's traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    problem = startup_problem({"DATA_DIR": str(blocker)}, "0.0.0.0", 2)
+    assert problem is not None and problem.startswith("DATA_DIR") and "\n" not in problem
+    assert startup_problem({"DATA_DIR": str(tmp_path / "made")}, "127.0.0.1", 2) is None
+    assert (tmp_path / "made").is_dir()
