@@ -11,12 +11,20 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.account_steps import account_dialog, close, sign_in, sign_up
+from tests.browser.account_steps import (
+    NEW_PASSWORD,
+    PASSWORD,
+    account_dialog,
+    close,
+    sign_in,
+    sign_up,
+)
 from tests.browser.chat_page import (
     answers,
     conversation_links,
     last_answer,
     send_message,
+    stored_conversations,
     wait_until_answered,
 )
 from tests.browser.conftest import OpenPage
@@ -201,3 +209,31 @@ async def test_an_import_signed_in_goes_into_the_account_once(
     await expect(conversation_links(phone)).to_have_text(["From a file"])
     await conversation_links(phone).first.click()
     await expect(last_answer(phone)).to_have_text("its answer")
+
+
+async def test_a_session_ended_elsewhere_leaves_no_copies_in_the_browser(
+    open_page: OpenPage, serve: Serve
+) -> None:
+    server = await serve()
+    laptop = await open_page(server)
+    await sign_up(laptop, "ann@example.com")
+    await close(account_dialog(laptop))
+    await send_message(laptop, "private words")
+    await wait_until_answered(laptop)
+
+    # The password changed on the phone signs every other session out, the laptop's too.
+    phone = await open_page(server)
+    await signed_in(phone)
+    dialog = account_dialog(phone)
+    await phone.locator("#open-account").click()
+    await dialog.locator("summary", has_text="Change password").click()
+    await dialog.get_by_label("Current password").filter(visible=True).fill(PASSWORD)
+    new_password = dialog.get_by_label("New password (at least 10 characters)")
+    await new_password.filter(visible=True).fill(NEW_PASSWORD)
+    await dialog.get_by_role("button", name="Change password").click()
+    await expect(dialog.get_by_role("status")).to_contain_text("Password changed")
+
+    await laptop.reload()
+    await expect(laptop.locator("#open-account")).to_have_text("Sign in")
+    await expect(conversation_links(laptop)).to_have_count(0)
+    assert not [c for c in await stored_conversations(laptop) if c["messages"]]

@@ -60,6 +60,8 @@ export class Accounts {
     const left = accounts.describeBudget(budget);
     ui.budgetLeft.hidden = !left;
     ui.budgetLeft.textContent = left ? `Budget: ${left}` : "";
-    if (changed || before !== (account?.id ?? null)) this.changed(this.session, changed);
+    // Told at the first load too: a session that ended elsewhere leaves copies to forget.
+    if (changed || !this.told || before !== (account?.id ?? null)) this.changed(this.session, changed);
+    this.told = true;
   }
 }

@@ -36,19 +36,22 @@ export class ServerHistory {
   // Signed in: the browser's own conversations may move into the account, then the pull.
   async start(account) {
     this.accountId = account.id;
+    await this.forgetAllBut(account.id);
     await this.offerMove();
     await this.pull();
   }
 
-  // Signed out: the account's copies leave this browser.
+  // Signed out (here, or the session ended elsewhere): no account's copies stay in this browser.
   async stop() {
-    const accountId = this.accountId;
+    if (this.accountId) localStorage.removeItem(versionKey(this.accountId));
     this.accountId = null;
-    if (!accountId) return;
+    await this.forgetAllBut(null);
+  }
+
+  async forgetAllBut(accountId) {
     for (const conversation of [...this.store.conversations]) {
-      if (conversation.owner === accountId) await this.store.remove(conversation.id);
+      if (conversation.owner && conversation.owner !== accountId) await this.store.remove(conversation.id);
     }
-    localStorage.removeItem(versionKey(accountId));
   }
 
   // Asked once per account in this browser (moving twice would add nothing anyway).
@@ -92,12 +95,12 @@ export class ServerHistory {
 
   async pullOnce() {
     const accountId = this.accountId;
-    const saved = Number(localStorage.getItem(versionKey(accountId)));
-    if (!saved) {
+    const saved = localStorage.getItem(versionKey(accountId));
+    if (saved === null) {
       await this.reload(accountId);
       return;
     }
-    let since = saved;
+    let since = Number(saved);
     const touched = new Set();
     for (;;) {
       const page = await history.changesSince(since);
