@@ -33,6 +33,8 @@ class ChatError(Exception):
 
     http_status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
+    # The code a chat's log kept for it, when this error is read back from there.
+    logged_code: str | None = None
 
     def __init__(
         self, message: str, *, status: int | None = None, retry_after: int | None = None
@@ -237,6 +239,14 @@ class UpstreamError(ChatError):
         if isinstance(code, str) and ERROR_CODE.fullmatch(code) and not code.isdigit():
             made.upstream_code = code
         return made
+
+
+def code_of(error: ChatError) -> str:
+    """The error's string code: upstream's own when it gave one (SDK users branch on
+    `context_length_exceeded`), else the one its log kept, else chatrelay's."""
+    if isinstance(error, UpstreamError) and error.upstream_code:
+        return error.upstream_code
+    return error.logged_code or error.code
 
 
 class ServerBusy(ChatError):

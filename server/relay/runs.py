@@ -18,7 +18,7 @@ from typing import Protocol
 from aiohttp import web
 
 from server.config import settings_key
-from server.errors import ChatError, ChatTooLong, InternalError, ServerShuttingDown
+from server.errors import ChatError, ChatTooLong, InternalError, ServerShuttingDown, code_of
 from server.metrics import ChatObserver, metrics_key
 from server.registry import Registry, registry_key
 from server.relay.openrouter import UpstreamRequest, stream_chat
@@ -81,7 +81,7 @@ def too_long(max_s: float) -> ChatTooLong:
 
 
 def failed(error: ChatError) -> Failed:
-    return Failed(error.status, error.message, error.retry_after)
+    return Failed(error.status, error.message, error.retry_after, code_of(error))
 
 
 class Run:

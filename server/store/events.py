@@ -10,7 +10,7 @@ Nothing else knows which one is in use; tests/store/ runs one suite against both
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 from aiohttp import web
@@ -54,6 +54,9 @@ class Failed:
     status: int
     message: str
     retry_after: int | None = None
+    # The error's string code, for /v1's OpenAI-shaped errors (upstream's own, such as
+    # `context_length_exceeded`, else chatrelay's); not part of the frames, nor of equality.
+    code: str | None = field(default=None, compare=False)
     kind: ClassVar[Literal["error"]] = "error"
 
     def to_dict(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def encode_events(events: list[LogEvent]) -> bytes:
         elif isinstance(event, Done):
             rows.append(["done", event.finish_reason, event.usage])
         else:
-            rows.append(["error", event.status, event.message, event.retry_after])
+            rows.append(["error", event.status, event.message, event.retry_after, event.code])
     return orjson.dumps(rows)
 
 
@@ -62,7 +62,8 @@ def decode_events(data: bytes) -> list[LogEvent]:
         elif kind == "done":
             events.append(Done(row[1], row[2]))
         else:
-            events.append(Failed(row[1], row[2], row[3]))
+            # A row written before codes were kept has four fields.
+            events.append(Failed(row[1], row[2], row[3], row[4] if len(row) > 4 else None))
     return events
 
 

@@ -288,7 +288,9 @@ def client_writes(request: web.Request) -> SilenceWatchdog:
 
 
 def error_of(final: Failed) -> ChatError:
-    return ChatError(final.message, status=final.status, retry_after=final.retry_after)
+    error = ChatError(final.message, status=final.status, retry_after=final.retry_after)
+    error.logged_code = final.code
+    return error
 
 
 def resume_after(request: web.Request) -> int:

@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server.errors import ChatError, InternalError, UpstreamError
+from server.errors import ChatError, InternalError, code_of
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,7 @@ def error_body(message: str, status: int, code: str | None) -> dict[str, Any]:
 
 
 def body_of(error: ChatError) -> bytes:
-    # Upstream's own string code when it gave one (SDK users branch on
-    # `context_length_exceeded`), else chatrelay's.
-    upstream_code = error.upstream_code if isinstance(error, UpstreamError) else None
-    return orjson.dumps(error_body(error.message, error.status, upstream_code or error.code))
+    return orjson.dumps(error_body(error.message, error.status, code_of(error)))
 
 
 def openai_error_response(error: ChatError) -> web.Response:
