@@ -616,3 +616,32 @@ async def test_an_answer_that_fails_or_is_cancelled_says_so(
     assert by_id["bad"]["error"] == {"status": 429, "message": "Slow down"}
     assert by_id["cut"]["status"] == "cancelled" and by_id["cut"]["error"] is None
     assert by_id["cut"]["content"] == "Par"
+
+
+async def test_a_chat_frames_conversation_refused_like_the_routes(
+    ann: Client, bob: Client, fake_openrouter: FakeOpenRouter
+) -> None:
+    await ann.post("/api/conversations", json={"id": "anns"})
+    await bob.post("/api/conversations", json={"id": "one"})
+    await bob.post("/api/conversations", json={"id": "two"})
+    await message(bob, "two", id="elsewhere", parent_id=None, role="user", content="x")
+    token = (await json_of(await bob.post("/api/tokens", json={"name": "script"}), 201))["token"]
+    async with bob.ws_connect("/api/chat/ws", headers={"Authorization": f"Bearer {token}"}) as ws:
+        for number, (conversation, status, field) in enumerate(
+            (
+                ({"id": "anns", "parent_id": None}, 404, ""),
+                ({"id": "nowhere", "parent_id": None}, 404, ""),
+                ({"id": "one", "parent_id": "elsewhere"}, 400, "parent_id"),
+                ({"id": "one", "parent_id": None, "message_id": "m" * 65}, 400, "message_id"),
+            )
+        ):
+            chat_id = f"r{number}"
+            await ws.send_str(chat_with(conversation, chat_id))
+            [frame] = await chat_frames(ws, chat_id)
+            assert frame["type"] == "error" and frame["status"] == status, conversation
+            assert field in frame["message"], conversation
+        # A socket signed in by a personal token hears its account's changes too.
+        made = await json_of(await bob.post("/api/conversations", json={"id": "three"}), 201)
+        assert await next_sync(ws, 2.0) == made["version"]
+    assert fake_openrouter.requests == []
+    assert (await json_of(await ann.get("/api/conversations/anns"), 200))["messages"] == []
