@@ -43,7 +43,10 @@ async def test_accounts_required_lets_only_accounts_in(
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await anonymous.session.ws_connect(anonymous.url + "/api/chat/ws")
     assert refused.value.status == 401
-    # The doors stay open.
+    # The page, its files and /healthz stay public; the doors stay open.
+    for path in ("/", "/healthz", "/static/app.css"):
+        status, _, _ = await anonymous.call("GET", path)
+        assert status == 200, (path, status)
     status, data, _ = await anonymous.call("GET", "/api/session")
     assert (status, data) == (200, {"account": None, "budget": None})
     status, data, _ = await anonymous.call(

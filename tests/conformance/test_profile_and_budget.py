@@ -4,6 +4,8 @@ only account may delete itself."""
 
 from __future__ import annotations
 
+import datetime
+
 from tests.account_clients import PASSWORD
 from tests.accounts.conftest import MakeApp, MakeBrowser
 
@@ -52,6 +54,10 @@ async def test_the_budget_in_the_session_has_the_specs_shape(
     assert set(budget) == {"limit_usd", "spent_usd", "reserved_usd", "period", "resets_at"}
     assert budget["limit_usd"] == 5 and budget["spent_usd"] == 0 and budget["reserved_usd"] == 0
     assert budget["period"] == "week" and budget["resets_at"].endswith("T00:00:00Z")
+    resets = datetime.datetime.fromisoformat(budget["resets_at"].replace("Z", "+00:00"))
+    now = datetime.datetime.now(datetime.UTC)
+    # A week starts on Monday (UTC): the next Monday's midnight, within the coming 7 days.
+    assert resets.weekday() == 0 and now < resets <= now + datetime.timedelta(days=7)
     for name in ("limit_usd", "spent_usd", "reserved_usd"):
         assert isinstance(budget[name], int | float) and not isinstance(budget[name], bool)
 
