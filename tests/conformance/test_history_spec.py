@@ -627,14 +627,13 @@ async def test_a_chat_frames_conversation_refused_like_the_routes(
     await message(bob, "two", id="elsewhere", parent_id=None, role="user", content="x")
     token = (await json_of(await bob.post("/api/tokens", json={"name": "script"}), 201))["token"]
     async with bob.ws_connect("/api/chat/ws", headers={"Authorization": f"Bearer {token}"}) as ws:
-        for number, (conversation, status, field) in enumerate(
-            (
-                ({"id": "anns", "parent_id": None}, 404, ""),
-                ({"id": "nowhere", "parent_id": None}, 404, ""),
-                ({"id": "one", "parent_id": "elsewhere"}, 400, "parent_id"),
-                ({"id": "one", "parent_id": None, "message_id": "m" * 65}, 400, "message_id"),
-            )
-        ):
+        refusals: list[tuple[dict[str, Any], int, str]] = [
+            ({"id": "anns", "parent_id": None}, 404, ""),
+            ({"id": "nowhere", "parent_id": None}, 404, ""),
+            ({"id": "one", "parent_id": "elsewhere"}, 400, "parent_id"),
+            ({"id": "one", "parent_id": None, "message_id": "m" * 65}, 400, "message_id"),
+        ]
+        for number, (conversation, status, field) in enumerate(refusals):
             chat_id = f"r{number}"
             await ws.send_str(chat_with(conversation, chat_id))
             [frame] = await chat_frames(ws, chat_id)
