@@ -179,11 +179,16 @@ async def _write(
         ids = [row["id"] for row in rows]
         for start in range(0, len(ids), 500):
             taken = await db.execute(
-                select(messages.c.id).where(
+                select(messages.c.id, messages.c.conversation_id).where(
                     messages.c.account_id == account_id, messages.c.id.in_(ids[start : start + 500])
                 )
             )
-            have.update(taken.scalars())
+            for message_id, where in taken:
+                # An id the account has in another conversation: its chain here would hang
+                # from a message elsewhere, so the entry is skipped whole.
+                if where != conversation["id"]:
+                    return False
+                have.add(message_id)
         fresh = [row for row in rows if row["id"] not in have]
         if not new_conversation and not fresh:
             return False

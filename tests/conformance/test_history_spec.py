@@ -644,3 +644,23 @@ async def test_a_chat_frames_conversation_refused_like_the_routes(
         assert await next_sync(ws, 2.0) == made["version"]
     assert fake_openrouter.requests == []
     assert (await json_of(await ann.get("/api/conversations/anns"), 200))["messages"] == []
+
+
+async def test_an_import_never_hangs_a_message_from_another_conversation(ann: Client) -> None:
+    await ann.post("/api/conversations", json={"id": "here"})
+    await message(ann, "here", id="shared", parent_id=None, role="user", content="Mine")
+    entry = {
+        "id": "new",
+        "title": "Imported",
+        "messages": [
+            {"id": "shared", "role": "user", "content": "Other"},
+            {"id": "reply", "role": "assistant", "content": "Hi"},
+        ],
+    }
+    result = await json_of(
+        await ann.post("/api/conversations/import", json={"conversations": [entry]}), 200
+    )
+    assert result == {"imported": 0, "skipped": 1}
+    opened = await json_of(await ann.get("/api/conversations/here"), 200)
+    assert [(m["id"], m["content"]) for m in opened["messages"]] == [("shared", "Mine")]
+    await error_message(await ann.get("/api/conversations/new"), 404)
