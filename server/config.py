@@ -115,6 +115,41 @@ def _origins(name: str, value: str) -> frozenset[str]:
     return frozenset(o for o in value.split(",") if o.strip())
 
 
+# A host name or address, maybe with a port (`*`: any): what ALLOWED_HOSTS lists.
+HOST_ENTRY = re.compile(
+    r"(\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?)(:\d{1,5})?"
+)
+
+
+def _hosts(name: str, value: str) -> frozenset[str]:
+    # A URL or a typo here would be ignored in silence, and the server answer its own
+    # name with 421: refused at start instead.
+    hosts = _origins(name, value)
+    for host in hosts:
+        if not HOST_ENTRY.fullmatch(host.strip()):
+            raise ConfigError(
+                f"{name} must be comma-separated host names (chat.example.com, "
+                f"10.0.0.5:8080), got {host.strip()!r}"
+            )
+    return hosts
+
+
+def _origin_list(name: str, value: str) -> frozenset[str]:
+    origins = _origins(name, value)
+    for origin in origins:
+        try:
+            parts = urlsplit(origin.strip())
+            parts.port  # noqa: B018 (a port that is not a number raises here)
+        except ValueError:
+            parts = urlsplit("")
+        if not parts.scheme or not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise ConfigError(
+                f"{name} must be comma-separated origins (https://app.example.com), "
+                f"got {origin.strip()!r}"
+            )
+    return origins
+
+
 def _log_level(name: str, value: str) -> str:
     # logging's own names; anything else would stop start-up with dictConfig's traceback.
     if value.upper() not in logging.getLevelNamesMapping():
@@ -214,9 +249,9 @@ class Settings:
     openrouter_base_url: str = env("OPENROUTER_BASE_URL", _text, DEFAULT_BASE_URL)
     session_secret: str | None = env("SESSION_SECRET", _session_secret, None)
     access_token: str | None = env("ACCESS_TOKEN", _text, None)
-    allowed_origins: frozenset[str] = env("ALLOWED_ORIGINS", _origins, frozenset())
+    allowed_origins: frozenset[str] = env("ALLOWED_ORIGINS", _origin_list, frozenset())
     # Names a loopback-bound server answers besides loopback ones (server/web/hosts.py).
-    allowed_hosts: frozenset[str] = env("ALLOWED_HOSTS", _origins, frozenset())
+    allowed_hosts: frozenset[str] = env("ALLOWED_HOSTS", _hosts, frozenset())
     app_url: str | None = env("APP_URL", _text, None)
     app_title: str = env("APP_TITLE", _text, "chatrelay")
     upstream_timeout_s: float = env("UPSTREAM_TIMEOUT", _seconds, 120.0)

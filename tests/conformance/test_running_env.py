@@ -32,6 +32,10 @@ MALFORMED = [
     ("RESUME_WINDOW_S", "forever"),
     ("LOG_LEVEL", "LOUD"),
     ("REDIS_URL", "http://localhost"),
+    ("ALLOWED_HOSTS", "https://chat.example.com/"),
+    ("ALLOWED_HOSTS", "chat example com"),
+    ("ALLOWED_ORIGINS", "chat.example.com"),
+    ("ALLOWED_ORIGINS", "https://chat.example.com/app"),
 ]
 
 
