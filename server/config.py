@@ -104,11 +104,16 @@ def _seconds_or_zero(name: str, value: str) -> float:
 
 
 def _is_one(name: str, value: str) -> bool:
-    return value == "1"
+    # Only 1 says the owner means it; anything but 0 is a typo, not a silent "no".
+    if value.strip() not in ("0", "1"):
+        raise ConfigError(f"{name} must be 1 (or 0), got {value!r}")
+    return value.strip() == "1"
 
 
 def _yes(name: str, value: str) -> bool:
-    return value.lower() in ("1", "true", "yes")
+    if value.strip().lower() not in ("1", "true", "yes", "0", "false", "no"):
+        raise ConfigError(f"{name} must be 1, true or yes (or 0, false, no), got {value!r}")
+    return value.strip().lower() in ("1", "true", "yes")
 
 
 def _origins(name: str, value: str) -> frozenset[str]:

@@ -32,6 +32,8 @@ MALFORMED = [
     ("RESUME_WINDOW_S", "forever"),
     ("LOG_LEVEL", "LOUD"),
     ("REDIS_URL", "http://localhost"),
+    ("OPEN_ACCESS", "yes please"),
+    ("BEHIND_PROXY", "maybe"),
     ("ALLOWED_HOSTS", "https://chat.example.com/"),
     ("ALLOWED_HOSTS", "chat example com"),
     ("ALLOWED_ORIGINS", "chat.example.com"),
