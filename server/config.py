@@ -155,6 +155,14 @@ def _origin_list(name: str, value: str) -> frozenset[str]:
     return origins
 
 
+def _app_url(name: str, value: str) -> str:
+    # The base of invite and reset links, and a name the server answers: a URL, or refused.
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {value!r}")
+    return value.strip()
+
+
 def _log_level(name: str, value: str) -> str:
     # logging's own names; anything else would stop start-up with dictConfig's traceback.
     if value.upper() not in logging.getLevelNamesMapping():
@@ -257,7 +265,7 @@ class Settings:
     allowed_origins: frozenset[str] = env("ALLOWED_ORIGINS", _origin_list, frozenset())
     # Names a loopback-bound server answers besides loopback ones (server/web/hosts.py).
     allowed_hosts: frozenset[str] = env("ALLOWED_HOSTS", _hosts, frozenset())
-    app_url: str | None = env("APP_URL", _text, None)
+    app_url: str | None = env("APP_URL", _app_url, None)
     app_title: str = env("APP_TITLE", _text, "chatrelay")
     upstream_timeout_s: float = env("UPSTREAM_TIMEOUT", _seconds, 120.0)
     log_level: str = env("LOG_LEVEL", _log_level, "INFO")

@@ -33,6 +33,7 @@ MALFORMED = [
     ("LOG_LEVEL", "LOUD"),
     ("REDIS_URL", "http://localhost"),
     ("OPEN_ACCESS", "yes please"),
+    ("APP_URL", "chat.example.com"),
     ("BEHIND_PROXY", "maybe"),
     ("ALLOWED_HOSTS", "https://chat.example.com/"),
     ("ALLOWED_HOSTS", "chat example com"),
