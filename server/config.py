@@ -156,7 +156,8 @@ def _origin_list(name: str, value: str) -> frozenset[str]:
 
 
 def _app_url(name: str, value: str) -> str:
-    # The base of invite and reset links, and a name the server answers: a URL, or refused.
+    # APP_URL (the base of invite and reset links, a name the server answers) and the
+    # upstream base URL: a URL, or refused at start rather than failing every chat.
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{name} must be an http:// or https:// URL, got {value!r}")
@@ -259,7 +260,7 @@ class Settings:
     host: str = env("HOST", _text, "127.0.0.1")
     port: int = env("PORT", _whole, 8080)
     openrouter_api_key: str | None = env("OPENROUTER_API_KEY", _text, None)
-    openrouter_base_url: str = env("OPENROUTER_BASE_URL", _text, DEFAULT_BASE_URL)
+    openrouter_base_url: str = env("OPENROUTER_BASE_URL", _app_url, DEFAULT_BASE_URL)
     session_secret: str | None = env("SESSION_SECRET", _session_secret, None)
     access_token: str | None = env("ACCESS_TOKEN", _text, None)
     allowed_origins: frozenset[str] = env("ALLOWED_ORIGINS", _origin_list, frozenset())

@@ -34,6 +34,7 @@ MALFORMED = [
     ("REDIS_URL", "http://localhost"),
     ("OPEN_ACCESS", "yes please"),
     ("APP_URL", "chat.example.com"),
+    ("OPENROUTER_BASE_URL", "openrouter.ai/api/v1"),
     ("BEHIND_PROXY", "maybe"),
     ("ALLOWED_HOSTS", "https://chat.example.com/"),
     ("ALLOWED_HOSTS", "chat example com"),
