@@ -3,6 +3,7 @@ message, and every bad body a 400 that names its field (an outside audit's probe
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import pytest
@@ -15,6 +16,11 @@ ADMIN_FIELDS = {"id", "email", "name", "admin", "disabled", "created_at", "last_
 BUDGET_FIELDS = {"limit_usd", "spent_usd", "reserved_usd", "period", "resets_at"}
 SIGNED_IN = "/api/account"
 NEW = {"email": "new@example.org", "password": PASSWORD}
+
+
+def expires_in(link: dict[str, Any]) -> datetime.timedelta:
+    expires = datetime.datetime.fromisoformat(link["expires_at"].replace("Z", "+00:00"))
+    return expires - datetime.datetime.now(datetime.UTC)
 
 
 async def admin_and_member(
@@ -49,8 +55,10 @@ async def test_every_answer_has_the_specs_shape(
     assert status == 200 and data["id"] == member_id
     status, data, _ = await admin.call("POST", "/api/admin/invites")
     assert status == 201 and set(data) == {"url", "expires_at"} and "?invite=" in data["url"]
+    assert abs(expires_in(data) - datetime.timedelta(days=7)) < datetime.timedelta(minutes=5)
     status, data, _ = await admin.call("POST", f"/api/admin/accounts/{member_id}/reset")
     assert status == 201 and set(data) == {"url", "expires_at"} and "?reset=" in data["url"]
+    assert abs(expires_in(data) - datetime.timedelta(days=1)) < datetime.timedelta(minutes=5)
     status, data, _ = await admin.call("GET", "/api/admin/spend")
     assert (status, data) == (200, {"data": []})
     status, data, _ = await member.call("DELETE", "/api/session")
