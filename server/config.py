@@ -76,6 +76,13 @@ def _count(name: str, value: str) -> int:
     return number
 
 
+def _positive(name: str, value: str) -> int:
+    number = _whole(name, value)
+    if number < 1:
+        raise ConfigError(f"{name} must be 1 or more, got {number}")
+    return number
+
+
 def _bytes(name: str, value: str) -> int:
     number = _whole(name, value)
     if number < 1:
@@ -298,6 +305,8 @@ class Settings:
     data_dir: Path = env("DATA_DIR", _path, Path("data"))  # noqa: RUF009 (a Path is immutable)
     # None: SQLite in data_dir (database_url() says which URL is used).
     database_url: str | None = env("DATABASE_URL", _database_url, None)
+    # PostgreSQL connections one process may open (server/users/db.py, README).
+    database_pool_size: int = env("DATABASE_POOL_SIZE", _positive, 20)
     accounts: str = env("ACCOUNTS", _one_of("optional", "required"), "optional")
     signup: str = env("SIGNUP", _one_of("open", "invite", "closed"), "invite")
     default_budget_usd: float | None = env("DEFAULT_BUDGET_USD", _dollars_or_none, None)

@@ -31,7 +31,17 @@ log = logging.getLogger(__name__)
 # A database that does not answer within these is as good as away: fail fast with a 503.
 CONNECT_TIMEOUT_S = 5.0
 COMMAND_TIMEOUT_S = 30.0
-POOL_TIMEOUT_S = 10.0
+# A burst of signed-in chats queues for the pool (each checkout is held ~50 ms on a busy
+# loop): a wait there is load, not an outage, so it is bounded like a statement, not
+# failed at 10 s with a 503. An away database still fails in CONNECT_TIMEOUT_S.
+POOL_TIMEOUT_S = 30.0
+# PostgreSQL connections per process: DATABASE_POOL_SIZE (20), half kept open, half more
+# in a burst. Workers x DATABASE_POOL_SIZE must stay under the server's max_connections
+# (README "The database"): 4 workers x 20 = 80 of PostgreSQL's default 100.
+# SQLite: one writer at a time whatever the pool, and readers are quick; each connection is
+# a thread of aiosqlite's, so a small pool is enough.
+SQLITE_POOL_SIZE = 5
+SQLITE_POOL_OVERFLOW = 10
 # How long SQLite waits for another process's write to finish before it gives up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 OUTAGE_LOG_S = 10.0
@@ -54,16 +64,24 @@ def sqlite_path(engine_url: str) -> Path | None:
     return Path(rest.removeprefix("/").partition("?")[0])
 
 
-def make_engine(engine_url: str) -> AsyncEngine:
+def make_engine(engine_url: str, pool_size: int = 20) -> AsyncEngine:
     if sqlite_path(engine_url) is None:
+        kept = max(1, pool_size // 2)
         return create_async_engine(
             engine_url,
             # A connection the server dropped (a restart, a failover) is replaced on checkout.
             pool_pre_ping=True,
+            pool_size=kept,
+            max_overflow=pool_size - kept,
             pool_timeout=POOL_TIMEOUT_S,
             connect_args={"timeout": CONNECT_TIMEOUT_S, "command_timeout": COMMAND_TIMEOUT_S},
         )
-    engine = create_async_engine(engine_url, pool_timeout=POOL_TIMEOUT_S)
+    engine = create_async_engine(
+        engine_url,
+        pool_size=SQLITE_POOL_SIZE,
+        max_overflow=SQLITE_POOL_OVERFLOW,
+        pool_timeout=POOL_TIMEOUT_S,
+    )
     event.listen(engine.sync_engine, "connect", sqlite_connected)
     event.listen(engine.sync_engine, "begin", sqlite_begin)
     return engine
@@ -128,7 +146,7 @@ class Database:
         self.settings = settings
         self.url = settings.database_url_for_engine()
         self.sqlite_file = sqlite_path(self.url)
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, settings.database_pool_size)
         self.migrated = False
         self._migrating = asyncio.Lock()
         self.outage = OutageLog()
