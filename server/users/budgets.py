@@ -153,6 +153,10 @@ class Budgets:
         standing = Standing(limit, int(spent or 0), int(reserved or 0), self.period, start)
         return standing, spent is not None
 
+    def unlimited(self, account_id: str, requested: int | None) -> Hold:
+        """The hold of an account known to have no limit: nothing, the chat as asked."""
+        return Hold(account_id, period_start(self.clock(), self.period), 0, None, requested)
+
     async def reserve(
         self, account_id: str, price: Price, chars: int, requested: int | None
     ) -> Hold:

@@ -72,40 +72,56 @@ def is_stale(moment: datetime.datetime | None) -> bool:
     return moment is None or utc_now() - moment > SEEN_EVERY
 
 
-async def session_account(
-    db: AsyncConnection, session_id: str
-) -> tuple[Account, Seen | None] | None:
+# An account found, and its session or token when it is due to be marked as seen.
+Found = tuple[Account, Seen | None]
+
+
+async def session_account(db: AsyncConnection, session_id: str) -> Found | None:
     """The enabled account signed in with this session id, else None (a read only)."""
-    row = (
-        await db.execute(
-            sa.select(*ACCOUNT_COLUMNS, account_sessions.c.last_seen_at.label("session_seen"))
-            .join(account_sessions, account_sessions.c.account_id == accounts.c.id)
-            .where(account_sessions.c.id == digest(session_id), sa.not_(accounts.c.disabled))
+    return (await sessions_accounts(db, [digest(session_id)])).get(digest(session_id))
+
+
+async def sessions_accounts(db: AsyncConnection, digests: list[str]) -> dict[str, Found]:
+    """The enabled accounts signed in with these sessions (by digest), in one statement."""
+    rows = await db.execute(
+        sa.select(
+            *ACCOUNT_COLUMNS,
+            account_sessions.c.id.label("session_digest"),
+            account_sessions.c.last_seen_at.label("session_seen"),
         )
-    ).one_or_none()
-    if row is None:
-        return None
-    stale = Seen(row.id, session_digest=digest(session_id)) if is_stale(row.session_seen) else None
-    return Account.from_row(row), stale
+        .join(account_sessions, account_sessions.c.account_id == accounts.c.id)
+        .where(account_sessions.c.id.in_(digests), sa.not_(accounts.c.disabled))
+    )
+    found: dict[str, Found] = {}
+    for row in rows:
+        seen = row.session_digest
+        stale = Seen(row.id, session_digest=seen) if is_stale(row.session_seen) else None
+        found[seen] = (Account.from_row(row), stale)
+    return found
 
 
-async def token_account(db: AsyncConnection, token: str) -> tuple[Account, Seen | None] | None:
+async def token_account(db: AsyncConnection, token: str) -> Found | None:
     """The enabled account whose personal token this is, else None (a read only)."""
-    row = (
-        await db.execute(
-            sa.select(
-                *ACCOUNT_COLUMNS,
-                tokens.c.id.label("token_id"),
-                tokens.c.last_used_at.label("token_used"),
-            )
-            .join(tokens, tokens.c.account_id == accounts.c.id)
-            .where(tokens.c.token_hash == digest(token), sa.not_(accounts.c.disabled))
+    return (await tokens_accounts(db, [digest(token)])).get(digest(token))
+
+
+async def tokens_accounts(db: AsyncConnection, digests: list[str]) -> dict[str, Found]:
+    """The enabled accounts of these personal tokens (by digest), in one statement."""
+    rows = await db.execute(
+        sa.select(
+            *ACCOUNT_COLUMNS,
+            tokens.c.id.label("token_id"),
+            tokens.c.token_hash,
+            tokens.c.last_used_at.label("token_used"),
         )
-    ).one_or_none()
-    if row is None:
-        return None
-    stale = Seen(row.id, token_id=row.token_id) if is_stale(row.token_used) else None
-    return Account.from_row(row), stale
+        .join(tokens, tokens.c.account_id == accounts.c.id)
+        .where(tokens.c.token_hash.in_(digests), sa.not_(accounts.c.disabled))
+    )
+    found: dict[str, Found] = {}
+    for row in rows:
+        stale = Seen(row.id, token_id=row.token_id) if is_stale(row.token_used) else None
+        found[row.token_hash] = (Account.from_row(row), stale)
+    return found
 
 
 async def mark_seen(db: AsyncConnection, seen: Seen) -> None:

@@ -30,6 +30,7 @@ from server.users.budgets import Budgets, Hold, SpendRecord
 from server.users.costs import Price, price_of, prompt_chars, settled_cost, usd
 from server.users.db import database_key
 from server.users.periods import as_period, period_start, utc_now
+from server.web.identity import request_identity
 from server.web.limits import ChatLease
 from server.web.profile import Profile, cached_models
 
@@ -202,7 +203,17 @@ async def meter_chat(
         gate.warn_unpriced(model)
         return Meter(gate, account_id, model, "server", None, chars, None, gate.budgets.clock())
     started_at = gate.budgets.clock()
-    hold = await gate.budgets.reserve(account_id, price, chars, requested_max_tokens)
+    identity = await request_identity(request)  # read once per request already
+    if (
+        gate.budgets.default is None
+        and identity is not None
+        and identity.account.budget_usd is None
+    ):
+        # No limit anywhere, as this request's own read of the account says: nothing to hold,
+        # and no transaction at the chat's start.
+        hold = gate.budgets.unlimited(account_id, requested_max_tokens)
+    else:
+        hold = await gate.budgets.reserve(account_id, price, chars, requested_max_tokens)
     return Meter(gate, account_id, model, "server", price, chars, hold, started_at)
 
 

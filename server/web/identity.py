@@ -20,7 +20,8 @@ from server.errors import AccessDenied, Forbidden
 from server.users.accounts import Account
 from server.users.credentials import KeyBox, digest, is_personal_token
 from server.users.db import database_key
-from server.users.sessions import Seen, mark_seen, session_account, token_account
+from server.users.lookups import Lookups
+from server.users.sessions import Found, Seen, mark_seen, sessions_accounts, tokens_accounts
 
 # The session cookie's field holding the signed-in session's random id.
 ACCOUNT_SESSION_FIELD = "account_session"
@@ -80,12 +81,35 @@ async def request_identity(request: web.Request) -> Identity | None:
     return identity
 
 
+class IdentityLookups:
+    """Sessions and tokens looked up together when asked together (server/users/lookups.py):
+    a burst of signed-in chats takes a few queries, not one each."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.kinds: tuple[Lookups[Found], Lookups[Found]] | None = None
+
+    def of(self, kind: int) -> Lookups[Found]:
+        if self.kinds is None:  # the database is made at start, after the routes
+            db = self.app[database_key]
+            self.kinds = (Lookups(db, sessions_accounts), Lookups(db, tokens_accounts))
+        return self.kinds[kind]
+
+    async def session(self, session_id: str) -> Found | None:
+        return await self.of(0).get(digest(session_id))
+
+    async def token(self, token: str) -> Found | None:
+        return await self.of(1).get(digest(token))
+
+
+identity_lookups_key = web.AppKey("identity_lookups", IdentityLookups)
+
+
 async def resolve_identity(request: web.Request) -> Identity | None:
-    db = request.app[database_key]
+    lookups = request.app[identity_lookups_key]
     token = personal_token(request)
     if token is not None:
-        async with db.transaction(write=False, one_statement=True) as connection:
-            found = await token_account(connection, token)
+        found = await lookups.token(token)
         if found is None:
             return None
         await seen(request, found[1])
@@ -94,8 +118,7 @@ async def resolve_identity(request: web.Request) -> Identity | None:
     session_id = session.get(ACCOUNT_SESSION_FIELD)
     if not isinstance(session_id, str):
         return None
-    async with db.transaction(write=False, one_statement=True) as connection:
-        found = await session_account(connection, session_id)
+    found = await lookups.session(session_id)
     if found is None:
         session.pop(ACCOUNT_SESSION_FIELD, None)
         return None
@@ -130,3 +153,4 @@ def setup_identity(app: web.Application) -> None:
     assert secret is not None, "create_app gives it one"
     app[key_box_key] = KeyBox(secret)
     app[budget_view_key] = no_budget
+    app[identity_lookups_key] = IdentityLookups(app)

@@ -100,6 +100,8 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         if writer is not None:  # its message must not say `streaming` forever
             await writer.failed_to_start(error)
         raise
+    # Its log line names the account, and revocation finds it (nothing awaited since start).
+    run.observer.account_id = account_id
     try:
         if ask.stream:
             answered = await stream_response(request, key, after=0, lazy=True)

@@ -63,6 +63,14 @@ async def test_a_burst_of_signed_in_chats_waits_for_the_pool_and_is_answered(
         database_url=database_url, database_pool_size=1, max_chats_per_client=0, chats_per_minute=0
     )
 
+    lookups: list[str] = []
+    engine = client.app[database_key].engine.sync_engine
+
+    def seen(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if "JOIN tokens" in statement:
+            lookups.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
     url = str(client.make_url("/api/chat/openrouter"))
 
     async def chat(session: aiohttp.ClientSession, token: str) -> tuple[int, str]:
@@ -74,6 +82,8 @@ async def test_a_burst_of_signed_in_chats_waits_for_the_pool_and_is_answered(
         answers = await asyncio.gather(*(chat(session, token) for token in minted))
     assert [status for status, _ in answers] == [200] * CHATS, {a for a in answers if a[0] != 200}
     assert {text for _, text in answers} == {"Hello"}
+    # Who each chat is was asked together: a few queries, not one a chat.
+    assert 1 <= len(lookups) <= CHATS // 2
 
 
 async def test_a_chat_that_waits_longer_than_ten_seconds_for_a_busy_pool_is_answered(
