@@ -31,6 +31,7 @@ from server.users.budget_holds import (
 from server.users.budget_schema import budget_holds, budget_usage, spend
 from server.users.costs import Price, allowance, cents, nanos_of_usd, usd
 from server.users.db import Database
+from server.users.lookups import Writes
 from server.users.periods import (
     PERIOD_WORDS,
     Clock,
@@ -127,6 +128,7 @@ class Budgets:
         self.hold_for = timedelta(seconds=longest_chat_s + HOLD_MARGIN_S)
         self.clock = clock
         self.holder = holder or new_holder()
+        self.settlements: Writes[tuple[Hold | None, SpendRecord]] = Writes(db, self._settle_many)
 
     async def standing(self, account_id: str) -> Standing:
         async with self.db.transaction(write=False) as db:
@@ -224,8 +226,14 @@ class Budgets:
         return Hold(account_id, standing.start, amount, hold_id, granted.max_tokens)
 
     async def settle(self, hold: Hold | None, record: SpendRecord) -> None:
-        """The chat's end: its hold becomes its cost (metered), and its row is written."""
-        async with self.db.transaction() as db:
+        """The chat's end: its hold becomes its cost (metered), and its row is written, in
+        one transaction with the other chats ending at the same moment (a burst's ends)."""
+        await self.settlements.put((hold, record))
+
+    async def _settle_many(
+        self, db: AsyncConnection, ended: list[tuple[Hold | None, SpendRecord]]
+    ) -> None:
+        for hold, record in ended:
             released = 0
             if hold is not None and hold.hold_id is not None:
                 gone = await db.execute(
@@ -234,21 +242,23 @@ class Budgets:
                 released = hold.amount if gone.rowcount == 1 else 0
             if record.metered:
                 await self._add_usage(db, record, released)
-            await db.execute(
-                spend.insert().values(
-                    id=secrets.token_hex(16),
-                    account_id=record.account_id,
-                    model=record.model,
-                    key_source=record.key_source,
-                    metered=record.metered,
-                    period_start=record.start,
-                    prompt_tokens=record.prompt_tokens,
-                    completion_tokens=record.completion_tokens,
-                    cost_nanos=record.cost,
-                    started_at=record.started_at,
-                    ended_at=record.ended_at,
-                )
-            )
+        rows = [
+            {
+                "id": secrets.token_hex(16),
+                "account_id": record.account_id,
+                "model": record.model,
+                "key_source": record.key_source,
+                "metered": record.metered,
+                "period_start": record.start,
+                "prompt_tokens": record.prompt_tokens,
+                "completion_tokens": record.completion_tokens,
+                "cost_nanos": record.cost,
+                "started_at": record.started_at,
+                "ended_at": record.ended_at,
+            }
+            for _, record in ended
+        ]
+        await db.execute(spend.insert(), rows)
 
     async def _ensure_row(self, db: AsyncConnection, account_id: str, start: date) -> None:
         dialect = postgresql if self.db.dialect == "postgresql" else sqlite
