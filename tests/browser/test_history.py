@@ -30,6 +30,7 @@ from tests.browser.chat_page import (
 from tests.browser.conftest import OpenPage
 from tests.conftest import Serve
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, Step, chunk, event, sse_reply
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -234,6 +235,10 @@ async def test_a_session_ended_elsewhere_leaves_no_copies_in_the_browser(
     await expect(dialog.get_by_role("status")).to_contain_text("Password changed")
 
     await laptop.reload()
+
+    async def forgotten() -> bool:
+        return not [c for c in await stored_conversations(laptop) if c["messages"]]
+
+    await wait_until(forgotten, "the account's copies left the browser", timeout_s=10)
     await expect(laptop.locator("#open-account")).to_have_text("Sign in")
     await expect(conversation_links(laptop)).to_have_count(0)
-    assert not [c for c in await stored_conversations(laptop) if c["messages"]]

@@ -28,6 +28,8 @@ export class ChatRunner {
     this.waiting = new Set(); // chat ids another tab follows, waiting for their lock
     // prepare(conversation, answer, frame): awaited before a chat is sent (history writes).
     this.prepare = null;
+    // assignIds(conversation, answer, frame): may give the turn new ids, at once.
+    this.assignIds = null;
     this.starting = new Set(); // chat ids of this tab being prepared, not yet sent
     this.peers = new BroadcastChannel("chatrelay.chats");
     this.peers.addEventListener("message", ({ data }) => {
@@ -92,22 +94,25 @@ export class ChatRunner {
   }
 
   async run(conversation, message, frame) {
+    // Ids first, before anything shows or stores the turn (copies are merged by id).
+    this.assignIds?.(conversation, message, frame);
     Object.assign(message, { status: "streaming", chatId: newId(), seq: 0, changedAt: Date.now() });
     frame.id = message.chatId;
     this.events.changed(conversation, message);
+    // Until it is tracked, this tab's own: no resume of it starts here, no pull rewrites it.
     this.starting.add(message.chatId);
     try {
       await this.prepare?.(conversation, message, frame);
     } catch (error) {
       // Not written where it belongs (the account's history): not started at all.
+      this.starting.delete(message.chatId);
       message.error = `Not saved to your history: ${error.message}`;
       this.end(message.chatId, { conversation, message }, "error");
       return;
-    } finally {
-      this.starting.delete(message.chatId);
     }
     const release = await acquire(lockName(message.chatId));
     this.track(conversation, message, { frame, release });
+    this.starting.delete(message.chatId);
   }
 
   // Every unfinished answer of `conversations` that no tab follows is resumed here.

@@ -213,6 +213,7 @@ export class ServerHistory {
   // Wired to the page: the runner asks before each chat, the socket's sync frames and
   // reconnects pull. Returns this.
   attach(runner, socket, onError) {
+    runner.assignIds = (conversation, answer, frame) => this.assignIds(conversation, answer, frame);
     runner.prepare = (conversation, answer, frame) => this.prepare(conversation, answer, frame);
     const pull = () => this.pull().catch((error) => onError(`History: ${error.message}`));
     socket.addEventListener("open", pull);
@@ -234,10 +235,24 @@ export class ServerHistory {
     return conversation;
   }
 
-  // Before a chat of an owned conversation starts: the conversation and every question on the
-  // way to `answer` are on the server, and the chat names where its answer goes. The server
-  // never overwrites a message: an edited question and every new answer get ids of their own
-  // (the versions made here stay browsable here). A continued answer is not written there.
+  // Before a chat of an owned conversation shows: the server never overwrites a message, so
+  // an edited question and every new answer get ids of their own (the versions made here stay
+  // browsable here). A continued answer is not written there.
+  assignIds(conversation, answer, frame) {
+    if (!this.owns(conversation) || frame.messages.at(-1)?.role === "assistant") return;
+    const index = conversation.messages.indexOf(answer);
+    for (const message of conversation.messages.slice(0, index)) {
+      if (message.role !== "user" || message.posted === undefined) continue;
+      if (message.posted !== JSON.stringify(userContent(message))) {
+        message.id = newId();
+        delete message.posted;
+      }
+    }
+    answer.id = newId();
+  }
+
+  // Then, before it is sent: the conversation and every question on the way to `answer` are on
+  // the server, and the chat names where its answer goes.
   async prepare(conversation, answer, frame) {
     if (!this.owns(conversation) || frame.messages.at(-1)?.role === "assistant") return;
     if (conversation.pending) {
@@ -247,19 +262,14 @@ export class ServerHistory {
     const index = conversation.messages.indexOf(answer);
     let parent = null;
     for (const message of conversation.messages.slice(0, index)) {
-      if (message.role === "user") {
+      if (message.role === "user" && message.posted === undefined) {
         const content = userContent(message);
-        const text = JSON.stringify(content);
-        if (message.posted !== undefined && message.posted !== text) message.id = newId();
-        if (message.posted !== text) {
-          const posted = { id: message.id, parent_id: parent, role: "user", content };
-          await retrying(() => history.postMessage(conversation.id, posted));
-          message.posted = text;
-        }
+        const posted = { id: message.id, parent_id: parent, role: "user", content };
+        await retrying(() => history.postMessage(conversation.id, posted));
+        message.posted = JSON.stringify(content);
       }
       parent = message.id;
     }
-    answer.id = newId();
     frame.conversation = { id: conversation.id, parent_id: parent, message_id: answer.id };
   }
 

@@ -45,6 +45,8 @@ export class Sidebar {
   }
 
   render() {
+    // A rename in progress is not swept away by a change from elsewhere (a sync, another tab).
+    if (this.renaming) return;
     const { conversations, activeId } = this.shown;
     const query = this.search.value.trim().toLowerCase();
     const groups = [];
@@ -125,9 +127,11 @@ export class Sidebar {
     input.value = title;
     input.setAttribute("aria-label", "Conversation name");
     let done = false;
+    this.renaming = true;
     const finish = (save) => {
       if (done) return;
       done = true;
+      this.renaming = false;
       if (save) this.actions.rename(id, input.value);
       else this.render();
       this.focusItem(id);
