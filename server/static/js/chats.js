@@ -222,6 +222,8 @@ export class ChatRunner {
         break;
       case "done":
         message.usage = frame.usage ?? null;
+        // Kept apart from `status`, which the history's copy may rewrite (it keeps no reason).
+        if (frame.finish_reason) message.finish = frame.finish_reason;
         this.end(frame.id, chat, END_STATUS[frame.finish_reason] ?? "done");
         break;
       case "error":

@@ -173,7 +173,7 @@ export class ServerHistory {
       if (own.seen === message.version) return;
       const fresh = localMessage(message);
       // The server keeps no finish reason: an answer seen here to stop at its length limit stays so.
-      if (own.status === "length" && fresh.status === "done") fresh.status = "length";
+      if ((own.status === "length" || own.finish === "length") && fresh.status === "done") fresh.status = "length";
       Object.assign(own, fresh);
     };
     let shown;

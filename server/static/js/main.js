@@ -58,7 +58,8 @@ const runner = new ChatRunner(socket, {
     view.announce(conversation, message);
     if (conversation === active()) updateComposer();
     accounts.refreshBudget().then((budget) => {
-      if (message.status !== "length" || !cutByBudget(budget, costOf(message.usage, message.model))) return;
+      if (message.finish !== "length" || !cutByBudget(budget, costOf(message.usage, message.model))) return;
+      message.status = "length";
       message.budgetResets = budget.resets_at;
       view.refresh(conversation, message);
       store.touch(conversation);
