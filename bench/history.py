@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from server.config import Settings
 from server.users.db import Database
 from server.users.history import History
 from server.users.history_tables import conversations, history_counters, messages
@@ -31,16 +32,6 @@ from server.users.schema import accounts, utc_now
 
 ACCOUNT = "bench" + "0" * 27
 WORDS = [f"w{n:04d}" for n in range(5000)] + ["kubernetes", "helm", "sourdough", "espresso"]
-
-
-class UrlSettings:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def database_url_for_engine(self) -> str:
-        scheme, _, rest = self.url.partition("://")
-        driver = "sqlite+aiosqlite" if scheme == "sqlite" else "postgresql+asyncpg"
-        return f"{driver}://{rest}"
 
 
 def sentence(rng: random.Random, words: int) -> str:
@@ -123,7 +114,7 @@ async def timed(call: Callable[[], Awaitable[Any]], rounds: int) -> tuple[float,
 
 
 async def measure(url: str, n_conversations: int, n_messages: int, rounds: int) -> dict[str, float]:
-    database = Database(UrlSettings(url))  # type: ignore[arg-type]
+    database = Database(Settings(database_url=url))
     await database.migrate()
     started = time.perf_counter()
     last = await load(database, n_conversations, n_messages)

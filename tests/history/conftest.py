@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import insert
 
+from server.config import Settings
 from server.users.db import Database
 from server.users.history import History
 from server.users.schema import accounts, utc_now
@@ -24,16 +25,6 @@ class Told:
 
     def __call__(self, account_id: str, version: int) -> None:
         self.versions.append((account_id, version))
-
-
-class UrlSettings:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def database_url_for_engine(self) -> str:
-        scheme, _, rest = self.url.partition("://")
-        driver = "sqlite+aiosqlite" if scheme == "sqlite" else "postgresql+asyncpg"
-        return f"{driver}://{rest}"
 
 
 async def add_account(database: Database, account_id: str) -> None:
@@ -53,7 +44,7 @@ async def add_account(database: Database, account_id: str) -> None:
 
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(UrlSettings(database_url))  # type: ignore[arg-type]
+    db = Database(Settings(database_url=database_url))
     await db.migrate()
     await add_account(db, ALICE)
     await add_account(db, BOB)

@@ -11,13 +11,14 @@ from contextlib import contextmanager
 
 from sqlalchemy import event, update
 
+from server.config import Settings
 from server.store.events import Delta, Done, Failed, Reasoning
 from server.users.answers import Answers
 from server.users.db import Database
 from server.users.history import History
 from server.users.history_tables import history_runners, messages
 from server.users.runners import CUT_OFF_STATUS, sweep
-from tests.history.conftest import ALICE, Told, UrlSettings, add_account
+from tests.history.conftest import ALICE, Told, add_account
 from tests.postgres_server import PostgresServer
 from tests.waiting import wait_until
 
@@ -92,7 +93,7 @@ async def test_an_answer_is_not_lost_while_the_database_is_away(
     make_postgres_server: object, told: Told
 ) -> None:
     server: PostgresServer = make_postgres_server()  # type: ignore[operator]
-    database = Database(UrlSettings(server.create_database()))  # type: ignore[arg-type]
+    database = Database(Settings(database_url=server.create_database()))
     await database.migrate()
     await add_account(database, ALICE)
     history = History(database, told)
