@@ -5,6 +5,9 @@ A run ends with exactly one final event (Done or Failed) whatever happens: upstr
 answer, an error, a cancel from anywhere, nobody listening for RESUME_WINDOW_S, or the
 server shutting down (503). After it nothing more is written, so no listener sees an error
 raised past its chat's end.
+
+It stays whole past 300 lines: the run, its pump and `Runs` (start, find, cancel, shut down)
+share one invariant, exactly one final event, that is easier to check in one place.
 """
 
 from __future__ import annotations

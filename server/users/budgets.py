@@ -6,6 +6,9 @@ The reservation is one conditional UPDATE of the account's row for the period,
 checks and takes in one statement, so chats started together on any number of processes
 cannot together pass the limit (PostgreSQL re-checks the WHERE on the row it waited for;
 SQLite runs one writer at a time, its write transactions taking the lock up front).
+
+It stays whole past 300 lines: reserve, settle and read share the period row and its
+conditional UPDATE; the holds a dead process left are apart (budget_holds.py).
 """
 
 from __future__ import annotations

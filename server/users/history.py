@@ -4,6 +4,7 @@ Each write is one transaction that first takes the account's counter (server/use
 so it changes its rows and takes their versions together, or changes nothing. Every query
 names its account: an id of someone else's row is as unknown as one that never was.
 Nothing is overwritten but a streaming answer, once, when its chat ends (server/users/answers.py).
+It stays whole past 300 lines: one module per SPEC table, its rows shaped in history_rows.py.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ its worst cost reserved before upstream is called; when it ends it is settled (S
 Meter: its `max_tokens` is what goes upstream, and it settles once whatever the end, as the
 run's hook (RunHook.ended, before the final event is logged) or, for /v1's stateless chats,
 before their end is written. A chat that never started gives its hold back (`release`).
+
+It stays whole past 300 lines: the Meter and the gate that makes it are one life cycle.
 """
 
 from __future__ import annotations

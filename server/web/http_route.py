@@ -2,6 +2,8 @@
 
 The POST's chat log is written as plain text, or as SSE when Accept asks for it;
 GET /api/chats/{id}/events resumes a chat as SSE and DELETE /api/chats/{id} stops it.
+It stays whole past 300 lines: the POST and the resume write one log through one listener
+(LiveBody), and splitting them would put that listener in a third module both import.
 """
 
 from __future__ import annotations

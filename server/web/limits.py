@@ -8,6 +8,7 @@ many addresses. Counts live in Redis with REDIS_URL (every process shares them,
 Two kinds of count, both all-or-nothing over several keys (a chat counts against its
 address *and* its user key at once): a rate (token bucket, `per_minute` at once, refilled
 evenly over a minute) and slots (things held at once, each a `Lease` given back when done).
+It stays whole at ~300 lines: the counting interface and its in-memory store go together.
 """
 
 from __future__ import annotations
