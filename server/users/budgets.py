@@ -6,6 +6,8 @@ The reservation is one conditional UPDATE of the account's row for the period,
 checks and takes in one statement, so chats started together on any number of processes
 cannot together pass the limit (PostgreSQL re-checks the WHERE on the row it waited for;
 SQLite runs one writer at a time, its write transactions taking the lock up front).
+Reservations asked at the same moment go into one transaction (server/users/lookups.py
+Writes), each chat's read and conditional UPDATE in turn, so each gets its own answer.
 
 It stays whole past 300 lines: reserve, settle and read share the period row and its
 conditional UPDATE; the holds a dead process left are apart (budget_holds.py).
@@ -98,6 +100,17 @@ class Hold:
     max_tokens: int | None
 
 
+@dataclass(slots=True)
+class Asked:
+    """One chat's reservation waiting for its batch; `outcome` is what its _take said."""
+
+    account_id: str
+    price: Price
+    chars: int
+    requested: int | None
+    outcome: Hold | Standing | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class SpendRecord:
     account_id: str
@@ -132,6 +145,7 @@ class Budgets:
         self.clock = clock
         self.holder = holder or new_holder()
         self.settlements: Writes[tuple[Hold | None, SpendRecord]] = Writes(db, self._settle_many)
+        self.reservations: Writes[Asked] = Writes(db, self._take_many)
 
     async def standing(self, account_id: str) -> Standing:
         async with self.db.transaction(write=False) as db:
@@ -166,16 +180,14 @@ class Budgets:
         self, account_id: str, price: Price, chars: int, requested: int | None
     ) -> Hold:
         """Hold the chat's worst cost; BudgetExceeded (402) when not even a short answer fits.
-        An account without a limit holds nothing, and its chat runs with what it asked."""
-        if self.default is None:
-            # Without DEFAULT_BUDGET_USD most accounts have no limit: a read tells, and no
-            # write lock is taken for them.
-            standing = await self.standing(account_id)
-            if standing.limit is None:
-                return Hold(account_id, standing.start, 0, None, requested)
+        An account without a limit holds nothing, and its chat runs with what it asked.
+        The gate asks only for accounts its request's read says have a limit (`unlimited`
+        otherwise): no read of its own first, the batch's transaction reads it."""
         swept = False
         for _ in range(MAX_ATTEMPTS):
-            hold = await self._take(account_id, price, chars, requested)
+            asked = Asked(account_id, price, chars, requested)
+            await self.reservations.put(asked)
+            hold = asked.outcome
             if isinstance(hold, Hold):
                 return hold
             if isinstance(hold, Standing):
@@ -186,46 +198,59 @@ class Budgets:
                 raise hold.refusal()
         raise (await self.standing(account_id)).refusal()
 
+    async def _take_many(self, db: AsyncConnection, batch: list[Asked]) -> None:
+        """The reservations asked together, in one transaction, each in turn (each read sees
+        the ones before it). In account order, so two processes' batches lock the period rows
+        in the same order (PostgreSQL) and never wait on each other in a cycle."""
+        for asked in sorted(batch, key=lambda one: one.account_id):
+            asked.outcome = await self._take(
+                db, asked.account_id, asked.price, asked.chars, asked.requested
+            )
+
     async def _take(
-        self, account_id: str, price: Price, chars: int, requested: int | None
+        self,
+        db: AsyncConnection,
+        account_id: str,
+        price: Price,
+        chars: int,
+        requested: int | None,
     ) -> Hold | Standing | None:
-        """One transaction: read what is left, then the conditional UPDATE and the hold's
-        row. The Hold; the Standing when not even a short answer fits; None when another
-        chat took what was left in between (PostgreSQL; SQLite's write lock is held here)."""
+        """Read what is left, then the conditional UPDATE and the hold's row. The Hold; the
+        Standing when not even a short answer fits; None when another chat took what was
+        left in between (PostgreSQL; SQLite's write lock is held here)."""
         usage = budget_usage.c
-        async with self.db.transaction() as db:
-            standing, has_row = await self._standing(db, account_id)
-            if standing.limit is None:
-                return Hold(account_id, standing.start, 0, None, requested)
-            left = max(0, standing.limit - standing.spent - standing.reserved)
-            granted = allowance(price, chars, left, requested)
-            if granted is None:
-                return standing
-            if not has_row:  # the period's first chat
-                await self._ensure_row(db, account_id, standing.start)
-            amount = granted.reserve
-            taken = await db.execute(
-                update(budget_usage)
-                .where(
-                    usage.account_id == account_id,
-                    usage.period_start == standing.start,
-                    usage.spent_nanos + usage.reserved_nanos + amount <= standing.limit,
-                )
-                .values(reserved_nanos=usage.reserved_nanos + amount)
+        standing, has_row = await self._standing(db, account_id)
+        if standing.limit is None:
+            return Hold(account_id, standing.start, 0, None, requested)
+        left = max(0, standing.limit - standing.spent - standing.reserved)
+        granted = allowance(price, chars, left, requested)
+        if granted is None:
+            return standing
+        if not has_row:  # the period's first chat
+            await self._ensure_row(db, account_id, standing.start)
+        amount = granted.reserve
+        taken = await db.execute(
+            update(budget_usage)
+            .where(
+                usage.account_id == account_id,
+                usage.period_start == standing.start,
+                usage.spent_nanos + usage.reserved_nanos + amount <= standing.limit,
             )
-            if taken.rowcount != 1:
-                return None
-            hold_id = secrets.token_hex(16)
-            await db.execute(
-                budget_holds.insert().values(
-                    id=hold_id,
-                    account_id=account_id,
-                    period_start=standing.start,
-                    amount_nanos=amount,
-                    holder=self.holder,
-                    expires_at=self.clock() + self.hold_for,
-                )
+            .values(reserved_nanos=usage.reserved_nanos + amount)
+        )
+        if taken.rowcount != 1:
+            return None
+        hold_id = secrets.token_hex(16)
+        await db.execute(
+            budget_holds.insert().values(
+                id=hold_id,
+                account_id=account_id,
+                period_start=standing.start,
+                amount_nanos=amount,
+                holder=self.holder,
+                expires_at=self.clock() + self.hold_for,
             )
+        )
         return Hold(account_id, standing.start, amount, hold_id, granted.max_tokens)
 
     async def settle(self, hold: Hold | None, record: SpendRecord) -> None:
