@@ -14,13 +14,12 @@ from server.users.budget_schema import budget_holds
 from server.users.budgets import Hold
 from server.users.db import Database
 from server.users.schema import accounts
-from tests.budgets.test_budget_store import (  # noqa: F401 (databases: a fixture)
+from tests.budget_store import (
     CHARS,
     ONE_CHAT,
     PRICE,
     Clock,
     budgets_of,
-    databases,
 )
 
 CHATS = 60
@@ -28,7 +27,7 @@ AFFORDED = 37
 
 
 async def test_chats_started_together_reserve_in_a_few_transactions_and_exactly_k_fit(
-    databases: list[Database],  # noqa: F811 (the fixture imported above)
+    databases: list[Database],
 ) -> None:
     db = databases[0]
     async with db.transaction() as connection:
@@ -65,7 +64,7 @@ async def test_chats_started_together_reserve_in_a_few_transactions_and_exactly_
 
 
 async def test_a_chat_whose_account_is_gone_costs_only_its_own_reservation(
-    databases: list[Database],  # noqa: F811 (the fixture imported above)
+    databases: list[Database],
 ) -> None:
     clock = Clock(datetime(2026, 12, 6, 12, tzinfo=UTC))
     budgets = budgets_of(databases[0], clock)

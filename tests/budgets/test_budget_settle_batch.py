@@ -13,12 +13,11 @@ from server.users.budget_schema import budget_usage, spend
 from server.users.budgets import Hold, SpendRecord
 from server.users.db import Database
 from server.users.schema import accounts
-from tests.budgets.test_budget_store import (  # noqa: F401 (databases: a fixture)
+from tests.budget_store import (
     CHARS,
     PRICE,
     Clock,
     budgets_of,
-    databases,
     record,
 )
 
@@ -31,7 +30,7 @@ def unmetered(account_id: str, clock: Clock) -> SpendRecord:
 
 
 async def test_chats_ending_together_settle_in_a_few_transactions_and_none_is_lost(
-    databases: list[Database],  # noqa: F811 (the fixture imported above)
+    databases: list[Database],
 ) -> None:
     db = databases[0]
     clock = Clock(datetime(2026, 12, 6, 12, tzinfo=UTC))
@@ -51,7 +50,7 @@ async def test_chats_ending_together_settle_in_a_few_transactions_and_none_is_lo
 
 
 async def test_a_chat_whose_account_was_deleted_costs_only_its_own_row(
-    databases: list[Database],  # noqa: F811 (the fixture imported above)
+    databases: list[Database],
 ) -> None:
     db = databases[0]
     clock = Clock(datetime(2026, 12, 6, 12, tzinfo=UTC))
