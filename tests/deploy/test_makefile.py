@@ -38,8 +38,16 @@ def checkout(tmp_path: Path) -> Path:
 def would_run(checkout: Path, target: str) -> str:
     if shutil.which("make") is None:
         pytest.fail("make is missing: the README's commands need it")
+    # Under `make test` (CI), MAKELEVEL makes the inner make print "Entering directory …",
+    # whose tmp path names the test (…needs_npm0): only the commands themselves are read.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
     done = subprocess.run(
-        ["make", "-n", target], cwd=checkout, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", target],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
     return done.stdout
 
