@@ -48,3 +48,48 @@ async def test_history_survives_a_reload_with_rename_and_delete(open_page: OpenP
     await expect(conversations).to_have_text(["alpha question"])
     await page.reload()
     await expect(conversations).to_have_text(["alpha question"])
+
+
+# The reload is asked in the same task as the change, so the change's IndexedDB write has not
+# even begun when the page goes: it is the journal in localStorage that keeps it.
+RENAME_AND_RELOAD = """name => {
+  const input = document.querySelector("input[aria-label='Conversation name']");
+  input.value = name;
+  input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+  location.reload();
+}"""
+
+DELETE_AND_RELOAD = """label => {
+  document.querySelector(`button[aria-label="${label}"]`).click();
+  location.reload();
+}"""
+
+
+async def test_a_rename_and_a_delete_survive_a_reload_asked_at_once(
+    open_page: OpenPage,
+) -> None:
+    page = await open_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    conversations = conversation_links(page)
+    for question in ("first question", "second question", "third question"):
+        await page.get_by_role("button", name="New chat").click()
+        await send_message(page, question)
+        await expect(last_answer(page)).to_have_text(question)
+        await wait_until_answered(page)
+    await expect(conversations).to_have_text(
+        ["third question", "second question", "first question"]
+    )
+
+    await page.get_by_role("button", name="Rename “third question”").click()
+    async with page.expect_event("load"):
+        await page.evaluate(RENAME_AND_RELOAD, "Renamed just before leaving")
+    await expect(conversations).to_have_text(
+        ["Renamed just before leaving", "second question", "first question"]
+    )
+
+    async with page.expect_event("load"):
+        await page.evaluate(DELETE_AND_RELOAD, "Delete “second question”")
+    await expect(conversations).to_have_text(["Renamed just before leaving", "first question"])
+
+    await page.reload()
+    await expect(conversations).to_have_text(["Renamed just before leaving", "first question"])

@@ -9,6 +9,9 @@ import { mergeInto } from "./merge.js";
 const DB_NAME = "chatrelay";
 const TABLE = "conversations";
 const LEGACY_KEY = "chatrelay.conversations.v1";
+// A tab leaving with writes still on their way (IndexedDB aborts them with the page) leaves
+// them here, in localStorage, which writes at once; the next page to open replays them.
+const UNSAVED_PREFIX = "chatrelay.unsaved.";
 const SAVE_DELAY_MS = 300;
 const DEFAULT_MODEL = "openai/gpt-4o-mini";
 export const DEFAULT_TITLE = "New chat";
@@ -41,6 +44,37 @@ async function migrateLegacy(db) {
   localStorage.removeItem(LEGACY_KEY);
 }
 
+function unsavedKeys() {
+  const keys = [];
+  for (let i = 0; i < localStorage.length; i++) {
+    const key = localStorage.key(i);
+    if (key.startsWith(UNSAVED_PREFIX)) keys.push(key);
+  }
+  return keys;
+}
+
+// What tabs left unwritten, merged into what IndexedDB has (the newer copy wins, as between
+// tabs), deletions included; each journal is dropped once it is written.
+async function replayUnsaved(db) {
+  for (const key of unsavedKeys()) {
+    let journal;
+    try {
+      journal = JSON.parse(localStorage.getItem(key));
+    } catch {
+      journal = null;
+    }
+    const tx = db.transaction(TABLE, "readwrite");
+    for (const conversation of journal?.conversations ?? []) {
+      const stored = await tx.store.get(conversation.id);
+      if (stored) mergeInto(conversation, stored);
+      await tx.store.put(conversation);
+    }
+    for (const id of journal?.removed ?? []) await tx.store.delete(id);
+    await tx.done;
+    localStorage.removeItem(key);
+  }
+}
+
 export class Store extends EventTarget {
   static async open(onSaveError) {
     const db = await openDB(DB_NAME, 1, {
@@ -49,6 +83,7 @@ export class Store extends EventTarget {
       },
     });
     await migrateLegacy(db);
+    await replayUnsaved(db);
     const store = new Store(db, onSaveError);
     store.conversations = await db.getAll(TABLE);
     store.sort();
@@ -61,10 +96,17 @@ export class Store extends EventTarget {
     this.onSaveError = onSaveError;
     this.conversations = [];
     this.timers = new Map();
+    // Writes begun and not yet done: id -> the latest write's token; ids being deleted.
+    this.writing = new Map();
+    this.removing = new Set();
+    this.unsavedKey = UNSAVED_PREFIX + newId();
     this.channel = new BroadcastChannel("chatrelay.conversations");
     this.channel.addEventListener("message", (event) => this.onPeer(event.data));
-    // A tab going away writes what it has not written yet.
-    window.addEventListener("pagehide", () => this.flush());
+    // A tab going away keeps what it has not written yet; back from the bfcache, it writes on.
+    window.addEventListener("pagehide", () => this.keepUnsaved());
+    window.addEventListener("pageshow", (event) => {
+      if (event.persisted) localStorage.removeItem(this.unsavedKey);
+    });
   }
 
   find(id) {
@@ -121,6 +163,8 @@ export class Store extends EventTarget {
     clearTimeout(this.timers.get(conversation.id));
     this.timers.delete(conversation.id);
     if (isEmpty(conversation) || !this.conversations.includes(conversation)) return;
+    const token = {};
+    this.writing.set(conversation.id, token);
     try {
       // Read, merge, write in one transaction: what another tab wrote meanwhile is kept.
       const tx = this.db.transaction(TABLE, "readwrite");
@@ -131,7 +175,26 @@ export class Store extends EventTarget {
       this.channel.postMessage({ type: "put", id: conversation.id });
     } catch (error) {
       this.onSaveError(error);
+    } finally {
+      if (this.writing.get(conversation.id) === token) this.writing.delete(conversation.id);
     }
+  }
+
+  // Synchronous, for pagehide: every conversation with a write pending or under way, and every
+  // deletion under way, into this tab's localStorage journal (see replayUnsaved).
+  keepUnsaved() {
+    const ids = new Set([...this.timers.keys(), ...this.writing.keys()]);
+    const conversations = [...ids].map((id) => this.find(id)).filter((c) => c && !isEmpty(c));
+    if (conversations.length === 0 && this.removing.size === 0) return;
+    try {
+      localStorage.setItem(
+        this.unsavedKey,
+        JSON.stringify({ conversations, removed: [...this.removing] }),
+      );
+    } catch (error) {
+      this.onSaveError(error);
+    }
+    this.flush();
   }
 
   flush() {
@@ -145,11 +208,14 @@ export class Store extends EventTarget {
     clearTimeout(this.timers.get(id));
     this.timers.delete(id);
     this.conversations = this.conversations.filter((c) => c.id !== id);
+    this.removing.add(id);
     try {
       await this.db.delete(TABLE, id);
       this.channel.postMessage({ type: "delete", id });
     } catch (error) {
       this.onSaveError(error);
+    } finally {
+      this.removing.delete(id);
     }
   }
 
