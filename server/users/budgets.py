@@ -1,16 +1,13 @@
 """Budgets in the database: reserve a chat's worst cost, settle it to the real one, and
 read what an account has spent (SPEC "Budgets").
 
-The reservation is one conditional UPDATE of the account's row for the period,
+The reservation is a conditional UPDATE of the account's row for the period,
 `reserved = reserved + :amount WHERE spent + reserved + :amount <= :limit`: the database
 checks and takes in one statement, so chats started together on any number of processes
-cannot together pass the limit (PostgreSQL re-checks the WHERE on the row it waited for;
-SQLite runs one writer at a time, its write transactions taking the lock up front).
-Reservations asked at the same moment go into one transaction (server/users/lookups.py
-Writes), each chat's read and conditional UPDATE in turn, so each gets its own answer.
-
-It stays whole past 300 lines: reserve, settle and read share the period row and its
-conditional UPDATE; the holds a dead process left are apart (budget_holds.py).
+cannot together pass the limit. Reservations asked at the same moment go into one
+transaction (server/users/lookups.py Writes) and take a constant number of statements per
+account, one UPDATE for all of an account's chats (server/users/budget_reserve.py).
+The holds a dead process left are apart (budget_holds.py).
 """
 
 from __future__ import annotations
@@ -21,11 +18,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.errors import BudgetExceeded
 from server.users.budget_holds import (
     dead_holds,
     expired_holds,
@@ -33,21 +28,23 @@ from server.users.budget_holds import (
     release_holds,
     retire_holder,
 )
+from server.users.budget_reserve import (
+    Asked,
+    Hold,
+    Standing,
+    Terms,
+    ensure_usage_row,
+    read_standings,
+    take_many,
+)
 from server.users.budget_schema import budget_holds, budget_usage, spend
-from server.users.costs import Price, allowance, cents, nanos_of_usd, usd
+from server.users.costs import Price, nanos_of_usd, usd
 from server.users.db import Database
 from server.users.lookups import Writes
-from server.users.periods import (
-    PERIOD_WORDS,
-    Clock,
-    Period,
-    iso_utc,
-    midnight,
-    next_period_start,
-    period_start,
-    recent_period_starts,
-)
-from server.users.schema import accounts
+from server.users.periods import Clock, Period, period_start, recent_period_starts
+
+# Hold and Standing are part of this module's interface (the gate, the tests).
+__all__ = ["Budgets", "Hold", "SpendRecord", "Standing"]
 
 log = logging.getLogger(__name__)
 
@@ -55,60 +52,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 64
 # A hold outlives the longest chat by this much (its end's writes, a slow database).
 HOLD_MARGIN_S = 120.0
-
-
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """An account's budget this period, as GET /api/session shows it."""
-
-    limit: int | None
-    spent: int
-    reserved: int
-    period: Period
-    start: date
-
-    @property
-    def resets_on(self) -> date:
-        return next_period_start(self.start, self.period)
-
-    def view(self) -> dict[str, Any]:
-        """GET /api/session's `budget` (and each account's in the admin's list)."""
-        return {
-            "limit_usd": None if self.limit is None else usd(self.limit),
-            "spent_usd": usd(self.spent),
-            "reserved_usd": usd(self.reserved),
-            "period": self.period,
-            "resets_at": iso_utc(midnight(self.resets_on)),
-        }
-
-    def refusal(self) -> BudgetExceeded:
-        assert self.limit is not None
-        return BudgetExceeded(
-            f"Budget used up: {cents(self.spent + self.reserved)} of {cents(self.limit)} "
-            f"{PERIOD_WORDS[self.period]}; it resets on {self.resets_on.isoformat()}"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """A metered chat's reservation: `max_tokens` to send upstream (None: as asked)."""
-
-    account_id: str
-    start: date
-    amount: int
-    hold_id: str | None
-    max_tokens: int | None
-
-
-@dataclass(slots=True)
-class Asked:
-    """One chat's reservation waiting for its batch; `outcome` is what its _take said."""
-
-    account_id: str
-    price: Price
-    chars: int
-    requested: int | None
-    outcome: Hold | Standing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,25 +95,10 @@ class Budgets:
             return (await self._standing(db, account_id))[0]
 
     async def _standing(self, db: AsyncConnection, account_id: str) -> tuple[Standing, bool]:
-        """The account's budget this period in one statement (its limit and its row for the
-        period), and whether that row exists yet."""
+        """The account's budget this period, and whether its row for the period exists yet."""
         start = period_start(self.clock(), self.period)
-        usage = budget_usage.c
-        query = (
-            select(accounts.c.budget_usd, usage.spent_nanos, usage.reserved_nanos)
-            .select_from(
-                accounts.outerjoin(
-                    budget_usage,
-                    and_(usage.account_id == accounts.c.id, usage.period_start == start),
-                )
-            )
-            .where(accounts.c.id == account_id)
-        )
-        row = (await db.execute(query)).one_or_none()
-        own, spent, reserved = row if row is not None else (None, None, None)
-        limit = self.default if own is None else nanos_of_usd(own)
-        standing = Standing(limit, int(spent or 0), int(reserved or 0), self.period, start)
-        return standing, spent is not None
+        found = await read_standings(db, [account_id], start, self.period, self.default)
+        return found[account_id]
 
     def unlimited(self, account_id: str, requested: int | None) -> Hold:
         """The hold of an account known to have no limit: nothing, the chat as asked."""
@@ -199,59 +127,15 @@ class Budgets:
         raise (await self.standing(account_id)).refusal()
 
     async def _take_many(self, db: AsyncConnection, batch: list[Asked]) -> None:
-        """The reservations asked together, in one transaction, each in turn (each read sees
-        the ones before it). In account order, so two processes' batches lock the period rows
-        in the same order (PostgreSQL) and never wait on each other in a cycle."""
-        for asked in sorted(batch, key=lambda one: one.account_id):
-            asked.outcome = await self._take(
-                db, asked.account_id, asked.price, asked.chars, asked.requested
-            )
-
-    async def _take(
-        self,
-        db: AsyncConnection,
-        account_id: str,
-        price: Price,
-        chars: int,
-        requested: int | None,
-    ) -> Hold | Standing | None:
-        """Read what is left, then the conditional UPDATE and the hold's row. The Hold; the
-        Standing when not even a short answer fits; None when another chat took what was
-        left in between (PostgreSQL; SQLite's write lock is held here)."""
-        usage = budget_usage.c
-        standing, has_row = await self._standing(db, account_id)
-        if standing.limit is None:
-            return Hold(account_id, standing.start, 0, None, requested)
-        left = max(0, standing.limit - standing.spent - standing.reserved)
-        granted = allowance(price, chars, left, requested)
-        if granted is None:
-            return standing
-        if not has_row:  # the period's first chat
-            await self._ensure_row(db, account_id, standing.start)
-        amount = granted.reserve
-        taken = await db.execute(
-            update(budget_usage)
-            .where(
-                usage.account_id == account_id,
-                usage.period_start == standing.start,
-                usage.spent_nanos + usage.reserved_nanos + amount <= standing.limit,
-            )
-            .values(reserved_nanos=usage.reserved_nanos + amount)
+        terms = Terms(
+            period_start(self.clock(), self.period),
+            self.period,
+            self.default,
+            self.holder,
+            self.clock() + self.hold_for,
+            self.db.dialect,
         )
-        if taken.rowcount != 1:
-            return None
-        hold_id = secrets.token_hex(16)
-        await db.execute(
-            budget_holds.insert().values(
-                id=hold_id,
-                account_id=account_id,
-                period_start=standing.start,
-                amount_nanos=amount,
-                holder=self.holder,
-                expires_at=self.clock() + self.hold_for,
-            )
-        )
-        return Hold(account_id, standing.start, amount, hold_id, granted.max_tokens)
+        await take_many(db, terms, batch)
 
     async def settle(self, hold: Hold | None, record: SpendRecord) -> None:
         """The chat's end: its hold becomes its cost (metered), and its row is written, in
@@ -289,14 +173,7 @@ class Budgets:
         await db.execute(spend.insert(), rows)
 
     async def _ensure_row(self, db: AsyncConnection, account_id: str, start: date) -> None:
-        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
-        await db.execute(
-            dialect.insert(budget_usage)
-            .values(
-                account_id=account_id, period_start=start, spent_nanos=0, reserved_nanos=0, chats=0
-            )
-            .on_conflict_do_nothing()
-        )
+        await ensure_usage_row(db, self.db.dialect, account_id, start)
 
     async def _add_usage(self, db: AsyncConnection, record: SpendRecord, released: int) -> None:
         usage = budget_usage.c
