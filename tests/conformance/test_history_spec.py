@@ -5,7 +5,6 @@ may send, and what another account's ids get (the same 404 as unknown ones)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -23,33 +22,22 @@ from tests.fake_openrouter import (
     event,
     sse_reply,
 )
-from tests.history.devices import Client, chat_frames, chat_with, device, json_of, next_sync
+from tests.history.devices import (
+    CONVERSATION_KEYS,
+    MESSAGE_KEYS,
+    Client,
+    chat_frames,
+    chat_with,
+    device,
+    json_of,
+    next_sync,
+)
 from tests.waiting import wait_until
-
-CONVERSATION_KEYS = {"id", "title", "created_at", "updated_at", "pinned", "archived", "version"}
-MESSAGE_KEYS = {
-    "id", "conversation_id", "parent_id", "role", "content", "status", "chat_id", "model",
-    "usage", "error", "created_at", "version",
-}  # fmt: skip
 
 
 @pytest.fixture
 async def server(serve: Serve, database_url: str) -> TestServer:
     return await serve(signup="open", database_url=database_url)
-
-
-@pytest.fixture
-async def ann(server: TestServer) -> AsyncIterator[Client]:
-    client = await device(server, "ann@example.com", new=True)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def bob(server: TestServer, ann: Client) -> AsyncIterator[Client]:
-    client = await device(server, "bob@example.com", new=True)
-    yield client
-    await client.close()
 
 
 def check_conversation(found: dict[str, Any]) -> None:

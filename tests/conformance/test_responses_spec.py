@@ -25,7 +25,7 @@ from tests.fake_openrouter import (
     sse_reply,
     stream_error_reply,
 )
-from tests.history.devices import Client, device, json_of
+from tests.history.devices import Client, json_of
 from tests.waiting import wait_until
 
 MODEL = "openai/gpt-4o-mini"
@@ -41,20 +41,6 @@ async def server(serve: Serve) -> TestServer:
 async def anonymous(server: TestServer) -> AsyncIterator[Client]:
     client: Client = TestClient(server)
     await client.start_server()
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def ann(server: TestServer) -> AsyncIterator[Client]:
-    client = await device(server, "ann@example.com", new=True)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def bob(server: TestServer, ann: Client) -> AsyncIterator[Client]:
-    client = await device(server, "bob@example.com", new=True)
     yield client
     await client.close()
 

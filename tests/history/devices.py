@@ -14,6 +14,12 @@ from tests.clients import WS, receive
 from tests.conftest import chat_body
 
 PASSWORD = "correct horse battery"
+# The keys SPEC "History and sync" gives a conversation and a message, no more.
+CONVERSATION_KEYS = {"id", "title", "created_at", "updated_at", "pinned", "archived", "version"}
+MESSAGE_KEYS = {
+    "id", "conversation_id", "parent_id", "role", "content", "status", "chat_id", "model",
+    "usage", "error", "created_at", "version",
+}  # fmt: skip
 Client = TestClient[Any, Any]
 
 

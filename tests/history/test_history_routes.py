@@ -19,6 +19,8 @@ from server.users.history_tables import conversations, history_counters, message
 from tests.conftest import Serve, chat_body
 from tests.fake_openrouter import FakeOpenRouter, sse_reply
 from tests.history.devices import (
+    CONVERSATION_KEYS,
+    MESSAGE_KEYS,
     PASSWORD,
     Client,
     chat_frames,
@@ -30,12 +32,6 @@ from tests.history.devices import (
 )
 from tests.postgres_server import PostgresServer
 from tests.waiting import wait_until
-
-CONVERSATION_KEYS = {"id", "title", "created_at", "updated_at", "pinned", "archived", "version"}
-MESSAGE_KEYS = {
-    "id", "conversation_id", "parent_id", "role", "content", "status", "chat_id", "model",
-    "usage", "error", "created_at", "version",
-}  # fmt: skip
 
 
 @pytest.fixture
