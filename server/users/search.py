@@ -2,8 +2,10 @@
 tables, PostgreSQL's GIN index over `to_tsvector('simple', …)` (both made by the migration).
 
 Words are matched case-insensitively, the last one as a prefix (the user is still typing);
-a conversation matches by its title or any of its messages, best first, with a snippet of
-the best message. Ranking reads only ids and scores; snippets are made for the page's few.
+a conversation matches when every word is in its title or one of its messages: first those
+with all the words in one message or the title, best first, then those whose words are spread
+over several, the most recently updated first. Each has a snippet of its best message.
+Ranking reads only ids and scores; snippets are made for the page's few.
 """
 
 from __future__ import annotations
@@ -38,6 +40,19 @@ def fts5_query(words: list[str]) -> str:
 
 def tsquery(words: list[str]) -> str:
     return " & ".join(f"'{w}'" for w in words) + ":*"
+
+
+def one_word_queries(words: list[str], sqlite: bool) -> list[str]:
+    """Each word as a query of its own, the last still a prefix."""
+    last = len(words) - 1
+    if sqlite:
+        return [f'"{w}"' + ("*" if i == last else "") for i, w in enumerate(words)]
+    return [f"'{w}'" + (":*" if i == last else "") for i, w in enumerate(words)]
+
+
+def any_word_query(words: list[str], sqlite: bool) -> str:
+    """A query matching a message with any of the words: the snippet of a spread match."""
+    return (" OR " if sqlite else " | ").join(one_word_queries(words, sqlite))
 
 
 def _archived_clause(archived: bool | None) -> str:
@@ -88,6 +103,67 @@ SELECT ts_headline('simple', m.text, to_tsquery('simple', :match),
 FROM messages AS m WHERE m.account_id = :account AND m.seq = :seq
 """
 
+# A conversation whose title or messages hold the word `:w{i}` (the account's own rows).
+SQLITE_HOLDS_WORD = """c.id IN (
+  SELECT c2.id FROM conversations_fts AS f JOIN conversations AS c2 ON c2.seq = f.rowid
+  WHERE conversations_fts MATCH :w{i} AND c2.account_id = :account
+  UNION
+  SELECT m.conversation_id FROM messages_fts AS f JOIN messages AS m ON m.seq = f.rowid
+  WHERE messages_fts MATCH :w{i} AND m.account_id = :account)"""
+PG_HOLDS_WORD = """c.id IN (
+  SELECT c2.id FROM conversations AS c2
+  WHERE c2.account_id = :account
+    AND to_tsvector('simple', c2.title) @@ to_tsquery('simple', :w{i})
+  UNION
+  SELECT m.conversation_id FROM messages AS m
+  WHERE m.account_id = :account
+    AND to_tsvector('simple', m.text) @@ to_tsquery('simple', :w{i}))"""
+SPREAD_HITS = """
+SELECT c.id AS cid FROM conversations AS c
+WHERE c.account_id = :account{archived} AND {holds}
+ORDER BY c.updated_at DESC, c.id DESC LIMIT :limit
+"""
+SQLITE_BEST_MESSAGE = """
+SELECT f.rowid FROM messages_fts AS f JOIN messages AS m ON m.seq = f.rowid
+WHERE messages_fts MATCH :match AND m.account_id = :account AND m.conversation_id = :cid
+ORDER BY bm25(messages_fts) LIMIT 1
+"""
+PG_BEST_MESSAGE = """
+SELECT m.seq FROM messages AS m, to_tsquery('simple', :match) AS q
+WHERE m.account_id = :account AND m.conversation_id = :cid
+  AND to_tsvector('simple', m.text) @@ q
+ORDER BY ts_rank(to_tsvector('simple', m.text), q) DESC LIMIT 1
+"""
+
+
+async def spread_matches(
+    db: AsyncConnection,
+    account_id: str,
+    words: list[str],
+    limit: int,
+    archived: bool | None,
+) -> list[tuple[str, int | None]]:
+    """Conversations holding every word, though in no one message or title: each with the
+    message to quote (the best for any of the words), the most recently updated first."""
+    sqlite = db.dialect.name == "sqlite"
+    singles = one_word_queries(words, sqlite)
+    holds = " AND ".join(
+        (SQLITE_HOLDS_WORD if sqlite else PG_HOLDS_WORD).format(i=i) for i in range(len(words))
+    )
+    params: dict[str, Any] = {"account": account_id, "limit": limit}
+    params.update({f"w{i}": query for i, query in enumerate(singles)})
+    if archived is not None:
+        params["archived"] = archived
+    sql = SPREAD_HITS.format(archived=_archived_clause(archived), holds=holds)
+    cids = [row.cid for row in await db.execute(text(sql), params)]
+    quote_sql = text(SQLITE_BEST_MESSAGE if sqlite else PG_BEST_MESSAGE)
+    match = any_word_query(words, sqlite)
+    found = []
+    for cid in cids:
+        seq = await db.scalar(quote_sql, {"match": match, "account": account_id, "cid": cid})
+        found.append((cid, seq))
+    return found
+
 
 async def search_conversations(
     db: AsyncConnection, account_id: str, q: str, limit: int, archived: bool | None
@@ -116,7 +192,11 @@ async def search_conversations(
             best[row.cid] = (row.score, row.seq)
         elif best[row.cid][1] is None:  # the title's rank, quoting its best message
             best[row.cid] = (best[row.cid][0], row.seq)
-    chosen = sorted(best.items(), key=lambda item: item[1][0])[:limit]
+    chosen = [(cid, seq) for cid, (_, seq) in sorted(best.items(), key=lambda item: item[1][0])]
+    chosen = chosen[:limit]
+    if len(words) > 1 and len(chosen) < limit:
+        spread = await spread_matches(db, account_id, words, limit + len(chosen), archived)
+        chosen += [(cid, seq) for cid, seq in spread if cid not in best][: limit - len(chosen)]
     if not chosen:
         return []
     found = await db.execute(
@@ -127,14 +207,17 @@ async def search_conversations(
     )
     rows: dict[str, Any] = {row.id: row for row in found}
     out = []
-    for cid, (_, seq) in chosen:
+    any_word = any_word_query(words, sqlite)
+    for cid, seq in chosen:
         conversation = rows.get(cid)
         if conversation is None:
             continue
         snippet = conversation.title
         if seq is not None:
             snippet_sql = SQLITE_SNIPPET if sqlite else PG_SNIPPET
-            quoted = (await db.execute(text(snippet_sql), {**params, "seq": seq})).scalar()
+            # A spread match's message holds some of the words only: quote those.
+            match = params["match"] if cid in best else any_word
+            quoted = await db.scalar(text(snippet_sql), {**params, "match": match, "seq": seq})
             snippet = quoted or snippet
         out.append({**conversation_json(conversation), "snippet": snippet})
     return out

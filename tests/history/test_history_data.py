@@ -199,3 +199,38 @@ async def test_search_finds_words_in_titles_and_messages_best_first(history: His
     ]
     assert (await history.list(ALICE, 50, None, None, "deploy bread"))["data"] == []
     assert (await history.list(ALICE, 50, None, None, "\"'*)"))["data"] == []
+
+
+async def test_search_finds_words_spread_over_the_title_and_several_messages(
+    history: History,
+) -> None:
+    async def say(account: str, cid: str, *texts: str) -> None:
+        parent = None
+        for said in texts:
+            body = {"parent_id": parent, "role": "user", "content": said}
+            parent = (await history.add_message(account, cid, body))["id"]
+
+    await history.create_conversation(ALICE, {"id": "spread", "title": "Summer trip"})
+    await say(ALICE, "spread", "Hotels in Paris?", "And a budget for five days?")
+    await history.create_conversation(ALICE, {"id": "together"})
+    await say(ALICE, "together", "Paris on a budget")
+    await history.create_conversation(ALICE, {"id": "half"})
+    await say(ALICE, "half", "Paris museums")
+    await history.create_conversation(BOB, {"id": "bobs", "title": "Paris"})
+    await say(BOB, "bobs", "budget")
+
+    async def search(q: str) -> list[str]:
+        return [c["id"] for c in (await history.list(ALICE, 50, None, None, q))["data"]]
+
+    # All the words in one message first, then those spread over several; never Bob's.
+    assert await search("paris budget") == ["together", "spread"]
+    assert await search("paris budg") == ["together", "spread"]
+    assert await search("summer paris days") == ["spread"]
+    assert await search("paris museums budget") == []
+    spread = (await history.list(ALICE, 50, None, None, "trip budget"))["data"][0]
+    assert spread["id"] == "spread" and "budget" in spread["snippet"]
+    one = (await history.list(ALICE, 1, None, None, "paris budget"))["data"]
+    assert [c["id"] for c in one] == ["together"]
+    await history.update_conversation(ALICE, "together", {"archived": True})
+    archived = (await history.list(ALICE, 50, None, False, "paris budget"))["data"]
+    assert [c["id"] for c in archived] == ["spread"]
