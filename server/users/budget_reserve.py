@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.errors import BudgetExceeded
 from server.users.budget_schema import budget_holds, budget_usage
 from server.users.costs import Allowance, Price, allowance, cents, nanos_of_usd, usd
-from server.users.periods import PERIOD_WORDS, Period, iso_utc, midnight, next_period_start
+from server.users.periods import Period, iso_utc, midnight, next_period_start
 from server.users.schema import accounts
 
 # A failed guard means another process's chats took budget: progress either way. Past
@@ -61,10 +61,12 @@ class Standing:
         }
 
     def refusal(self) -> BudgetExceeded:
+        """SPEC's text, `this month` naming the period as BUDGET_PERIOD does (`this day`,
+        `this week`), so a client can read it whatever the period."""
         assert self.limit is not None
         return BudgetExceeded(
             f"Budget used up: {cents(self.spent + self.reserved)} of {cents(self.limit)} "
-            f"{PERIOD_WORDS[self.period]}; it resets on {self.resets_on.isoformat()}"
+            f"this {self.period}; it resets on {self.resets_on.isoformat()}"
         )
 
 

@@ -12,8 +12,6 @@ from typing import Literal
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = ("day", "week", "month")
-# What the refusal says after "$4.98 of $5.00".
-PERIOD_WORDS: dict[Period, str] = {"day": "today", "week": "this week", "month": "this month"}
 
 Clock = Callable[[], datetime]
 
