@@ -38,8 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKENS, GAP_MS = 10, 20
 
 
-async def mint_accounts(settings: Settings, count: int) -> list[str]:
-    """`count` accounts with a session each; the session cookies' values."""
+async def mint_accounts(settings: Settings, count: int, own_key: bool = True) -> list[str]:
+    """`count` accounts with a session each (each with a key of its own, or on the server's
+    key); the session cookies' values."""
     db = Database(settings)
     await db.migrate()
     password_hash = PASSWORDS.hash("correct horse battery")
@@ -57,7 +58,7 @@ async def mint_accounts(settings: Settings, count: int) -> list[str]:
                 "password_hash": password_hash,
                 "admin": index == 0,
                 "disabled": False,
-                "openrouter_key": sealed,
+                "openrouter_key": sealed if own_key else None,
                 "created_at": now,
             }
         )
@@ -115,10 +116,11 @@ async def wait_up(url: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def process(args: list[str], env: dict[str, str]) -> AsyncIterator[None]:
+async def process(args: list[str], env: dict[str, str]) -> AsyncIterator[int]:
+    """`python -m <args>` for the block's length; its pid."""
     child = await asyncio.create_subprocess_exec(sys.executable, "-m", *args, cwd=ROOT, env=env)
     try:
-        yield
+        yield child.pid
     finally:
         child.terminate()
         await asyncio.wait_for(child.wait(), timeout=30)

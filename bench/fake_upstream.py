@@ -24,6 +24,21 @@ STREAM_HEAD = (
     b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
 )
 MAX_HEAD_BYTES = 64 * 1024
+# The one model /models prices, so a signed-in chat on it is metered (Budgets); its stream's
+# parameters come in the last message, since its name is fixed.
+PRICED_MODEL = "bench-priced"
+MODELS = orjson.dumps(
+    {
+        "data": [
+            {
+                "id": PRICED_MODEL,
+                "pricing": {"prompt": "0.000001", "completion": "0.000002"},
+                "context_length": 1_000_000,
+                "top_provider": {"max_completion_tokens": 1_000_000},
+            }
+        ]
+    }
+)
 
 
 class Records:
@@ -82,12 +97,16 @@ class FakeProtocol(asyncio.Protocol):
 
     def handle(self, method: str, path: str, body: bytes) -> None:
         if method == "POST" and path.endswith("/chat/completions"):
-            spec = StreamSpec.from_model(orjson.loads(body)["model"])
+            request = orjson.loads(body)
+            named = request["model"]
+            if named == PRICED_MODEL:
+                named = request["messages"][-1]["content"]
+            spec = StreamSpec.from_model(named)
             self.stream_sid = spec.sid
             self.stream = asyncio.ensure_future(self.write_stream(spec))
         elif method == "GET" and path.endswith("/models"):
-            # No prices: a signed-in account's chat is then not metered (Budgets).
-            self.respond(b'{"data": []}')
+            # Only PRICED_MODEL has a price: a chat on any `bench/…` model is not metered.
+            self.respond(MODELS)
         elif path == "/_bench/closed":
             self.respond(orjson.dumps(self.records.closed))
             self.records.closed = {}

@@ -84,6 +84,14 @@ def test_budget_start_bench_settles_every_chat_exactly() -> None:
 
 
 @pytest.mark.subprocess
+def test_metered_cpu_bench_checks_every_answer_and_bills_the_metered_chats() -> None:
+    options = ["--chats", "3", "--short", "10", "--long", "40", "--rounds", "2"]
+    done = run_module("bench.metered_cpu", *options, timeout_s=120)
+    assert "median a token: metered" in done.stdout
+    assert "\n14 chats billed" in done.stdout  # 2 warm-up, then 2 rounds x 2 lengths x 3 chats
+
+
+@pytest.mark.subprocess
 def test_history_bench_times_every_query_on_both_engines() -> None:
     options = ["--size", "20", "1000", "--rounds", "1"]
     done = run_module("bench.history", *options, timeout_s=300)
