@@ -14,7 +14,6 @@ import binascii
 import dataclasses
 import ipaddress
 import logging
-import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -38,6 +37,9 @@ DATABASE_FILE = "chatrelay.db"
 # What DATABASE_URL may name; a platform's Postgres add-on hands out postgres://.
 DATABASE_SCHEMES = {"sqlite": "sqlite+aiosqlite", "postgres": "postgresql+asyncpg"}
 DATABASE_SCHEMES |= {"postgresql": "postgresql+asyncpg", "postgresql+asyncpg": "postgresql+asyncpg"}
+# The largest budget (DEFAULT_BUDGET_USD, an admin's budget_usd): kept in nano-dollars, it
+# must fit the database's 64-bit integers with the spend and reservations added to it.
+MAX_BUDGET_USD = 1_000_000_000
 
 
 log = logging.getLogger(__name__)
@@ -220,9 +222,10 @@ def _dollars_or_none(name: str, value: str) -> float | None:
         number = float(value)
     except ValueError:
         number = -1.0
-    if not 0 <= number < math.inf:
+    if not 0 <= number <= MAX_BUDGET_USD:
         raise ConfigError(
-            f"{name} must be a number of US dollars, 0 or more, or none, got {value!r}"
+            f"{name} must be a number of US dollars from 0 to {MAX_BUDGET_USD}, or none,"
+            f" got {value!r}"
         )
     return number
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
+from server.config import MAX_BUDGET_USD
 from server.errors import BadRequest
 
 MAX_EMAIL_CHARS = 254
@@ -73,15 +73,16 @@ def flag_field(data: dict[str, Any], name: str) -> bool:
 
 
 def dollars_field(data: dict[str, Any], name: str) -> float | None:
-    """A budget in US dollars: a finite number, 0 or more, or null (none of its own)."""
+    """A budget in US dollars: a number from 0 to MAX_BUDGET_USD, or null (none of its own)."""
     value = data.get(name)
     if value is None:
         return None
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
+        or not 0 <= value <= MAX_BUDGET_USD  # NaN and infinities too
     ):
-        raise BadRequest(f"{name} must be a number of US dollars, 0 or more, or null")
+        raise BadRequest(
+            f"{name} must be a number of US dollars from 0 to {MAX_BUDGET_USD}, or null"
+        )
     return float(value)

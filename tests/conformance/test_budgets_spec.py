@@ -208,7 +208,7 @@ async def test_an_account_without_any_limit_shows_null(
     }
 
 
-@pytest.mark.parametrize("bad", [b'"5"', b"[1]", b"{}"])
+@pytest.mark.parametrize("bad", [b'"5"', b"1e300", b"1000000000.01", b"[1]", b"{}"])
 async def test_more_budgets_that_are_not_dollars_are_a_400_naming_the_field(
     make_client: MakeClient, fake_openrouter: FakeOpenRouter, browsers: list[Browser], bad: bytes
 ) -> None:
@@ -224,6 +224,21 @@ async def test_more_budgets_that_are_not_dollars_are_a_400_naming_the_field(
     # Nothing changed, and chats go on.
     assert (await budget_of(admin))["limit_usd"] == 1.0
     assert (await admin.call("POST", "/api/chat/openrouter", chat_body()))[0] == 200
+
+
+async def test_the_largest_budget_still_serves_chats(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter, browsers: list[Browser]
+) -> None:
+    """A billion dollars, kept in nano-dollars, still fits the database's integers."""
+    client = await make_client()
+    admin, admin_id = await member(client, browsers, "admin@example.com")
+    status, changed, _ = await admin.call(
+        "PATCH", f"/api/admin/accounts/{admin_id}", {"budget_usd": 1_000_000_000}
+    )
+    assert status == 200 and changed["budget"]["limit_usd"] == 1_000_000_000
+    fake_openrouter.script(costing(0.5))
+    assert (await admin.call("POST", "/api/chat/openrouter", chat_body()))[0] == 200
+    assert (await budget_of(admin))["spent_usd"] == pytest.approx(0.5)
 
 
 async def test_the_spend_of_the_last_12_periods(

@@ -91,6 +91,7 @@ def test_the_upstream_pool_holds_a_thousand_chats_by_default() -> None:
         ({"SIGNUP": "maybe"}, "SIGNUP"),
         ({"DEFAULT_BUDGET_USD": "-1"}, "DEFAULT_BUDGET_USD"),
         ({"DEFAULT_BUDGET_USD": "inf"}, "DEFAULT_BUDGET_USD"),
+        ({"DEFAULT_BUDGET_USD": "1e12"}, "DEFAULT_BUDGET_USD"),
         ({"DEFAULT_BUDGET_USD": "five"}, "DEFAULT_BUDGET_USD"),
         ({"BUDGET_PERIOD": "year"}, "BUDGET_PERIOD"),
     ],
