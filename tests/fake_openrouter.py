@@ -164,6 +164,26 @@ def tool_call_reply() -> Reply:
     return Reply(steps=steps)
 
 
+def tool_calls_reply(*calls: tuple[str, str, str], text: str = "") -> Reply:
+    """A model calling tools in parallel, each (id, name, arguments) with its arguments in two
+    pieces, after some text when given."""
+    steps: list[Step] = [event(chunk(text))] if text else []
+    for index, (call_id, name, arguments) in enumerate(calls):
+        half = len(arguments) // 2
+        pieces = [
+            {"index": index, "id": call_id, "type": "function", "function": {"name": name}},
+            {"index": index, "function": {"arguments": arguments[:half]}},
+            {"index": index, "function": {"arguments": arguments[half:]}},
+        ]
+        for piece in pieces:
+            body = chunk()
+            body["choices"][0]["delta"] = {"content": None, "tool_calls": [piece]}
+            steps.append(event(body))
+    steps.append(event(chunk(finish_reason="tool_calls", usage=USAGE)))
+    steps.append(event("[DONE]"))
+    return Reply(steps=steps)
+
+
 def split_surrogate_reply(before: str, pair: str, after: str, *, cut: bool = True) -> Reply:
     """A JavaScript server's stream: the UTF-16 halves of `pair` (one astral character) in
     two chunks, each a lone `\\uXXXX` escape; `cut=False` sends only the first half."""

@@ -103,6 +103,33 @@ async def logged(
             del events, out
 
 
+def tool_calls_of(outline: Sequence[LogEvent]) -> list[dict[str, Any]]:
+    """The function calls of a response's log as chat completions say them (the `tool_calls`
+    of its assistant message), read by the same translation as every reader's, so each id is
+    the `call_id` the client saw. `outline`: the log with each run of text as one non-empty
+    piece of it, which is all that decides the output items' places; [] for a chat's log."""
+    if not outline or type(outline[0]) is not Raw:
+        return []
+    try:
+        head = orjson.loads(outline[0].content)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(head, dict) or not RESPONSE_ID.fullmatch(str(head.get("id"))):
+        return []
+    reading = ResponseLog()
+    reading.take([event for event in outline if not isinstance(event, Done | Failed)])
+    assert reading.items is not None
+    return [
+        {
+            "id": item["call_id"],
+            "type": "function",
+            "function": {"name": item["name"], "arguments": item["arguments"]},
+        }
+        for item in reading.items.snapshot()
+        if item["type"] == "function_call"
+    ]
+
+
 def log_as(
     head: bytes,
 ) -> Callable[[AsyncGenerator[list[Chunks | Done], None]], AsyncGenerator[list[ChatEvent], None]]:

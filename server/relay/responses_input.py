@@ -6,6 +6,10 @@ parts `file` parts; an assistant message (an earlier answer handed back) is its 
 of `function_call` items is one assistant turn's `tool_calls`, and a `function_call_output`
 item a `tool` message. A `reasoning` item handed back is left out: chat completions have no
 place for it.
+
+A stored response keeps every message of its input as its turn (turn_messages): an earlier
+answer handed back, a function call and its output too, so nothing is lost from the
+conversation that `previous_response_id` continues.
 """
 
 from __future__ import annotations
@@ -161,6 +165,7 @@ def chat_parts(parts: list[Any]) -> list[dict[str, Any]]:
 
 
 def turn_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The input's user and system messages, as chat messages: what a stored response
-    writes in the account's history as its turn (an earlier answer handed back is not)."""
-    return [chat_message(i) for i in items if i["type"] == "message" and i["role"] != "assistant"]
+    """What a stored response writes in the account's history as its turn: the input's chat
+    messages, every one, in order (function calls and their outputs included), so that a
+    turn continued by `previous_response_id` sends upstream what a stateless client would."""
+    return chat_messages(items)

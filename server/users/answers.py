@@ -24,7 +24,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from server.errors import AccountStoreUnavailable, BadRequest, ChatError
-from server.store.events import Delta, Done, Failed, Final, LogEvent, Reasoning
+from server.relay.responses import tool_calls_of
+from server.store.events import Delta, Done, Failed, Final, LogEvent, Raw, Reasoning
 from server.users.history import History, HistoryConflict, message_row
 from server.users.history_rows import checked_id, new_id, now_ms
 from server.users.history_tables import history_runners, messages
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 # answer in the history); longer, and the chat ends while the write goes on retrying.
 FIRST_WRITE_WAIT_S = 2.0
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
+FINALS = (Done, Failed)
 
 
 def parse_conversation(value: object) -> tuple[str, str | None, str]:
@@ -190,9 +192,21 @@ class Answers:
 
 
 class AnswerWriter:
-    """A run's hook (server/relay/runs.py): keeps the answer, writes it once at the end."""
+    """A run's hook (server/relay/runs.py): keeps the answer, writes it once at the end.
 
-    __slots__ = ("account_id", "answers", "conversation_id", "message_id", "reasoning", "text")
+    A /v1/responses run's function calls are kept as the message's `tool_calls`, read at the
+    end from the log's outline (its Raw events, and each run of text once): the answer a
+    `previous_response_id` continues must give upstream its calls before their outputs."""
+
+    __slots__ = (
+        "account_id",
+        "answers",
+        "conversation_id",
+        "message_id",
+        "outline",
+        "reasoning",
+        "text",
+    )
 
     def __init__(
         self, answers: Answers, account_id: str, conversation_id: str, message_id: str
@@ -201,13 +215,21 @@ class AnswerWriter:
         self.conversation_id, self.message_id = conversation_id, message_id
         self.text: list[str] = []
         self.reasoning: list[str] = []
+        self.outline: list[LogEvent] = []
 
     def seen(self, events: Sequence[LogEvent]) -> None:
+        outline = self.outline
         for event in events:
-            if type(event) is Delta:
+            if isinstance(event, FINALS):
+                continue
+            kind = type(event)
+            if kind is Delta:
                 self.text.append(event.content)
-            elif type(event) is Reasoning:
+            elif kind is Reasoning:
                 self.reasoning.append(event.content)
+            # Per token only a type check: a run of text is outlined by its first piece.
+            if kind is Raw or (event.content and (not outline or type(outline[-1]) is not kind)):
+                outline.append(event)
 
     async def ended(self, final: Final) -> None:
         await self.answers.write_end(
@@ -224,6 +246,9 @@ class AnswerWriter:
         if isinstance(final, Done):
             values["status"] = "cancelled" if final.finish_reason == "cancelled" else "done"
             values["usage"] = None if final.usage is None else orjson.dumps(final.usage).decode()
+            # A cancelled answer's calls may be cut short: only a whole answer's are kept.
+            calls = tool_calls_of(self.outline) if values["status"] == "done" else []
+            values["tools"] = orjson.dumps({"tool_calls": calls}).decode() if calls else None
         else:
             values["status"] = "error"
             values["error_status"], values["error_message"] = final.status, final.message

@@ -94,7 +94,7 @@ def message_json(row: Row[Any]) -> dict[str, Any]:
     error = None
     if row.status == "error":
         error = {"status": row.error_status, "message": row.error_message}
-    return {
+    message = {
         "id": row.id,
         "conversation_id": row.conversation_id,
         "parent_id": row.parent_id,
@@ -109,6 +109,29 @@ def message_json(row: Row[Any]) -> dict[str, Any]:
         "created_at": stamp(row.created_at),
         "version": row.version,
     }
+    if row.tools is not None:
+        # Only where there is some (as chat completions say them): an answer's `tool_calls`,
+        # a tool output's `tool_call_id`; every other message keeps SPEC's shape exactly.
+        message |= tool_fields(orjson.loads(row.tools))
+    return message
+
+
+def tool_fields(tools: object) -> dict[str, Any]:
+    """The tool data a message keeps: `tool_calls` (a list) and `tool_call_id` (a string)."""
+    if not isinstance(tools, dict):
+        return {}
+    out: dict[str, Any] = {}
+    if isinstance(tools.get("tool_calls"), list) and tools["tool_calls"]:
+        out["tool_calls"] = tools["tool_calls"]
+    if isinstance(tools.get("tool_call_id"), str):
+        out["tool_call_id"] = tools["tool_call_id"]
+    return out
+
+
+def tools_json(message: dict[str, Any]) -> str | None:
+    """What a message's `tools` column holds of a chat message: None when it has no tool data."""
+    kept = tool_fields(message)
+    return orjson.dumps(kept).decode() if kept else None
 
 
 def cursor(updated_at: int, conversation_id: str) -> str:

@@ -72,6 +72,9 @@ messages = Table(
     Column("text", Text, nullable=False),
     Column("parts", Text),
     Column("reasoning", Text),
+    # Tool data as JSON (0003_message_tools): an answer's {"tool_calls": [...]}, a tool
+    # output's {"tool_call_id": ...}; NULL for every other message.
+    Column("tools", Text),
     Column("status", String(16), nullable=False),
     Column("chat_id", String(MAX_ID_CHARS)),
     Column("model", String(200)),

@@ -1,22 +1,28 @@
 """A stored /v1/responses response as a turn of a conversation in its account's history
 (SPEC "The Responses API"), so the page shows what a script said through the SDK.
 
-A response's input messages (user and system ones) are written under the previous turn's
-answer, or start a new conversation; its answer is the assistant message its run writes
-(server/users/answers.py), whose `chat_id` is the response's id. That is how
+A response's input, as the chat messages it became upstream, is written under the previous
+turn's answer, or starts a new conversation; its answer is the assistant message its run
+writes (server/users/answers.py), whose `chat_id` is the response's id. That is how
 `previous_response_id` finds the turn it continues, long after the response's own log has
 expired: the conversation, and the path from its first message to that answer, which is
 the context sent upstream again.
+
+Function calls are kept too (issue 25), as chat completions say them, in the messages'
+`tools` column: an answer that called tools keeps its `tool_calls`, and each
+`function_call_output` is a `tool` message with its `tool_call_id`. So the path sent again
+is exactly what a stateless client would send: the tool loop every agent SDK runs on
+`previous_response_id` gives upstream each call before its output.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from server.users.history import History
-from server.users.history_rows import MAX_TITLE_CHARS
+from server.users.history_rows import MAX_TITLE_CHARS, checked_content, new_id, tools_json
 from server.users.history_tables import messages
 
 # A conversation's title: the start of its first question, as the page names one.
@@ -51,10 +57,21 @@ async def context_of(
         path.append(by_id[at])
         at = by_id[at]["parent_id"]
     path.reverse()
-    return [
-        {"role": m["role"], "content": m["content"] if m["content"] is not None else ""}
-        for m in path
-    ]
+    return [chat_message(m) for m in path]
+
+
+def chat_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A history message as the chat message it was upstream."""
+    content = message["content"] if message["content"] is not None else ""
+    out: dict[str, Any] = {"role": message["role"], "content": content}
+    if "tool_calls" in message:
+        out["tool_calls"] = message["tool_calls"]
+        # A turn that only called tools says no text: null, as upstream and the SDKs say it.
+        if content == "":
+            out["content"] = None
+    if "tool_call_id" in message:
+        out["tool_call_id"] = message["tool_call_id"]
+    return out
 
 
 def title_of(turn: list[dict[str, Any]]) -> str:
@@ -75,19 +92,40 @@ async def write_turn(
     place: tuple[str, str] | None,
     turn: list[dict[str, Any]],
 ) -> tuple[str, str | None]:
-    """Write the turn's user and system messages under `place` (a conversation and the
-    answer they follow), or in a new conversation; the conversation and the last message,
-    which the answer goes under."""
+    """Write the turn's chat messages (user, system, an earlier answer handed back, its
+    tool calls and their outputs) under `place` (a conversation and the answer they
+    follow), or in a new conversation, in one transaction; the conversation and the last
+    message, which the answer goes under."""
     if place is None:
         made = await history.create_conversation(account_id, {"title": title_of(turn)})
         conversation_id, parent_id = made["id"], None
     else:
         conversation_id, parent_id = place
-    for message in turn:
-        added = await history.add_message(
-            account_id,
-            conversation_id,
-            {"parent_id": parent_id, "role": message["role"], "content": message["content"]},
+    async with history.writing(account_id) as versions:
+        db = versions.db
+        await history.check_place(
+            db, account_id, conversation_id, parent_id, "previous_response_id"
         )
-        parent_id = added["id"]
+        now = await history.touch(versions, conversation_id)
+        for message in turn:
+            content = message["content"]
+            text, parts = checked_content("" if content is None else content, "input")
+            message_id = new_id()
+            # One time for the turn: its messages keep their order by seq (as the GET reads).
+            await db.execute(
+                insert(messages).values(
+                    account_id=account_id,
+                    id=message_id,
+                    conversation_id=conversation_id,
+                    parent_id=parent_id,
+                    role=message["role"],
+                    text=text,
+                    parts=parts,
+                    tools=tools_json(message),
+                    status="done",
+                    created_at=now,
+                    version=versions.take(),
+                )
+            )
+            parent_id = message_id
     return conversation_id, parent_id
