@@ -15,6 +15,7 @@ export function localMessage(message) {
     local.content = message.content ?? "";
   }
   if (message.reasoning) local.reasoning = message.reasoning;
+  if (message.used_tools?.length) local.tools = message.used_tools;
   if (message.model) local.model = message.model;
   if (message.usage) local.usage = message.usage;
   if (message.chat_id) local.chatId = message.chat_id;
@@ -43,6 +44,34 @@ export function newestPath(messages) {
     next = children.get(newest.id);
   }
   return path;
+}
+
+// A script's function calls (through /v1/responses) are history messages too: a tool's output,
+// and an answer that only called tools. The page shows neither (its own chats have no tools,
+// and an empty answer would drop its question from the next request); the answer they led to
+// says which tools were used. So a branch is walked through them, then they are left out.
+const hidden = (message) =>
+  message.role === "tool" ||
+  (Boolean(message.tool_calls?.length) &&
+    !(Array.isArray(message.content) ? message.content.length : message.content));
+
+export function shownPath(messages) {
+  const shown = [];
+  let used = [];
+  for (const message of newestPath(messages)) {
+    for (const call of message.tool_calls ?? []) {
+      const name = call?.function?.name;
+      if (typeof name === "string" && name && !used.includes(name)) used.push(name);
+    }
+    if (hidden(message)) continue;
+    if (message.role === "assistant" && used.length) {
+      shown.push({ ...message, used_tools: used });
+      used = [];
+    } else {
+      shown.push(message);
+    }
+  }
+  return shown;
 }
 
 const RETRY_AFTER_MS = [500, 1500, 4000];

@@ -7,7 +7,7 @@
 // of the tree; the versions and branches made here stay browsable here.
 
 import * as history from "./history-api.js";
-import { localMessage, newestPath, retrying, time } from "./history-shapes.js";
+import { localMessage, retrying, shownPath, time } from "./history-shapes.js";
 import { userContent } from "./request.js";
 import { newId } from "./store.js";
 
@@ -163,7 +163,7 @@ export class ServerHistory {
   // The server's copy folded into the page's: the same message objects where they exist (a
   // running chat holds references to them); an answer this tab streams is left to its stream.
   apply(summary, messages) {
-    const path = newestPath(messages.filter((m) => m.role !== "system"));
+    const path = shownPath(messages.filter((m) => m.role !== "system"));
     const system = messages.find((m) => m.role === "system" && m.parent_id === null);
     const local = this.store.find(summary.id);
     const mine = new Map((local?.messages ?? []).map((m) => [m.id, m]));

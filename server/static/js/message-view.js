@@ -88,6 +88,7 @@ export class MessageView {
       return;
     }
     this.renderReasoning();
+    this.renderTools();
     this.renderBody();
     const error = message.status === "error";
     let note = error ? message.error : (STATUS_NOTES[message.status] ?? "");
@@ -141,6 +142,18 @@ export class MessageView {
     if (this.reasoningText.textContent.length !== reasoning.length) {
       this.reasoningText.textContent = reasoning;
     }
+  }
+
+  // The tools a script's answer used (history-shapes.js shownPath), in one quiet line.
+  renderTools() {
+    const text = this.message.tools?.length ? `Used ${this.message.tools.join(", ")}` : "";
+    if (!this.tools) {
+      if (!text) return;
+      this.tools = element("p", "message-tools");
+      this.body.before(this.tools);
+    }
+    if (this.tools.textContent !== text) this.tools.textContent = text;
+    this.tools.hidden = !text;
   }
 
   // Which actions a message offers depends on whether it is the last and whether a chat runs.
