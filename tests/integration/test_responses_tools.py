@@ -17,6 +17,7 @@ from openai.types.responses import FunctionToolParam
 from tests.account_clients import Browser, bearer
 from tests.conftest import Client, MakeClient
 from tests.fake_openrouter import FakeOpenRouter, sse_reply, tool_calls_reply
+from tests.history.devices import MESSAGE_KEYS
 from tests.integration.openai_sdk import sdk_for
 
 MODEL = "openai/gpt-4o-mini"
@@ -26,21 +27,6 @@ WEATHER: FunctionToolParam = {
     "description": "Weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
     "strict": None,
-}
-# What SPEC's History and sync says every message has.
-MESSAGE_KEYS = {
-    "id",
-    "conversation_id",
-    "parent_id",
-    "role",
-    "content",
-    "status",
-    "chat_id",
-    "model",
-    "usage",
-    "error",
-    "created_at",
-    "version",
 }
 
 
