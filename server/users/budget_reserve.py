@@ -1,17 +1,16 @@
 """Reservations asked at the same moment, decided together (SPEC "Budgets", issue 24).
 
-A burst's chats reserve in one transaction (server/users/lookups.py Writes), at a constant
-number of statements per account whatever the number of chats: one read of every account's
-limit, spend and holds in the batch, the decision in Python of which chats fit (in the order
-asked, each seeing what those before it took), ONE conditional UPDATE per account adding
-what they took together, and one INSERT of every hold of the batch.
+A burst's chats reserve in one transaction (server/users/lookups.py Writes) in four
+statements, whatever the number of chats and accounts: the accounts' limits; their period
+rows, made if missing, read and locked (one INSERT … ON CONFLICT of many rows); then, the
+decision in Python of which chats fit (in the order asked, each seeing what those before it
+took), ONE UPDATE adding each account's total; and one INSERT of every hold.
 
-The UPDATE's guard, `spent + reserved + :total <= limit`, is what keeps the budget: the
-database checks it on the row as it is when the UPDATE runs (PostgreSQL re-checks it on the
-row it waited for; SQLite holds its write lock from BEGIN IMMEDIATE), so batches from any
-number of processes can never together pass the limit. When it fails, another process took
-some of the budget between the read and the UPDATE: the account's chats are decided again
-on a fresh read (PostgreSQL's READ COMMITTED sees what was committed, in this transaction).
+The UPDATE's guard, `spent + reserved + total <= limit` for each account, is what keeps the
+budget whatever happened since the read: the database checks it on the row as it is then.
+The read locks the rows (PostgreSQL; SQLite holds its write lock from BEGIN IMMEDIATE), so
+the guard does not fail between processes; when it does fail all the same, the account's
+chats are decided again on a fresh read.
 """
 
 from __future__ import annotations
@@ -21,76 +20,31 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+import orjson
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    String,
+    bindparam,
+    column,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import ReturningInsert
 
-from server.errors import BudgetExceeded
 from server.users.budget_schema import budget_holds, budget_usage
-from server.users.costs import Allowance, Price, allowance, cents, nanos_of_usd, usd
-from server.users.periods import Period, iso_utc, midnight, next_period_start
+from server.users.budget_standing import Asked, Hold, Standing
+from server.users.costs import Allowance, allowance, nanos_of_usd
+from server.users.periods import Period
 from server.users.schema import accounts
 
 # A failed guard means another process's chats took budget: progress either way. Past
 # these, the account's chats are answered None and ask again (Budgets.reserve).
 GUARD_ATTEMPTS = 8
-
-
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """An account's budget this period, as GET /api/session shows it."""
-
-    limit: int | None
-    spent: int
-    reserved: int
-    period: Period
-    start: date
-
-    @property
-    def resets_on(self) -> date:
-        return next_period_start(self.start, self.period)
-
-    def view(self) -> dict[str, Any]:
-        """GET /api/session's `budget` (and each account's in the admin's list)."""
-        return {
-            "limit_usd": None if self.limit is None else usd(self.limit),
-            "spent_usd": usd(self.spent),
-            "reserved_usd": usd(self.reserved),
-            "period": self.period,
-            "resets_at": iso_utc(midnight(self.resets_on)),
-        }
-
-    def refusal(self) -> BudgetExceeded:
-        """SPEC's text, `this month` naming the period as BUDGET_PERIOD does (`this day`,
-        `this week`), so a client can read it whatever the period."""
-        assert self.limit is not None
-        return BudgetExceeded(
-            f"Budget used up: {cents(self.spent + self.reserved)} of {cents(self.limit)} "
-            f"this {self.period}; it resets on {self.resets_on.isoformat()}"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """A metered chat's reservation: `max_tokens` to send upstream (None: as asked)."""
-
-    account_id: str
-    start: date
-    amount: int
-    hold_id: str | None
-    max_tokens: int | None
-
-
-@dataclass(slots=True)
-class Asked:
-    """One chat's reservation waiting for its batch. `outcome`: its Hold; the Standing that
-    refuses it; None when it must ask again (the guard kept failing)."""
-
-    account_id: str
-    price: Price
-    chars: int
-    requested: int | None
-    outcome: Hold | Standing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,46 +58,6 @@ class Terms:
     holder: str
     expires_at: datetime
     dialect: str
-
-
-# An account's standing and whether its row for the period exists yet.
-Found = tuple[Standing, bool]
-
-
-async def read_standings(
-    db: AsyncConnection, ids: list[str], start: date, period: Period, default: int | None
-) -> dict[str, Found]:
-    """Each account's budget this period in one statement (its limit and its period row).
-    An account that is not there reads as one without a row, under the default."""
-    usage = budget_usage.c
-    query = (
-        select(accounts.c.id, accounts.c.budget_usd, usage.spent_nanos, usage.reserved_nanos)
-        .select_from(
-            accounts.outerjoin(
-                budget_usage,
-                and_(usage.account_id == accounts.c.id, usage.period_start == start),
-            )
-        )
-        .where(accounts.c.id.in_(ids))
-    )
-    rows = {row[0]: row[1:] for row in (await db.execute(query)).all()}
-    found = {}
-    for account_id in ids:
-        own, spent, reserved = rows.get(account_id, (None, None, None))
-        limit = default if own is None else nanos_of_usd(own)
-        standing = Standing(limit, int(spent or 0), int(reserved or 0), period, start)
-        found[account_id] = (standing, spent is not None)
-    return found
-
-
-async def ensure_usage_row(db: AsyncConnection, dialect: str, account_id: str, start: date) -> None:
-    """The account's row for the period, made by its first chat (or its first spend)."""
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert
-    await db.execute(
-        insert(budget_usage)
-        .values(account_id=account_id, period_start=start, spent_nanos=0, reserved_nanos=0, chats=0)
-        .on_conflict_do_nothing()
-    )
 
 
 def decide(standing: Standing, asked: list[Asked]) -> tuple[int, list[Allowance | Standing]]:
@@ -163,40 +77,95 @@ def decide(standing: Standing, asked: list[Asked]) -> tuple[int, list[Allowance 
     return taken, decided
 
 
-async def take_account(
-    db: AsyncConnection, terms: Terms, account_id: str, asked: list[Asked], found: Found
-) -> list[dict[str, Any]]:
-    """One account's chats of the batch: their outcomes set, and the rows of their holds
-    (for the batch's one INSERT) once the guarded UPDATE took what they hold."""
+async def read_limits(
+    db: AsyncConnection, ids: list[str], default: int | None
+) -> dict[str, int | None]:
+    """Each account's limit (its own, else the default; an account not there: the default)."""
+    query = select(accounts.c.id, accounts.c.budget_usd).where(accounts.c.id.in_(ids))
+    own = dict((await db.execute(query)).all())
+    return {
+        account_id: default if own.get(account_id) is None else nanos_of_usd(own[account_id])
+        for account_id in ids
+    }
+
+
+def usage_rows(terms: Terms) -> ReturningInsert[str, int, int]:
+    """Each account's row for the period, made when it is the period's first chat, read and
+    locked: run for many accounts at once (executemany, sent as one INSERT of many rows)."""
     usage = budget_usage.c
-    for attempt in range(GUARD_ATTEMPTS):
-        if attempt:  # the guard failed: another process took some; decide on a fresh read
-            fresh = await read_standings(db, [account_id], terms.start, terms.period, terms.default)
-            found = fresh[account_id]
-        standing, has_row = found
-        if standing.limit is None:
-            for one in asked:
-                one.outcome = Hold(account_id, terms.start, 0, None, one.requested)
-            return []
-        total, decided = decide(standing, asked)
-        if total > 0:
-            if not has_row:  # the period's first chat
-                await ensure_usage_row(db, terms.dialect, account_id, terms.start)
-            taken = await db.execute(
-                update(budget_usage)
-                .where(
-                    usage.account_id == account_id,
-                    usage.period_start == terms.start,
-                    usage.spent_nanos + usage.reserved_nanos + total <= standing.limit,
-                )
-                .values(reserved_nanos=usage.reserved_nanos + total)
+    insert = postgresql.insert if terms.dialect == "postgresql" else sqlite.insert
+    return (
+        insert(budget_usage)
+        .values(
+            account_id=bindparam("account"),
+            period_start=terms.start,
+            spent_nanos=0,
+            reserved_nanos=0,
+            chats=0,
+        )
+        # A no-op on a row that is there: it locks the row, and RETURNING reads it.
+        .on_conflict_do_update(
+            index_elements=[usage.account_id, usage.period_start], set_={"chats": usage.chats}
+        )
+        .returning(usage.account_id, usage.spent_nanos, usage.reserved_nanos)
+    )
+
+
+async def lock_usage(
+    db: AsyncConnection, terms: Terms, ids: list[str]
+) -> dict[str, tuple[int, int]]:
+    """Each account's spent and reserved this period, in one statement that also locks the
+    rows until the transaction ends, one after the other in account order (`ids` is sorted):
+    two processes' batches then never wait on each other in a cycle (PostgreSQL; SQLite's
+    write lock is held already)."""
+    found = await db.execute(usage_rows(terms), [{"account": one} for one in ids])
+    return {account_id: (int(spent), int(reserved)) for account_id, spent, reserved in found}
+
+
+def taking_rows(dialect: str, totals: list[tuple[str, int, int]]) -> CTE:
+    """`totals` (account, total, limit) as a table, from one JSON parameter: a statement whose
+    text does not change with the batch's size is compiled once (a VALUES list of 500 rows
+    took SQLAlchemy 50 ms to compile). Materialized, so SQLite looks each account's row up by
+    its key rather than scanning the JSON for each row."""
+    records = [{"account_id": one, "total": total, "cap": cap} for one, total, cap in totals]
+    if dialect == "postgresql":
+        table = (
+            func.jsonb_to_recordset(bindparam("taking", records, type_=JSONB))
+            .table_valued(
+                column("account_id", String), column("total", BigInteger), column("cap", BigInteger)
             )
-            if taken.rowcount != 1:
-                continue
-        return held(terms, account_id, asked, decided)
-    for one in asked:
-        one.outcome = None
-    return []
+            .render_derived(name="rows", with_types=True)
+        )
+        selected = select(table.c.account_id, table.c.total, table.c.cap)
+    else:
+        each = func.json_each(orjson.dumps(records).decode()).table_valued("value")
+        selected = select(
+            *(
+                func.json_extract(each.c.value, f"$.{name}").label(name)
+                for name in ("account_id", "total", "cap")
+            )
+        )
+    return selected.cte("taking").prefix_with("MATERIALIZED")
+
+
+async def take_totals(
+    db: AsyncConnection, terms: Terms, totals: list[tuple[str, int, int]]
+) -> set[str]:
+    """ONE guarded UPDATE for the batch: each account's (id, total, limit) added to its
+    reserved when `spent + reserved + total <= limit` still holds. The accounts it took."""
+    usage = budget_usage.c
+    taking = taking_rows(terms.dialect, totals)
+    statement = (
+        update(budget_usage)
+        .where(
+            usage.account_id == taking.c.account_id,
+            usage.period_start == terms.start,
+            usage.spent_nanos + usage.reserved_nanos + taking.c.total <= taking.c.cap,
+        )
+        .values(reserved_nanos=usage.reserved_nanos + taking.c.total)
+        .returning(usage.account_id)
+    )
+    return set((await db.execute(statement)).scalars().all())
 
 
 def held(
@@ -223,17 +192,55 @@ def held(
     return rows
 
 
+async def take_once(
+    db: AsyncConnection,
+    terms: Terms,
+    asked: dict[str, list[Asked]],
+    limits: dict[str, int],
+    rows: list[dict[str, Any]],
+) -> list[str]:
+    """One attempt for the accounts of `limits` (sorted): their rows locked and read, each
+    one's chats decided in order, one guarded UPDATE; their holds' rows added to `rows`.
+    The accounts whose guard failed (another process took some since the read)."""
+    found = await lock_usage(db, terms, list(limits))
+    taking: dict[str, list[Allowance | Standing]] = {}
+    totals = []
+    for account_id, limit in limits.items():
+        standing = Standing(limit, *found[account_id], terms.period, terms.start)
+        total, decided = decide(standing, asked[account_id])
+        if total:
+            taking[account_id] = decided
+            totals.append((account_id, total, limit))
+        else:  # every chat of it refused: nothing to take
+            rows += held(terms, account_id, asked[account_id], decided)
+    taken = await take_totals(db, terms, totals) if totals else set()
+    for account_id in taken:
+        rows += held(terms, account_id, asked[account_id], taking[account_id])
+    return [account_id for account_id in taking if account_id not in taken]
+
+
 async def take_many(db: AsyncConnection, terms: Terms, batch: list[Asked]) -> None:
-    """The batch's reservations: per account a read (one for all), one conditional UPDATE,
-    and one INSERT of every hold. In account order, so two processes' batches lock the period
-    rows in the same order (PostgreSQL) and never wait on each other in a cycle."""
-    by_account: dict[str, list[Asked]] = {}
+    """The batch's reservations: the accounts' limits, their period rows (made, locked and
+    read), one guarded UPDATE, one INSERT of every hold. Accounts whose guard failed are
+    decided again on a fresh read; past GUARD_ATTEMPTS their chats ask again."""
+    asked: dict[str, list[Asked]] = {}
     for one in batch:
-        by_account.setdefault(one.account_id, []).append(one)
-    ids = sorted(by_account)
-    found = await read_standings(db, ids, terms.start, terms.period, terms.default)
+        asked.setdefault(one.account_id, []).append(one)
+    limits: dict[str, int] = {}
+    for account_id, limit in (await read_limits(db, sorted(asked), terms.default)).items():
+        if limit is not None:
+            limits[account_id] = limit
+            continue
+        for one in asked[account_id]:  # no limit: nothing to hold, the chat runs as asked
+            one.outcome = Hold(account_id, terms.start, 0, None, one.requested)
     rows: list[dict[str, Any]] = []
-    for account_id in ids:
-        rows += await take_account(db, terms, account_id, by_account[account_id], found[account_id])
+    for _ in range(GUARD_ATTEMPTS):
+        if not limits:
+            break
+        failed = await take_once(db, terms, asked, limits, rows)
+        limits = {account_id: limits[account_id] for account_id in failed}
+    for account_id in limits:
+        for one in asked[account_id]:
+            one.outcome = None
     if rows:
         await db.execute(budget_holds.insert(), rows)

@@ -5,8 +5,8 @@ The reservation is a conditional UPDATE of the account's row for the period,
 `reserved = reserved + :amount WHERE spent + reserved + :amount <= :limit`: the database
 checks and takes in one statement, so chats started together on any number of processes
 cannot together pass the limit. Reservations asked at the same moment go into one
-transaction (server/users/lookups.py Writes) and take a constant number of statements per
-account, one UPDATE for all of an account's chats (server/users/budget_reserve.py).
+transaction (server/users/lookups.py Writes) and take four statements together, one UPDATE
+for all their accounts (server/users/budget_reserve.py).
 The holds a dead process left are apart (budget_holds.py).
 """
 
@@ -28,16 +28,15 @@ from server.users.budget_holds import (
     release_holds,
     retire_holder,
 )
-from server.users.budget_reserve import (
+from server.users.budget_reserve import Terms, take_many
+from server.users.budget_schema import budget_holds, budget_usage, spend
+from server.users.budget_standing import (
     Asked,
     Hold,
     Standing,
-    Terms,
     ensure_usage_row,
     read_standings,
-    take_many,
 )
-from server.users.budget_schema import budget_holds, budget_usage, spend
 from server.users.costs import Price, nanos_of_usd, usd
 from server.users.db import Database
 from server.users.lookups import Writes
