@@ -92,6 +92,15 @@ def test_metered_cpu_bench_checks_every_answer_and_bills_the_metered_chats() -> 
 
 
 @pytest.mark.subprocess
+def test_budget_burst_bench_meters_every_chat_through_the_relay() -> None:
+    options = ["--n", "10", "--rounds", "1", "--engines", "sqlite"]
+    done = run_module("bench.budget_burst", *options, timeout_s=120)
+    for burst in ("anonymous", "unmetered", "metered"):
+        assert f"sqlite round 0 {burst}: TTFT" in done.stdout
+    assert "sqlite: every metered chat reserved and settled: True" in done.stdout
+
+
+@pytest.mark.subprocess
 def test_history_bench_times_every_query_on_both_engines() -> None:
     options = ["--size", "20", "1000", "--rounds", "1"]
     done = run_module("bench.history", *options, timeout_s=300)
