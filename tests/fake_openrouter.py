@@ -28,7 +28,13 @@ from aiohttp import web
 Step = bytes | float | asyncio.Event | Literal["hang", "drop"]
 
 MODELS = [
-    {"id": "openai/gpt-4o-mini", "name": "OpenAI: GPT-4o-mini", "context_length": 128000},
+    {
+        "id": "openai/gpt-4o-mini",
+        "name": "OpenAI: GPT-4o-mini",
+        "context_length": 128000,
+        # OpenRouter's: the longest answer the model's top provider gives.
+        "top_provider": {"context_length": 128000, "max_completion_tokens": 16384},
+    },
     {
         "id": "anthropic/claude-3.5-sonnet",
         "name": "Anthropic: Claude 3.5 Sonnet",

@@ -192,7 +192,8 @@ class OpenRouterClient:
             raise transport_error(exc, self._silence_message) from None
 
     async def list_models(self, api_key: str | None) -> list[dict[str, Any]]:
-        """GET /models, reduced to the fields chatbot-ui uses, and upstream's pricing."""
+        """GET /models, reduced to the fields chatbot-ui uses, upstream's pricing and its
+        longest answer."""
         url = f"{self._settings.openrouter_base_url}/models"
         try:
             timeout = aiohttp.ClientTimeout(total=self._settings.upstream_timeout_s)
@@ -217,6 +218,9 @@ class OpenRouterClient:
                     "name": m.get("name", m["id"]),
                     "context_length": m.get("context_length"),
                     "pricing": m["pricing"] if isinstance(m.get("pricing"), dict) else None,
+                    # The longest answer (OpenRouter's top provider's), for the budget's
+                    # max_tokens; /api/models shows only the four fields above.
+                    "max_completion_tokens": _max_completion_tokens(m),
                 }
                 for m in models
                 if isinstance(m, dict) and isinstance(m.get("id"), str)
@@ -225,6 +229,14 @@ class OpenRouterClient:
             raise UpstreamError(
                 "OpenRouter sent a models list that is not JSON of the expected shape"
             ) from None
+
+
+def _max_completion_tokens(model: dict[str, Any]) -> int | None:
+    top = model.get("top_provider")
+    tokens = top.get("max_completion_tokens") if isinstance(top, dict) else None
+    return (
+        tokens if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0 else None
+    )
 
 
 def _request_body(body: bytes) -> bytes | io.BytesIO:

@@ -7,8 +7,9 @@ is rounded up and a settled cost to the nearest nano-dollar.
 
 The worst case follows SPEC: the prompt counts its characters / 4 as tokens at the prompt
 price, the answer `max_tokens` at the completion price. A chat that names no `max_tokens`
-gets the largest number that what is left affords, capped by the model's context; fewer
-than MIN_TOKENS affordable is a refusal.
+gets the largest number that what is left affords, capped by the model's own limit (its
+context less the prompt, and its longest answer); fewer than MIN_TOKENS affordable is a
+refusal.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Price:
     completion: Decimal
     # Tokens of prompt and answer together, when upstream says.
     context_length: int | None = None
+    # The longest answer the model gives (OpenRouter's `top_provider.max_completion_tokens`).
+    max_completion_tokens: int | None = None
 
 
 def _per_token(value: object) -> Decimal | None:
@@ -55,9 +58,16 @@ def price_of(model: dict[str, Any] | None) -> Price | None:
     prompt, completion = _per_token(pricing.get("prompt")), _per_token(pricing.get("completion"))
     if prompt is None or completion is None:
         return None
-    context = model.get("context_length")
-    has_context = isinstance(context, int) and not isinstance(context, bool) and context > 0
-    return Price(prompt, completion, context if has_context else None)
+    return Price(
+        prompt,
+        completion,
+        _positive(model.get("context_length")),
+        _positive(model.get("max_completion_tokens")),
+    )
+
+
+def _positive(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def estimated_tokens(chars: int) -> int:
@@ -92,9 +102,11 @@ def allowance(
     as a chat without one gets: a shorter answer, not a refusal, down to MIN_TOKENS.
     """
     prompt_tokens = estimated_tokens(prompt_chars)
-    cap = None
+    # The model's own limit: what its context leaves after the prompt, and its longest answer.
+    caps = [price.max_completion_tokens]
     if price.context_length is not None:
-        cap = max(1, price.context_length - prompt_tokens)
+        caps.append(max(1, price.context_length - prompt_tokens))
+    cap = min((n for n in caps if n is not None), default=None)
     if left is None:
         affordable = None
     else:

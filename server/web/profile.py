@@ -170,6 +170,10 @@ async def delete_profile(request: web.Request) -> web.Response:
     return await get_profile(request)
 
 
+# SPEC's fields of a model in GET /api/models; the cache keeps more (for the budgets).
+MODEL_FIELDS = ("id", "name", "context_length", "pricing")
+
+
 class ModelsCache:
     """The upstream models list, kept for `models_cache_s`; it is the same for every key."""
 
@@ -202,7 +206,8 @@ async def cached_models(request: web.Request, api_key: str | None) -> list[dict[
 
 async def get_models(request: web.Request) -> web.Response:
     profile = await request_profile(request)
-    return json_response({"data": await cached_models(request, profile.api_key)})
+    models = await cached_models(request, profile.api_key)
+    return json_response({"data": [{k: m[k] for k in MODEL_FIELDS} for m in models]})
 
 
 def setup_profile(app: web.Application) -> None:

@@ -19,8 +19,9 @@ from tests.conftest import USER_KEY, Client, MakeClient, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, event
 from tests.waiting import wait_until
 
-# openai/gpt-4o-mini in the fake's /models: per token, in nano-dollars, and its context.
-PROMPT_NANOS, COMPLETION_NANOS, CONTEXT = 150, 600, 128_000
+# openai/gpt-4o-mini in the fake's /models: per token, in nano-dollars, and its longest
+# answer (`top_provider.max_completion_tokens`).
+PROMPT_NANOS, COMPLETION_NANOS, LONGEST = 150, 600, 16_384
 # chat_body's messages, "Be brief." and "Hello": 14 characters, 4 tokens.
 PROMPT_TOKENS = 4
 
@@ -50,7 +51,8 @@ async def test_a_budget_is_spent_exactly_then_refused_with_when_it_resets(
     make_client: MakeClient, fake_openrouter: FakeOpenRouter, database_url: str
 ) -> None:
     client = await metered_client(make_client, database_url, 0.15, december())
-    fake_openrouter.script(costing(0.05), costing(0.05), costing(0.05))
+    # The last chat has $0.005 left: fewer tokens than the model's longest answer.
+    fake_openrouter.script(costing(0.07), costing(0.075), costing(0.005))
     for _ in range(3):
         assert await post_chat(client) == (200, "Hi there")
     shown = await budget(client)
@@ -65,8 +67,8 @@ async def test_a_budget_is_spent_exactly_then_refused_with_when_it_resets(
     assert len(fake_openrouter.requests) == 3  # the refused chat never reached upstream
     # The answers' max_tokens: the model's own limit at first, then what was left.
     sent = [request.body["max_tokens"] for request in fake_openrouter.requests]
-    assert sent[0] == CONTEXT - PROMPT_TOKENS
-    assert sent[2] == (50_000_000 - PROMPT_TOKENS * PROMPT_NANOS) // COMPLETION_NANOS
+    assert sent[0] == LONGEST
+    assert sent[2] == (5_000_000 - PROMPT_TOKENS * PROMPT_NANOS) // COMPLETION_NANOS
 
 
 @pytest.mark.parametrize("budget_usd", [None, 5.0])

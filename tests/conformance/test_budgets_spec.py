@@ -285,6 +285,23 @@ async def test_the_smallest_chat_is_256_tokens(
     assert [r.body["max_tokens"] for r in fake_openrouter.requests] == [256]
 
 
+async def test_max_tokens_sent_upstream_stops_at_the_models_own_output_limit(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter, browsers: list[Browser]
+) -> None:
+    """OpenRouter's /models gives a model's longest answer as
+    `top_provider.max_completion_tokens` (gpt-4o-mini: 16,384 of its 128,000 context):
+    a budget that affords more sends that, not what the context would hold."""
+    client = await make_client(default_budget_usd=100.0)
+    ann, _ = await member(client, browsers)
+    fake_openrouter.script(costing(0.01))
+    assert (await ann.call("POST", "/api/chat/openrouter", chat_body()))[0] == 200
+    assert fake_openrouter.requests[0].body["max_tokens"] == 16_384
+    # Its /api/models entry stays SPEC's four fields.
+    status, models, _ = await ann.call("GET", "/api/models")
+    assert status == 200
+    assert all(set(m) == {"id", "name", "context_length", "pricing"} for m in models["data"])
+
+
 async def test_what_running_chats_reserved_counts_as_spent(
     make_client: MakeClient, fake_openrouter: FakeOpenRouter, browsers: list[Browser]
 ) -> None:

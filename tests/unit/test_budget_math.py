@@ -90,6 +90,15 @@ def test_the_model_limit_caps_an_ample_budget() -> None:
     assert granted.max_tokens == 128_000 - 1000
 
 
+def test_the_models_longest_answer_caps_it_below_its_context() -> None:
+    longest = Price(MINI.prompt, MINI.completion, 128_000, 16_384)
+    granted = allowance(longest, 4000, 10**12, None)
+    assert granted is not None and granted.max_tokens == 16_384
+    # A context that leaves less than the longest answer is the cap.
+    granted = allowance(Price(MINI.prompt, MINI.completion, 2_000, 16_384), 4000, 10**12, None)
+    assert granted is not None and granted.max_tokens == 1_000
+
+
 def test_no_budget_means_no_cap_but_the_models() -> None:
     granted = allowance(MINI, 40, None, None)
     assert granted is not None and granted.max_tokens == 128_000 - 10

@@ -155,13 +155,17 @@ async def test_models_list_is_reduced(upstream: OpenRouterClient, mocked: Mocked
     pricing = {"prompt": "0.000001", "completion": "0.000002"}
     models = [
         {"id": "a/b", "name": "A B", "context_length": 8, "pricing": pricing, "created": 1},
-        {"id": "c/d", "pricing": "free"},
+        {"id": "c/d", "pricing": "free", "top_provider": {"max_completion_tokens": None}},
+        {"id": "e/f", "top_provider": {"context_length": 9, "max_completion_tokens": 4}},
         {"bad": 1},
     ]
     mocked.get(f"{BASE}/models", payload={"data": models})
+    none = {"context_length": None, "pricing": None, "max_completion_tokens": None}
     assert await upstream.list_models(None) == [
-        {"id": "a/b", "name": "A B", "context_length": 8, "pricing": pricing},
-        {"id": "c/d", "name": "c/d", "context_length": None, "pricing": None},
+        {"id": "a/b", "name": "A B", "context_length": 8, "pricing": pricing}
+        | {"max_completion_tokens": None},
+        {"id": "c/d", "name": "c/d", **none},
+        {"id": "e/f", "name": "e/f", **none, "max_completion_tokens": 4},
     ]
 
 
