@@ -279,10 +279,13 @@ async def test_the_smallest_chat_is_256_tokens(
     assert status == 200
     status, data, _ = await admin.call("POST", "/api/chat/openrouter", chat_body())
     assert status == 402 and data["message"].startswith("Budget used up: $0.00 of $0.00 ")
+    # The floor is for a cut: a chat asking fewer tokens than what is left affords runs.
+    fake_openrouter.script(costing(0.0), costing(0.0))
+    status, _, _ = await admin.call("POST", "/api/chat/openrouter", chat_body(max_tokens=100))
+    assert status == 200
     await admin.call("PATCH", f"/api/admin/accounts/{admin_id}", {"budget_usd": enough})
-    fake_openrouter.script(costing(0.0))
     assert (await admin.call("POST", "/api/chat/openrouter", chat_body()))[0] == 200
-    assert [r.body["max_tokens"] for r in fake_openrouter.requests] == [256]
+    assert [r.body["max_tokens"] for r in fake_openrouter.requests] == [100, 256]
 
 
 async def test_max_tokens_sent_upstream_stops_at_the_models_own_output_limit(
