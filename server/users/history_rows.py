@@ -121,8 +121,9 @@ def tool_fields(tools: object) -> dict[str, Any]:
     if not isinstance(tools, dict):
         return {}
     out: dict[str, Any] = {}
-    if isinstance(tools.get("tool_calls"), list) and tools["tool_calls"]:
-        out["tool_calls"] = tools["tool_calls"]
+    calls = tools.get("tool_calls")
+    if isinstance(calls, list) and calls and all(isinstance(call, dict) for call in calls):
+        out["tool_calls"] = calls
     if isinstance(tools.get("tool_call_id"), str):
         out["tool_call_id"] = tools["tool_call_id"]
     return out

@@ -21,7 +21,7 @@ from sqlalchemy import insert, select
 
 from server.errors import BadRequest
 from server.users.history import MAX_MESSAGES, History
-from server.users.history_rows import checked_content, now_ms
+from server.users.history_rows import checked_content, now_ms, tools_json
 from server.users.history_tables import MAX_ID_CHARS, conversations, messages
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,10 @@ def _message(
         "usage": orjson.dumps(raw["usage"]).decode()
         if isinstance(raw.get("usage"), dict)
         else None,
+        # A script's function calls (/v1/responses), as this server's export names them.
+        "tools": tools_json(
+            {"tool_calls": raw.get("toolCalls"), "tool_call_id": raw.get("toolCallId")}
+        ),
     }
     if status == "error":
         code = raw.get("errorStatus")
@@ -241,6 +245,9 @@ def _page_message(message: dict[str, Any]) -> dict[str, Any]:
     for field, name in (("model", "model"), ("reasoning", "reasoning"), ("usage", "usage")):
         if message[field] is not None:
             out[name] = message[field]
+    for field, name in (("tool_calls", "toolCalls"), ("tool_call_id", "toolCallId")):
+        if field in message:
+            out[name] = message[field]
     if message["role"] == "assistant":
         out["status"] = message["status"]
         if message["error"] is not None:
@@ -279,7 +286,13 @@ def export_markdown(found: dict[str, Any]) -> tuple[str, str]:
             continue
         model = f" ({message['model']})" if message["model"] else ""
         who = "You" if message["role"] == "user" else f"Assistant{model}"
+        if message["role"] == "tool":
+            who = f"Tool result ({message.get('tool_call_id', '')})"
         lines += [f"## {who}", "", content, ""]
+        for call in message.get("tool_calls", []):
+            function = call["function"] if isinstance(call.get("function"), dict) else {}
+            called = f"{function.get('name', '')}({function.get('arguments', '')})"
+            lines += [f"*Called {called} ({call.get('id', '')})*", ""]
         if message["error"] is not None:
             lines += [f"*Error: {message['error']['message']}*", ""]
     return file_name(conversation["title"], ".md"), "\n".join(lines)

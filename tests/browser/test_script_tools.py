@@ -5,11 +5,15 @@ going on from the page sends upstream a valid conversation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 from openai.types.responses import FunctionToolParam
 from playwright.async_api import expect
 
-from tests.account_clients import Browser
+from tests.account_clients import Browser, bearer
 from tests.browser.account_steps import account_dialog, close, sign_in
 from tests.browser.chat_page import (
     answers,
@@ -34,15 +38,13 @@ WEATHER: FunctionToolParam = {
 }
 
 
-async def test_a_scripts_tool_loop_reads_as_its_text_on_the_page(
-    open_page: OpenPage, serve: Serve, fake_openrouter: FakeOpenRouter
-) -> None:
-    server = await serve(upstream_timeout_s=10.0)
+async def script_tool_loop(server: TestServer, fake_openrouter: FakeOpenRouter) -> str:
+    """Ann's script asks, gets a function call, answers it: her token."""
     url = str(server.make_url("/"))
     account = Browser(url)
     try:
         await account.sign_up("ann@example.com")
-        token = (await account.make_token())["token"]
+        token: str = (await account.make_token())["token"]
     finally:
         await account.close()
     fake_openrouter.script(
@@ -57,7 +59,14 @@ async def test_a_scripts_tool_loop_reads_as_its_text_on_the_page(
             previous_response_id=first.id,
             tools=[WEATHER],
         )
+    return token
 
+
+async def test_a_scripts_tool_loop_reads_as_its_text_on_the_page(
+    open_page: OpenPage, serve: Serve, fake_openrouter: FakeOpenRouter
+) -> None:
+    server = await serve(upstream_timeout_s=10.0)
+    await script_tool_loop(server, fake_openrouter)
     page = await open_page(server)
     await sign_in(page, "ann@example.com")
     await expect(account_dialog(page).get_by_text("Signed in as ann@example.com")).to_be_visible()
@@ -77,3 +86,26 @@ async def test_a_scripts_tool_loop_reads_as_its_text_on_the_page(
         {"role": "assistant", "content": "Sunny, 22C"},
         {"role": "user", "content": "Thanks"},
     ]
+
+
+async def test_its_export_imported_signed_out_reads_the_same(
+    open_page: OpenPage, serve: Serve, fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    server = await serve(upstream_timeout_s=10.0)
+    token = await script_tool_loop(server, fake_openrouter)
+    async with aiohttp.ClientSession(headers=bearer(token)) as session:
+        async with session.get(server.make_url("/api/conversations")) as listed:
+            [conversation] = (await listed.json())["data"]
+        where = server.make_url(f"/api/conversations/{conversation['id']}/export")
+        async with session.get(where) as exported:
+            assert exported.status == 200
+            (tmp_path / "tools.json").write_bytes(await exported.read())
+
+    page = await open_page(server)
+    async with page.expect_file_chooser() as chooser_info:
+        await page.get_by_role("button", name="Import").click()
+    await (await chooser_info.value).set_files(tmp_path / "tools.json")
+    await conversation_links(page).first.click()
+    shown = page.locator("#messages article")
+    await expect(shown.locator(".message-body")).to_have_text(["Weather in Paris?", "Sunny, 22C"])
+    await expect(answers(page).last.locator(".message-tools")).to_have_text("Used get_weather")

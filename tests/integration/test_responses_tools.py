@@ -204,3 +204,41 @@ async def test_calls_handed_back_as_input_are_kept_for_the_next_turn(
     assert fake_openrouter.requests[0].body["messages"][1]["tool_calls"] == [
         call("call_1", "Paris")
     ]
+
+
+async def test_an_exported_tool_loop_imports_whole(
+    client: Client, fake_openrouter: FakeOpenRouter, token: str
+) -> None:
+    """The conversation's file keeps the calls and their outputs: imported by another
+    account it is the same chain; as Markdown each call and result is named."""
+    fake_openrouter.script(
+        tool_calls_reply(("call_paris", "get_weather", '{"city":"Paris"}')),
+        sse_reply(["Sunny"]),
+    )
+    async with sdk_for(client, api_key=token) as sdk:
+        first = await ask(sdk, "Weather in Paris?")
+        await ask(sdk, [output("call_paris", "22C")], first.id)
+    assert first.conversation is not None
+    where = f"/api/conversations/{first.conversation.id}/export"
+    exported = await client.get(where, params={"format": "json"}, headers=bearer(token))
+    markdown = await client.get(where, params={"format": "md"}, headers=bearer(token))
+    assert exported.status == 200 and markdown.status == 200
+    text = await markdown.text()
+    assert '*Called get_weather({"city":"Paris"}) (call_paris)*' in text
+    assert "## Tool result (call_paris)\n\n22C" in text
+    other = Browser.of(client)
+    try:
+        await other.sign_up("bob@example.com")
+        other_token: str = (await other.make_token())["token"]
+    finally:
+        await other.close()
+    imported = await client.post(
+        "/api/conversations/import", data=await exported.read(), headers=bearer(other_token)
+    )
+    assert (await imported.json()) == {"imported": 1, "skipped": 0}
+    mine = await kept_path(client, token, first.conversation.id)
+    theirs = await kept_path(client, other_token, first.conversation.id)
+    shape = ("role", "content", "tool_calls", "tool_call_id")
+    assert [[m.get(k) for k in shape] for m in theirs] == [[m.get(k) for k in shape] for m in mine]
+    assert [m["role"] for m in theirs] == ["user", "assistant", "tool", "assistant"]
+    assert theirs[1]["tool_calls"] == [call("call_paris", "Paris")]

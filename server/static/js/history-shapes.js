@@ -49,30 +49,29 @@ export function newestPath(messages) {
 // A script's function calls (through /v1/responses) are history messages too: a tool's output,
 // and an answer that only called tools. The page shows neither (its own chats have no tools,
 // and an empty answer would drop its question from the next request); the answer they led to
-// says which tools were used. So a branch is walked through them, then they are left out.
-const hidden = (message) =>
-  message.role === "tool" ||
-  (Boolean(message.tool_calls?.length) &&
-    !(Array.isArray(message.content) ? message.content.length : message.content));
-
-export function shownPath(messages) {
+// says which tools were used. `chain`: messages in order; `callsOf`: a message's tool calls.
+// Each message shown, with the names of the tools used since the last one (or null).
+export function toolsFolded(chain, callsOf) {
   const shown = [];
   let used = [];
-  for (const message of newestPath(messages)) {
-    for (const call of message.tool_calls ?? []) {
+  for (const message of chain) {
+    const calls = callsOf(message) ?? [];
+    for (const call of calls) {
       const name = call?.function?.name;
       if (typeof name === "string" && name && !used.includes(name)) used.push(name);
     }
-    if (hidden(message)) continue;
-    if (message.role === "assistant" && used.length) {
-      shown.push({ ...message, used_tools: used });
-      used = [];
-    } else {
-      shown.push(message);
-    }
+    const empty = Array.isArray(message.content) ? !message.content.length : !message.content;
+    if (message.role === "tool" || (calls.length && empty)) continue;
+    const withTools = message.role === "assistant" && used.length > 0;
+    shown.push([message, withTools ? used : null]);
+    if (withTools) used = [];
   }
   return shown;
 }
+
+// The newest branch as the page shows it: walked through a script's tool turns, then without them.
+export const shownPath = (messages) =>
+  toolsFolded(newestPath(messages), (m) => m.tool_calls).map(([m, used]) => (used ? { ...m, used_tools: used } : m));
 
 const RETRY_AFTER_MS = [500, 1500, 4000];
 

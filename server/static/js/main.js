@@ -16,7 +16,7 @@ import { Sidebar } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
 import { ServerHistory } from "./history-sync.js";
 import { DEFAULT_TITLE, Store } from "./store.js";
-import { setupTransfer } from "./transfer.js";
+import { foldedForPage, setupTransfer } from "./transfer.js";
 import { ui } from "./ui.js";
 import { Turns } from "./turns.js";
 import { costOf, describeConversation } from "./usage.js";
@@ -289,7 +289,7 @@ setupTransfer(ui, {
   async importAll(conversations) {
     // Signed in, an import goes into the account (by id: twice adds nothing), then comes back.
     if (serverHistory.active) return serverHistory.importAll(conversations);
-    await store.importAll(conversations);
+    await store.importAll(conversations.map(foldedForPage));
     renderSidebar();
     view.refreshAll(active());
   },

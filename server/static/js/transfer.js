@@ -1,6 +1,8 @@
 // Export and import: every conversation as one JSON file (import merges by id), and the shown
 // one as Markdown.
 
+import { toolsFolded } from "./history-shapes.js";
+
 const FORMAT = "chatrelay.conversations";
 
 function download(name, type, text) {
@@ -61,6 +63,14 @@ export async function readExport(file) {
     }
   }
   return conversations;
+}
+
+// A conversation of the server's export kept in this browser (signed out) shows as the page
+// shows it signed in: without a script's tool outputs and tool-call-only answers.
+export function foldedForPage(conversation) {
+  const shown = toolsFolded(conversation.messages, (m) => m.toolCalls);
+  conversation.messages = shown.map(([m, used]) => (used ? { ...m, tools: used } : m));
+  return conversation;
 }
 
 // The buttons: Export all, Import (a file chooser), and the shown conversation as Markdown.
