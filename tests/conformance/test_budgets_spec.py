@@ -7,6 +7,7 @@ What tests/budgets/ checks the same way is not repeated here."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from tests.clients import chat_frame, parse_sse, receive, until_end
 from tests.conftest import Client, MakeClient, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, chunk, event
 from tests.integration.openai_sdk import messages, sdk_for
+from tests.waiting import wait_until
 
 MINI = "openai/gpt-4o-mini"
 # gpt-4o-mini in the fake's /models, per token in nano-dollars; chat_body's prompt ("Be
@@ -366,3 +368,34 @@ async def test_a_chat_cut_by_the_budget_ends_with_length(
         events = parse_sse(await response.text())
     assert fake_openrouter.requests[0].body["max_tokens"] == 1665
     assert events[-1][0] == "done" and events[-1][1]["finish_reason"] == "length"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/chat/openrouter", chat_body()),
+        ("/v1/chat/completions", {"model": MINI, "messages": messages()}),
+        ("/v1/chat/completions", {"model": MINI, "messages": messages(), "stream": True}),
+        ("/v1/responses", {"model": MINI, "input": "Hi"}),
+    ],
+)
+async def test_each_chats_log_line_names_its_account_and_cost(
+    make_client: MakeClient,
+    fake_openrouter: FakeOpenRouter,
+    browsers: list[Browser],
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    body: dict[str, Any],
+) -> None:
+    client = await make_client(default_budget_usd=1.0)
+    ann, ann_id = await member(client, browsers)
+    fake_openrouter.script(costing(0.0125))
+    with caplog.at_level(logging.INFO, logger="server.chat"):
+        assert (await ann.call("POST", path, body))[0] == 200
+        await wait_until(lambda: ended(caplog) != [], "the chat's line was written")
+    [line] = ended(caplog)
+    assert f"account={ann_id}" in line and "cost_usd=0.0125" in line
+
+
+def ended(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("chat end")]
