@@ -247,8 +247,10 @@ class History:
         conversation_id: str,
         parent_id: str | None,
         field: str,
+        adding: int = 1,
     ) -> None:
-        """The conversation is the account's, its parent one of its messages, it has room."""
+        """The conversation is the account's, its parent one of its messages, it has room
+        for `adding` more."""
         if await _conversation(db, account_id, conversation_id) is None:
             raise no_conversation(conversation_id)
         if parent_id is not None:
@@ -265,7 +267,7 @@ class History:
                 )
             )
         ).scalar_one()
-        if count >= MAX_MESSAGES:
+        if count + adding > MAX_MESSAGES:
             raise BadRequest(f"A conversation holds at most {MAX_MESSAGES} messages")
 
     async def touch(self, versions: Versions, conversation_id: str) -> int:

@@ -103,8 +103,9 @@ async def write_turn(
         conversation_id, parent_id = place
     async with history.writing(account_id) as versions:
         db = versions.db
+        # Room for the turn and its answer, which the run's writer adds next.
         await history.check_place(
-            db, account_id, conversation_id, parent_id, "previous_response_id"
+            db, account_id, conversation_id, parent_id, "previous_response_id", len(turn) + 1
         )
         now = await history.touch(versions, conversation_id)
         for message in turn:

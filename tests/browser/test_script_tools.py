@@ -6,6 +6,7 @@ going on from the page sends upstream a valid conversation."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -62,11 +63,28 @@ async def script_tool_loop(server: TestServer, fake_openrouter: FakeOpenRouter) 
     return token
 
 
+async def newest_branch(server: TestServer, token: str) -> list[dict[str, Any]]:
+    """The account's one conversation, from its first message to its last."""
+    async with aiohttp.ClientSession(headers=bearer(token)) as session:
+        async with session.get(server.make_url("/api/conversations")) as listed:
+            [conversation] = (await listed.json())["data"]
+        where = server.make_url(f"/api/conversations/{conversation['id']}")
+        async with session.get(where) as opened:
+            kept: list[dict[str, Any]] = (await opened.json())["messages"]
+    by_id = {m["id"]: m for m in kept}
+    branch: list[dict[str, Any]] = []
+    last: dict[str, Any] | None = kept[-1]
+    while last is not None:
+        branch.append(last)
+        last = by_id.get(last["parent_id"])
+    return branch[::-1]
+
+
 async def test_a_scripts_tool_loop_reads_as_its_text_on_the_page(
     open_page: OpenPage, serve: Serve, fake_openrouter: FakeOpenRouter
 ) -> None:
     server = await serve(upstream_timeout_s=10.0)
-    await script_tool_loop(server, fake_openrouter)
+    token = await script_tool_loop(server, fake_openrouter)
     page = await open_page(server)
     await sign_in(page, "ann@example.com")
     await expect(account_dialog(page).get_by_text("Signed in as ann@example.com")).to_be_visible()
@@ -85,6 +103,15 @@ async def test_a_scripts_tool_loop_reads_as_its_text_on_the_page(
         {"role": "user", "content": "Weather in Paris?"},
         {"role": "assistant", "content": "Sunny, 22C"},
         {"role": "user", "content": "Thanks"},
+    ]
+    # In the history the page's turn goes on from the script's answer: the calls stay.
+    assert [(m["role"], m["content"]) for m in await newest_branch(server, token)] == [
+        ("user", "Weather in Paris?"),
+        ("assistant", ""),
+        ("tool", "22C"),
+        ("assistant", "Sunny, 22C"),
+        ("user", "Thanks"),
+        ("assistant", "Thanks"),
     ]
 
 

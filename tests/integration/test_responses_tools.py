@@ -13,6 +13,7 @@ import orjson
 import pytest
 from openai import AsyncOpenAI
 from openai.types.responses import FunctionToolParam
+from openai.types.responses.response_input_param import FunctionCallOutput
 
 from tests.account_clients import Browser, bearer
 from tests.conftest import Client, MakeClient
@@ -53,7 +54,7 @@ def call(call_id: str, city: str) -> dict[str, Any]:
     }
 
 
-def output(call_id: str, text: str) -> dict[str, Any]:
+def output(call_id: str, text: str) -> FunctionCallOutput:
     return {"type": "function_call_output", "call_id": call_id, "output": text}
 
 
@@ -135,6 +136,34 @@ async def test_a_tool_loop_continued_by_previous_response_id_keeps_every_call(
     assert path[2]["tool_call_id"] == "call_paris"
     # Every other message keeps SPEC's shape exactly.
     assert all("tool_calls" not in m and "tool_call_id" not in m for m in path[3:])
+
+
+async def test_a_streamed_tool_loop_keeps_every_call(
+    client: Client, fake_openrouter: FakeOpenRouter, token: str
+) -> None:
+    """As the agent SDKs run it: each turn streamed."""
+    fake_openrouter.script(
+        tool_calls_reply(("call_paris", "get_weather", '{"city":"Paris"}')),
+        sse_reply(["Sunny"]),
+    )
+    async with sdk_for(client, api_key=token) as sdk:
+        async with sdk.responses.stream(
+            model=MODEL, input="Weather in Paris?", tools=[WEATHER]
+        ) as stream:
+            first = await stream.get_final_response()
+        async with sdk.responses.stream(
+            model=MODEL,
+            input=[output("call_paris", "22C")],
+            tools=[WEATHER],
+            previous_response_id=first.id,
+        ) as stream:
+            second = await stream.get_final_response()
+    assert second.output_text == "Sunny"
+    assert fake_openrouter.requests[1].body["messages"] == [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [call("call_paris", "Paris")]},
+        {"role": "tool", "tool_call_id": "call_paris", "content": "22C"},
+    ]
 
 
 async def test_parallel_calls_answered_beside_a_question(
