@@ -9,7 +9,6 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import and_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.errors import BudgetExceeded
@@ -104,13 +103,3 @@ async def read_standings(
         standing = Standing(limit, int(spent or 0), int(reserved or 0), period, start)
         found[account_id] = (standing, spent is not None)
     return found
-
-
-async def ensure_usage_row(db: AsyncConnection, dialect: str, account_id: str, start: date) -> None:
-    """The account's row for the period, made by its first chat (or its first spend)."""
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert
-    await db.execute(
-        insert(budget_usage)
-        .values(account_id=account_id, period_start=start, spent_nanos=0, reserved_nanos=0, chats=0)
-        .on_conflict_do_nothing()
-    )

@@ -6,19 +6,18 @@ The reservation is a conditional UPDATE of the account's row for the period,
 checks and takes in one statement, so chats started together on any number of processes
 cannot together pass the limit. Reservations asked at the same moment go into one
 transaction (server/users/lookups.py Writes) and take four statements together, one UPDATE
-for all their accounts (server/users/budget_reserve.py).
-The holds a dead process left are apart (budget_holds.py).
+for all their accounts (server/users/budget_reserve.py); chats that end together settle in
+three (server/users/budget_settle.py). The holds a dead process left are apart
+(budget_holds.py).
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.users.budget_holds import (
@@ -29,12 +28,12 @@ from server.users.budget_holds import (
     retire_holder,
 )
 from server.users.budget_reserve import Terms, take_many
-from server.users.budget_schema import budget_holds, budget_usage, spend
+from server.users.budget_schema import budget_usage
+from server.users.budget_settle import Ended, SpendRecord, settle_many
 from server.users.budget_standing import (
     Asked,
     Hold,
     Standing,
-    ensure_usage_row,
     read_standings,
 )
 from server.users.costs import Price, nanos_of_usd, usd
@@ -51,20 +50,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 64
 # A hold outlives the longest chat by this much (its end's writes, a slow database).
 HOLD_MARGIN_S = 120.0
-
-
-@dataclass(frozen=True, slots=True)
-class SpendRecord:
-    account_id: str
-    model: str
-    key_source: str
-    metered: bool
-    start: date
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    cost: int | None
-    started_at: datetime
-    ended_at: datetime
 
 
 class Budgets:
@@ -86,7 +71,7 @@ class Budgets:
         self.hold_for = timedelta(seconds=longest_chat_s + HOLD_MARGIN_S)
         self.clock = clock
         self.holder = holder or new_holder()
-        self.settlements: Writes[tuple[Hold | None, SpendRecord]] = Writes(db, self._settle_many)
+        self.settlements: Writes[Ended] = Writes(db, self._settle_many)
         self.reservations: Writes[Asked] = Writes(db, self._take_many)
 
     async def standing(self, account_id: str) -> Standing:
@@ -141,52 +126,8 @@ class Budgets:
         one transaction with the other chats ending at the same moment (a burst's ends)."""
         await self.settlements.put((hold, record))
 
-    async def _settle_many(
-        self, db: AsyncConnection, ended: list[tuple[Hold | None, SpendRecord]]
-    ) -> None:
-        for hold, record in ended:
-            released = 0
-            if hold is not None and hold.hold_id is not None:
-                gone = await db.execute(
-                    budget_holds.delete().where(budget_holds.c.id == hold.hold_id)
-                )
-                released = hold.amount if gone.rowcount == 1 else 0
-            if record.metered:
-                await self._add_usage(db, record, released)
-        rows = [
-            {
-                "id": secrets.token_hex(16),
-                "account_id": record.account_id,
-                "model": record.model,
-                "key_source": record.key_source,
-                "metered": record.metered,
-                "period_start": record.start,
-                "prompt_tokens": record.prompt_tokens,
-                "completion_tokens": record.completion_tokens,
-                "cost_nanos": record.cost,
-                "started_at": record.started_at,
-                "ended_at": record.ended_at,
-            }
-            for _, record in ended
-        ]
-        await db.execute(spend.insert(), rows)
-
-    async def _ensure_row(self, db: AsyncConnection, account_id: str, start: date) -> None:
-        await ensure_usage_row(db, self.db.dialect, account_id, start)
-
-    async def _add_usage(self, db: AsyncConnection, record: SpendRecord, released: int) -> None:
-        usage = budget_usage.c
-        if not released:  # a hold kept the row there; without one it may be the first
-            await self._ensure_row(db, record.account_id, record.start)
-        await db.execute(
-            update(budget_usage)
-            .where(usage.account_id == record.account_id, usage.period_start == record.start)
-            .values(
-                spent_nanos=usage.spent_nanos + (record.cost or 0),
-                reserved_nanos=usage.reserved_nanos - released,
-                chats=usage.chats + 1,
-            )
-        )
+    async def _settle_many(self, db: AsyncConnection, ended: list[Ended]) -> None:
+        await settle_many(db, self.db.dialect, ended)
 
     async def release(self, hold: Hold) -> None:
         """A chat that never reached upstream: its hold goes, nothing is spent."""
