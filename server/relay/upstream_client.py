@@ -221,6 +221,8 @@ class OpenRouterClient:
                     # The longest answer (OpenRouter's top provider's), for the budget's
                     # max_tokens; /api/models shows only the four fields above.
                     "max_completion_tokens": _max_completion_tokens(m),
+                    # When upstream made it (Unix seconds), for /v1/models.
+                    "created": m["created"] if _is_whole(m.get("created")) else None,
                 }
                 for m in models
                 if isinstance(m, dict) and isinstance(m.get("id"), str)
@@ -231,12 +233,14 @@ class OpenRouterClient:
             ) from None
 
 
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _max_completion_tokens(model: dict[str, Any]) -> int | None:
     top = model.get("top_provider")
     tokens = top.get("max_completion_tokens") if isinstance(top, dict) else None
-    return (
-        tokens if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0 else None
-    )
+    return tokens if _is_whole(tokens) and tokens else None
 
 
 def _request_body(body: bytes) -> bytes | io.BytesIO:

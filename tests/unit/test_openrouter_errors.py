@@ -161,9 +161,10 @@ async def test_models_list_is_reduced(upstream: OpenRouterClient, mocked: Mocked
     ]
     mocked.get(f"{BASE}/models", payload={"data": models})
     none = {"context_length": None, "pricing": None, "max_completion_tokens": None}
+    none |= {"created": None}
     assert await upstream.list_models(None) == [
         {"id": "a/b", "name": "A B", "context_length": 8, "pricing": pricing}
-        | {"max_completion_tokens": None},
+        | {"max_completion_tokens": None, "created": 1},
         {"id": "c/d", "name": "c/d", **none},
         {"id": "e/f", "name": "e/f", **none, "max_completion_tokens": 4},
     ]
