@@ -100,7 +100,6 @@ def message_json(row: Row[Any]) -> dict[str, Any]:
         "parent_id": row.parent_id,
         "role": row.role,
         "content": content_of(row),
-        "reasoning": row.reasoning,
         "status": row.status,
         "chat_id": row.chat_id,
         "model": row.model,
@@ -109,6 +108,9 @@ def message_json(row: Row[Any]) -> dict[str, Any]:
         "created_at": stamp(row.created_at),
         "version": row.version,
     }
+    if row.reasoning is not None:
+        # Only on an answer that thought aloud: every other message keeps SPEC's shape exactly.
+        message["reasoning"] = row.reasoning
     if row.tools is not None:
         # Only where there is some (as chat completions say them): an answer's `tool_calls`,
         # a tool output's `tool_call_id`; every other message keeps SPEC's shape exactly.

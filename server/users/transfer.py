@@ -242,9 +242,9 @@ def _page_message(message: dict[str, Any]) -> dict[str, Any]:
             out["images"] = images
     else:
         out["content"] = content
-    for field, name in (("model", "model"), ("reasoning", "reasoning"), ("usage", "usage")):
-        if message[field] is not None:
-            out[name] = message[field]
+    for field in ("model", "reasoning", "usage"):
+        if message.get(field) is not None:  # reasoning: only on an answer that has some
+            out[field] = message[field]
     for field, name in (("tool_calls", "toolCalls"), ("tool_call_id", "toolCallId")):
         if field in message:
             out[name] = message[field]

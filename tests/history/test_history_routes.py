@@ -64,7 +64,7 @@ async def test_every_route_answers_its_shape(laptop: Client, phone: Client) -> N
         ),
         201,
     )
-    assert set(q) >= MESSAGE_KEYS and q["status"] == "done" and q["conversation_id"] == cid
+    assert set(q) == MESSAGE_KEYS and q["status"] == "done" and q["conversation_id"] == cid
     listed = await json_of(await phone.get("/api/conversations"), 200)
     assert [c["id"] for c in listed["data"]] == [cid] and listed["next"] is None
     opened = await json_of(await phone.get(f"/api/conversations/{cid}"), 200)
