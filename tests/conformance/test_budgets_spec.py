@@ -2,7 +2,8 @@
 prices, SQLite): the refusal's text for each period and where it resets, the 402 on every
 transport (the openai SDK raising its own error), what the session and the admin see, the
 last 12 periods of spend, the 256-token floor, the model's own output limit, the running
-chats' reservations counted as spent, and a cost from usage tokens when upstream gives none.
+chats' reservations counted as spent, a cost from usage tokens when upstream gives none, the
+largest budget, and each transport's log line naming the account and the cost.
 What tests/budgets/ checks the same way is not repeated here."""
 
 from __future__ import annotations
