@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 # answer in the history); longer, and the chat ends while the write goes on retrying.
 FIRST_WRITE_WAIT_S = 2.0
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
-FINALS = (Done, Failed)
 
 
 def parse_conversation(value: object) -> tuple[str, str | None, str]:
@@ -202,6 +201,7 @@ class AnswerWriter:
         "account_id",
         "answers",
         "conversation_id",
+        "last",
         "message_id",
         "outline",
         "reasoning",
@@ -216,20 +216,24 @@ class AnswerWriter:
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.outline: list[LogEvent] = []
+        self.last: type[LogEvent] | None = None  # the type of the outline's last event
 
     def seen(self, events: Sequence[LogEvent]) -> None:
-        outline = self.outline
+        # Per token one more comparison: a run of text is outlined by its first piece.
         for event in events:
-            if isinstance(event, FINALS):
-                continue
-            kind = type(event)
-            if kind is Delta:
+            if type(event) is Delta:
                 self.text.append(event.content)
-            elif kind is Reasoning:
+                if self.last is not Delta and event.content:
+                    self.outline.append(event)
+                    self.last = Delta
+            elif type(event) is Reasoning:
                 self.reasoning.append(event.content)
-            # Per token only a type check: a run of text is outlined by its first piece.
-            if kind is Raw or (event.content and (not outline or type(outline[-1]) is not kind)):
-                outline.append(event)
+                if self.last is not Reasoning and event.content:
+                    self.outline.append(event)
+                    self.last = Reasoning
+            elif type(event) is Raw:
+                self.outline.append(event)
+                self.last = Raw
 
     async def ended(self, final: Final) -> None:
         await self.answers.write_end(
