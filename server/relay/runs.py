@@ -248,12 +248,14 @@ class Runs:
         hooks: Sequence[RunHook] = (),
         *,
         log_as: LogAs | None = None,
+        max_chars: int | None = None,
     ) -> Run:
         """Start the chat, which holds `lease` until it ends. ChatIdInUse (409) when the
         key's chat still runs; 503 while shutting down or when the store is down.
 
         `log_as`: what the run logs from upstream's own chunks, instead of their text
-        (a /v1/responses run, server/relay/responses.py)."""
+        (a /v1/responses run, server/relay/responses.py). `max_chars`: where a metered
+        chat is cut (openrouter.py `stream_chat`)."""
         registry = self.app[registry_key]
         observer = ChatObserver(chat_id, transport, request.model, self.app[metrics_key])
         max_s = self.app[settings_key].max_chat_duration_s
@@ -267,9 +269,13 @@ class Runs:
             raise
         upstream = self.app[openrouter_key]
         if log_as is None:
-            batches = stream_chat(request, api_key, upstream, observer)
+            batches = stream_chat(request, api_key, upstream, observer, max_chars=max_chars)
         else:
-            batches = log_as(stream_chat(request, api_key, upstream, observer, relay_chunks=True))
+            batches = log_as(
+                stream_chat(
+                    request, api_key, upstream, observer, relay_chunks=True, max_chars=max_chars
+                )
+            )
         run.start(chat_log, batches)
         assert run.task is not None
         self.tasks.add(run.task)

@@ -29,7 +29,7 @@ from server.relay.request import ChatRequest
 from server.relay.runs import Run, RunHook
 from server.store.events import Done, Final, LogEvent
 from server.users.budgets import Budgets, Hold, SpendRecord
-from server.users.costs import Price, price_of, prompt_chars, settled_cost, usd
+from server.users.costs import CHARS_PER_TOKEN, Price, price_of, prompt_chars, settled_cost, usd
 from server.users.db import database_key
 from server.users.periods import as_period, period_start, utc_now
 from server.web.identity import request_identity
@@ -91,6 +91,16 @@ class Meter:
     @property
     def max_tokens(self) -> int | None:
         return None if self.hold is None else self.hold.max_tokens
+
+    @property
+    def max_chars(self) -> int | None:
+        """Where the relay cuts the chat (text and reasoning, in characters): its reserved
+        max_tokens at settlement's 4 characters a token, so an upstream that ignores the
+        max_tokens sent cannot settle it above its reservation. None: nothing is held."""
+        hold = self.hold
+        if hold is None or hold.hold_id is None or hold.max_tokens is None:
+            return None
+        return hold.max_tokens * CHARS_PER_TOKEN
 
     def seen(self, events: Sequence[LogEvent]) -> None:
         """A RunHook's per-read call: the observer already counts what was relayed."""

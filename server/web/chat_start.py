@@ -37,7 +37,10 @@ async def start_chat_run(
             await meter.release()
         raise
     hooks: list[RunHook] = ([] if writer is None else [writer]) + hooks_of(meter)
-    starting = app[runs_key].start(key, chat_id, transport, chat, api_key, lease, hooks)
+    max_chars = None if meter is None else meter.max_chars
+    starting = app[runs_key].start(
+        key, chat_id, transport, chat, api_key, lease, hooks, max_chars=max_chars
+    )
     try:
         run = await run_started(meter, starting)
     except ChatError as error:

@@ -96,7 +96,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     observer = ChatObserver(secrets.token_hex(6), "v1", completion.model, request.app[metrics_key])
     observer.account_id = profile.account_id
     chunks = stream_chat(
-        completion, api_key, request.app[openrouter_key], observer, relay_chunks=True
+        completion,
+        api_key,
+        request.app[openrouter_key],
+        observer,
+        relay_chunks=True,
+        max_chars=None if meter is None else meter.max_chars,
     )
     # Stateless, not a durable run: the chat lives exactly as long as this request.
     held = running_chat(request.app, observer)

@@ -92,7 +92,15 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     key = response_key(await chat_owner(request), response_id)
     hooks = answer_hooks(writer) + hooks_of(meter)
     starting = request.app[runs_key].start(
-        key, response_id, "v1", ask, api_key, lease, hooks, log_as=log_as(head)
+        key,
+        response_id,
+        "v1",
+        ask,
+        api_key,
+        lease,
+        hooks,
+        log_as=log_as(head),
+        max_chars=None if meter is None else meter.max_chars,
     )
     try:
         run = await run_started(meter, starting)
