@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from bench.accounts_burst import GAP_MS, SECRET, TOKENS, mint_accounts, process, wait_up
 from bench.fake_upstream import PRICED_MODEL
+from bench.procs import cpu_seconds
 from bench.tokens import StreamSpec
 from server.config import Settings
 from server.users.budget_schema import budget_usage
@@ -36,12 +37,6 @@ from tests.redis_server import free_port
 
 WARM_UP = 20
 BURSTS = ("unmetered", "metered")
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def one_chat(url: str, index: int, cookie: str | None, metered: bool) -> float:
@@ -129,10 +124,10 @@ async def engine_rounds(
         for round_ in range(rounds):
             order = BURSTS if round_ % 2 == 0 else BURSTS[::-1]
             for name in ("anonymous", *order):
-                before = cpu_s(pid)
+                before = cpu_seconds(pid)
                 jar = None if name == "anonymous" else cookies
                 p50, p99 = await burst(url, count, jar, name == "metered")
-                used = (cpu_s(pid) - before) / count * 1000
+                used = (cpu_seconds(pid) - before) / count * 1000
                 print(
                     f"{engine} round {round_} {name}: TTFT p50 {p50:.0f} ms, p99 {p99:.0f} ms;"
                     f" relay CPU {used:.2f} ms per chat",
