@@ -13,6 +13,7 @@ three (server/users/budget_settle.py). The holds a dead process left are apart
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -21,8 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.users.budget_holds import (
+    Held,
     dead_holds,
     expired_holds,
+    expired_of,
     new_holder,
     release_holds,
     retire_holder,
@@ -38,7 +41,7 @@ from server.users.budget_standing import (
 )
 from server.users.costs import Price, nanos_of_usd, usd
 from server.users.db import Database
-from server.users.lookups import Writes
+from server.users.lookups import Lookups, Writes
 from server.users.periods import Clock, Period, period_start, recent_period_starts
 
 # Hold and Standing are part of this module's interface (the gate, the tests).
@@ -73,6 +76,8 @@ class Budgets:
         self.holder = holder or new_holder()
         self.settlements: Writes[Ended] = Writes(db, self._settle_many)
         self.reservations: Writes[Asked] = Writes(db, self._take_many)
+        self.expired: Lookups[list[Held]] = Lookups(db, self._expired_of)
+        self.sweeps: dict[str, asyncio.Future[bool]] = {}
 
     async def standing(self, account_id: str) -> Standing:
         async with self.db.transaction(write=False) as db:
@@ -104,11 +109,14 @@ class Budgets:
                 return hold
             if isinstance(hold, Standing):
                 # Only a refusal looks for holds a dead process left: not a query per chat.
-                if not swept and hold.reserved and await self.release_expired(account_id):
+                if not swept and hold.reserved and await self._sweep(account_id):
                     swept = True
                     continue
                 raise hold.refusal()
         raise (await self.standing(account_id)).refusal()
+
+    async def _expired_of(self, db: AsyncConnection, ids: list[str]) -> dict[str, list[Held]]:
+        return await expired_of(db, self.clock(), ids)
 
     async def _take_many(self, db: AsyncConnection, batch: list[Asked]) -> None:
         terms = Terms(
@@ -133,6 +141,23 @@ class Budgets:
         """A chat that never reached upstream: its hold goes, nothing is spent."""
         if hold.hold_id is not None:
             await release_holds(self.db, [(hold.hold_id, hold.account_id, hold.start, hold.amount)])
+
+    async def _sweep(self, account_id: str) -> bool:
+        """Whether the account had holds past the longest a chat may run, now released. The
+        refusals of the same moment share it: one sweep an account, one query for all."""
+        sweeping = self.sweeps.get(account_id)
+        if sweeping is None:
+            sweeping = asyncio.ensure_future(self._sweep_now(account_id))
+            self.sweeps[account_id] = sweeping
+            sweeping.add_done_callback(lambda _: self.sweeps.pop(account_id, None))
+        # Shielded: a refused chat that goes away does not stop the others' sweep.
+        return await asyncio.shield(sweeping)
+
+    async def _sweep_now(self, account_id: str) -> bool:
+        held = await self.expired.get(account_id)
+        if held:
+            await release_holds(self.db, held)
+        return bool(held)
 
     async def release_expired(self, account_id: str | None = None) -> int:
         """Free holds past the longest a chat may run (their process died elsewhere)."""

@@ -5,7 +5,7 @@ exactly k of them admits exactly k. Both engines."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -74,3 +74,41 @@ async def test_a_chat_whose_account_is_gone_costs_only_its_own_reservation(
     outcomes = await asyncio.gather(*started, return_exceptions=True)
     assert [isinstance(o, Hold) for o in outcomes] == [True, True, False, True, True]
     assert (await budgets.standing("a1")).reserved == 4 * ONE_CHAT
+
+
+async def test_a_refused_burst_frees_what_a_dead_process_held_once_and_uses_it(
+    databases: list[Database],
+) -> None:
+    """Two of the five chats the budget affords are held by a process of another host that
+    never ended them, past the longest a chat may run. Of 20 chats at once, 3 fit; the 17
+    refused look for such holds together (a few queries, not one each), free them once, and
+    2 of them then fit."""
+    clock = Clock(datetime(2026, 12, 6, 12, tzinfo=UTC))
+    gone = budgets_of(databases[1], clock, "otherhost:1:x")
+    for _ in range(2):
+        await gone.reserve("a1", PRICE, CHARS, 1000)
+    clock.now += timedelta(hours=2)  # past the longest chat (an hour) and the margin
+    budgets = budgets_of(databases[0], clock)
+    looked: list[str] = []
+    released: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if "FROM budget_holds" in statement and "expires_at" in statement:
+            looked.append(statement)
+        if statement.startswith("DELETE FROM budget_holds"):
+            released.append(statement)
+
+    sa.event.listen(databases[0].engine.sync_engine, "before_cursor_execute", seen)
+
+    async def one() -> Hold | BudgetExceeded:
+        try:
+            return await budgets.reserve("a1", PRICE, CHARS, 1000)
+        except BudgetExceeded as refused:
+            return refused
+
+    answers = await asyncio.gather(*(one() for _ in range(20)))
+    assert sum(isinstance(answer, Hold) for answer in answers) == 5
+    assert 1 <= len(looked) <= 3
+    assert len(released) == 2  # each expired hold once
+    standing = await budgets.standing("a1")
+    assert standing.reserved == 5 * ONE_CHAT == standing.limit
