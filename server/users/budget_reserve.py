@@ -11,6 +11,9 @@ budget whatever happened since the read: the database checks it on the row as it
 The read locks the rows (PostgreSQL; SQLite holds its write lock from BEGIN IMMEDIATE), so
 the guard does not fail between processes; when it does fail all the same, the account's
 chats are decided again on a fresh read.
+
+SQLite 3.35 or later (as server/users/sync.py): `UPDATE … FROM`, `RETURNING`, `MATERIALIZED`
+and its JSON functions.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ async def test_a_batch_decided_on_a_stale_read_is_decided_again_and_takes_only_w
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-async def test_another_pools_batch_between_the_read_and_the_update_is_never_overspent(
+async def test_another_pools_batch_committed_before_the_rows_are_read_is_never_overspent(
     databases: list[Database], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL only: there a batch's first read (the limits) takes no lock, so another
