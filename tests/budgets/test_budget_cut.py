@@ -2,9 +2,10 @@
 what its reservation affords (SPEC "Budgets": a chat cut by the budget ends with
 `finish_reason: "length"`, the budget is never passed), on every transport and both
 engines: the client gets exactly `max_tokens` x 4 characters of text and reasoning (the
-measure settlement uses), the end of a chat that ran out of tokens, and upstream's
-connection is closed; the spend settled is the reservation, never above the budget. An
-upstream that keeps to `max_tokens`, and a chat that is not metered, are left alone."""
+measure settlement uses), the end of a chat that ran out of tokens (the openai SDK reads
+it too), and upstream's connection is closed; the spend settled is the reservation, never
+above the budget. An upstream that keeps to `max_tokens`, and a chat that is not metered,
+are left alone."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.budget_helpers import budget, sign_up
 from tests.clients import chat_frame, parse_sse, until_end
 from tests.conftest import USER_KEY, Client, MakeClient, chat_body
 from tests.fake_openrouter import COMMENT, FakeOpenRouter, Reply, Step, chunk, event
+from tests.integration.openai_sdk import messages, sdk_for
 
 MINI = "openai/gpt-4o-mini"
 # gpt-4o-mini in the fake's /models, per token in nano-dollars; every chat here has the
@@ -180,3 +182,29 @@ async def test_a_chat_that_is_not_metered_is_never_cut(
     assert answer == "abcd" * 2 * AFFORDED and frames[-1]["finish_reason"] == "stop"
     assert fake_openrouter.requests[0].body["max_tokens"] == AFFORDED
     assert not fake_openrouter.requests[0].disconnected
+
+
+async def test_the_openai_sdk_sees_a_cut_stream_end_with_length(
+    make_client: MakeClient, fake_openrouter: FakeOpenRouter, database_url: str
+) -> None:
+    client = await make_client(
+        database_url=database_url, default_budget_usd=BUDGET_NANOS / 1e9, upstream_timeout_s=5.0
+    )
+    await sign_up(client)
+    made = await client.post("/api/tokens", json={"name": "sdk"})
+    assert made.status == 201
+    fake_openrouter.script(runaway())
+    async with sdk_for(client, api_key=(await made.json())["token"]) as sdk:
+        stream = await sdk.chat.completions.create(
+            model=MINI,
+            messages=messages(),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in stream]
+    answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert answer == "".join(ANSWER)[: LIMIT_CHARS - len("".join(REASONING))]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    await fake_openrouter.requests[0].wait_dropped_by_relay(5.0)
+    shown = await budget(client)
+    assert shown["spent_usd"] <= shown["limit_usd"] and shown["reserved_usd"] == 0
