@@ -9,6 +9,7 @@ are left alone."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -158,8 +159,8 @@ async def test_an_upstream_that_keeps_to_max_tokens_ends_the_chat_itself(
     reasoning, answer, finish = await chat_on(client, transport)
     assert (reasoning, answer, finish) == ("", "abcd" * AFFORDED, "stop")
     [sent] = fake_openrouter.requests
-    await sent.ended.wait()
-    assert not sent.disconnected
+    await asyncio.wait_for(sent.ended.wait(), 5.0)
+    assert not sent.disconnected  # upstream ran to its own end
     shown = await budget(client)
     assert shown["spent_usd"] == pytest.approx(0.0001) and shown["reserved_usd"] == 0
 
@@ -180,8 +181,10 @@ async def test_a_chat_that_is_not_metered_is_never_cut(
         frames = await until_end(ws, "c1")
     answer = "".join(f["content"] for f in frames if f["type"] == "delta")
     assert answer == "abcd" * 2 * AFFORDED and frames[-1]["finish_reason"] == "stop"
-    assert fake_openrouter.requests[0].body["max_tokens"] == AFFORDED
-    assert not fake_openrouter.requests[0].disconnected
+    [sent] = fake_openrouter.requests
+    assert sent.body["max_tokens"] == AFFORDED
+    await asyncio.wait_for(sent.ended.wait(), 5.0)
+    assert not sent.disconnected
 
 
 async def test_the_openai_sdk_sees_a_cut_stream_end_with_length(
