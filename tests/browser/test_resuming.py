@@ -135,32 +135,39 @@ async def test_a_resume_while_the_chat_store_is_away_is_retried_not_cut_off(
     # The process running the chat gets SIGTERM (a deploy) while the answer pauses.
     running = make_runner(create_app(dataclasses.replace(settings, **options)))
     await running.setup()
-    await web.TCPSite(running, "127.0.0.1", unused_tcp_port).start()
+    shutdown: asyncio.Future[None] | None = None
     context = await browser.new_context()
-    page = await context.new_page()
-    received: list[str] = []
+    try:
+        await web.TCPSite(running, "127.0.0.1", unused_tcp_port).start()
+        page = await context.new_page()
+        received: list[str] = []
 
-    def heard(data: str | bytes) -> None:
-        received.append(str(data))
+        def heard(data: str | bytes) -> None:
+            received.append(str(data))
 
-    page.on("websocket", lambda ws: ws.on("framereceived", heard))
-    await page.goto(f"http://127.0.0.1:{unused_tcp_port}/")
-    await send_message(page, "count to six")
-    await expect(last_answer(page)).to_have_text("".join(FIRST).strip())
+        page.on("websocket", lambda ws: ws.on("framereceived", heard))
+        await page.goto(f"http://127.0.0.1:{unused_tcp_port}/")
+        # Typed before the page's script is ready, Enter would only add a line.
+        await expect(page.locator("#connection")).to_have_text("Connected")
+        await send_message(page, "count to six")
+        await expect(last_answer(page)).to_have_text("".join(FIRST).strip())
 
-    redis.stop()
-    shutdown = asyncio.ensure_future(running.cleanup())
-    # The page reconnects to the next process at the address, and Redis is still away:
-    # its resume gets 503, which says "try again", not "this chat is gone".
-    await serve(port=unused_tcp_port, **options)
-    await wait_until(
-        lambda: any('"status":503' in str(f) for f in received), "a resume got 503", 20
-    )
-    await expect(answers(page).last).to_have_attribute("data-status", "streaming")
-    redis.start()
-    resume.set()
+        redis.stop()
+        shutdown = asyncio.ensure_future(running.cleanup())
+        # The page reconnects to the next process at the address, and Redis is still away:
+        # its resume gets 503, which says "try again", not "this chat is gone".
+        await serve(port=unused_tcp_port, **options)
+        await wait_until(
+            lambda: any('"status":503' in str(f) for f in received), "a resume got 503", 20
+        )
+        await expect(answers(page).last).to_have_attribute("data-status", "streaming")
+        redis.start()
+        resume.set()
 
-    await ends_exact(page)
-    assert len(fake_openrouter.requests) == 1
-    await context.close()
-    await asyncio.wait_for(shutdown, timeout=30)
+        await ends_exact(page)
+        assert len(fake_openrouter.requests) == 1
+    finally:
+        # Even when it failed: a runner left open leaks its sockets into a later test.
+        await context.close()
+        resume.set()
+        await asyncio.wait_for(running.cleanup() if shutdown is None else shutdown, timeout=30)
