@@ -166,10 +166,23 @@ async def test_regenerate_and_edit_signed_in_reach_the_other_device(
         ["an edited question"]
     )
     await expect(last_answer(phone)).to_have_text("an edited question")
-    # The laptop still has every version it made.
+    # The laptop still has every version it made. (Once it has pulled the answer's last
+    # write: a change from the server shows its newest branch, so a switch made in the
+    # instant before that pull would be undone by it.)
     await wait_until_answered(laptop)
+    await wait_until(lambda: caught_up(laptop), "the laptop pulled the server's last write")
     await laptop.get_by_role("button", name="Previous version").click()
     await expect(last_answer(laptop)).to_have_text("Second answer")
+
+
+async def caught_up(page: Page) -> bool:
+    """Whether the page's one conversation holds the server's latest version of it."""
+    [stored] = [c for c in await stored_conversations(page) if c["messages"]]
+    answer = await page.evaluate(
+        "async (id) => (await (await fetch(`/api/conversations/${id}`)).json()).conversation",
+        stored["id"],
+    )
+    return bool(stored.get("serverVersion") == answer["version"])
 
 
 EXPORTED = {
