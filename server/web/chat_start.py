@@ -36,7 +36,9 @@ async def start_chat_run(
         if meter is not None:
             await meter.release()
         raise
-    hooks: list[RunHook] = ([] if writer is None else [writer]) + hooks_of(meter)
+    # The budget settles before the answer is written: the answer's write pokes the account's
+    # devices (sync), and a device that reads the budget then must find the chat's cost in it.
+    hooks: list[RunHook] = hooks_of(meter) + ([] if writer is None else [writer])
     max_chars = None if meter is None else meter.max_chars
     starting = app[runs_key].start(
         key, chat_id, transport, chat, api_key, lease, hooks, max_chars=max_chars

@@ -90,7 +90,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         conversation_id=conversation_id,
     )
     key = response_key(await chat_owner(request), response_id)
-    hooks = answer_hooks(writer) + hooks_of(meter)
+    hooks = hooks_of(meter) + answer_hooks(writer)  # settled first, as in chat_start
     starting = request.app[runs_key].start(
         key,
         response_id,

@@ -57,6 +57,7 @@ const runner = new ChatRunner(socket, {
     view.refresh(conversation, message);
     view.announce(conversation, message);
     if (conversation === active()) updateComposer();
+    delete message.budgetResets; // a new version of an answer the budget once cut
     accounts.refreshBudget().then((budget) => {
       if (message.finish !== "length" || !cutByBudget(budget, costOf(message.usage, message.model))) return;
       message.status = "length";

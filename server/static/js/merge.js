@@ -26,7 +26,9 @@ export function mergeInto(local, incoming) {
     const other = theirs.get(message.id);
     if (!own) return other;
     // A question is as the newer copy has it (an edit may shorten it); an answer, as above.
-    const take = own.role === "assistant" ? further(other ?? own, own) === other : incomingNewer;
+    // On a tie the live copy stays: what only this tab knows of it (a length or budget note)
+    // is not overwritten by an equal copy from storage.
+    const take = own.role === "assistant" ? further(own, other ?? own) !== own : incomingNewer;
     if (other && take) Object.assign(own, other);
     return own;
   });

@@ -92,7 +92,8 @@ export class MessageView {
     this.renderBody();
     const error = message.status === "error";
     let note = error ? message.error : (STATUS_NOTES[message.status] ?? "");
-    if (message.status === "length" && message.budgetResets) note = budgetNote(message.budgetResets);
+    // Set only when the budget cut this answer (main.js): it holds whatever status a merge leaves.
+    if (message.budgetResets && !error && message.status !== "streaming") note = budgetNote(message.budgetResets);
     if (this.note.textContent !== note) {
       this.note.className = error ? "message-error" : "message-note";
       this.note.textContent = note;
