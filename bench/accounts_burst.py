@@ -25,6 +25,7 @@ import orjson
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from bench.fake_upstream import PRICED_MODEL
 from bench.tokens import StreamSpec
 from server.config import Settings
 from server.users.credentials import PASSWORDS, KeyBox, digest, new_token
@@ -76,12 +77,14 @@ async def mint_accounts(settings: Settings, count: int, own_key: bool = True) ->
     return cookies
 
 
-async def one_chat(url: str, index: int, cookie: str | None) -> float:
+async def one_chat(url: str, index: int, cookie: str | None, metered: bool = False) -> float:
+    """One chat's TTFT in seconds. The same prompt for every kind (the fake reads the
+    stream's parameters from it when the model is PRICED_MODEL): only the price differs."""
     headers = {} if cookie is None else {"Cookie": f"chatrelay_session={cookie}"}
     spec = StreamSpec(sid=f"s{index}", n=TOKENS, gap_ms=GAP_MS)
     body = {
-        "chatSettings": {"model": spec.model()},
-        "messages": [{"role": "user", "content": "hi"}],
+        "chatSettings": {"model": PRICED_MODEL if metered else spec.model()},
+        "messages": [{"role": "user", "content": spec.model()}],
     }
     async with aiohttp.ClientSession() as session:
         started = time.perf_counter()

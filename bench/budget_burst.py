@@ -19,16 +19,12 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import aiohttp
 import sqlalchemy as sa
 
-from bench.accounts_burst import GAP_MS, SECRET, TOKENS, mint_accounts, process, wait_up
-from bench.fake_upstream import PRICED_MODEL
+from bench.accounts_burst import SECRET, mint_accounts, one_chat, process, wait_up
 from bench.procs import cpu_seconds
-from bench.tokens import StreamSpec
 from server.config import Settings
 from server.users.budget_schema import budget_usage
 from server.users.db import Database
@@ -37,26 +33,6 @@ from tests.redis_server import free_port
 
 WARM_UP = 20
 BURSTS = ("unmetered", "metered")
-
-
-async def one_chat(url: str, index: int, cookie: str | None, metered: bool) -> float:
-    """One chat's TTFT in seconds. The same prompt for every kind (the fake reads the
-    stream's parameters from it when the model is PRICED_MODEL): only the price differs."""
-    headers = {} if cookie is None else {"Cookie": f"chatrelay_session={cookie}"}
-    spec = StreamSpec(sid=f"s{index}", n=TOKENS, gap_ms=GAP_MS)
-    body = {
-        "chatSettings": {"model": PRICED_MODEL if metered else spec.model()},
-        "messages": [{"role": "user", "content": spec.model()}],
-    }
-    async with aiohttp.ClientSession() as session:
-        started = time.perf_counter()
-        async with session.post(f"{url}/api/chat/openrouter", json=body, headers=headers) as answer:
-            if answer.status != 200:
-                raise RuntimeError(f"chat {index}: {answer.status} {await answer.text()}")
-            await answer.content.readany()
-            ttft = time.perf_counter() - started
-            await answer.read()
-    return ttft
 
 
 async def burst(
