@@ -22,7 +22,13 @@ from tests.browser.account_steps import (
     sign_out,
     sign_up,
 )
-from tests.browser.chat_page import answers, last_answer, send_message, wait_until_answered
+from tests.browser.chat_page import (
+    answers,
+    conversation_links,
+    last_answer,
+    send_message,
+    wait_until_answered,
+)
 from tests.browser.conftest import OpenPage
 from tests.conftest import Serve
 from tests.fake_openrouter import USAGE, FakeOpenRouter, sse_reply
@@ -278,3 +284,21 @@ async def test_an_answer_cut_or_refused_by_the_budget_says_so_and_when_it_resets
     error = answers(page).last.locator(".message-error")
     await expect(error).to_contain_text("Budget used up")
     await expect(error).to_contain_text("it resets on")
+
+    # The refusal was never written on the server (its chat never started): a change pulled
+    # from the server afterwards (a rename on another device) keeps it after its question.
+    await page.evaluate(RENAME_ON_THE_SERVER, "Renamed elsewhere")
+    await expect(conversation_links(page)).to_have_text(["Renamed elsewhere"])
+    await expect(error).to_contain_text("Budget used up")
+
+
+# Another device's rename, made through the history routes with this browser's session.
+RENAME_ON_THE_SERVER = """async (title) => {
+  const listed = await (await fetch("/api/conversations")).json();
+  const id = listed.data[0].id;
+  await fetch(`/api/conversations/${id}`, {
+    method: "PATCH",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ title }),
+  });
+}"""

@@ -13,6 +13,21 @@ import { newId } from "./store.js";
 
 const versionKey = (accountId) => `chatrelay.history.${accountId}.version`;
 
+// An answer the server never had (its chat was refused before it started: a 402, a 429, no
+// key) follows its question on the page only: the server's path ends at the question, and
+// the refusal would vanish with the next pull.
+function unwrittenErrors(local, shown, theirs) {
+  const known = new Set(theirs.map((m) => m.id));
+  const at = local.findIndex((m) => m.id === shown.at(-1)?.id);
+  if (at < 0) return [];
+  const kept = [];
+  for (const message of local.slice(at + 1)) {
+    if (known.has(message.id) || message.status !== "error") break;
+    kept.push(message);
+  }
+  return kept;
+}
+
 export class ServerHistory {
   // store: the page's Store; isRunning(message): this tab streams that answer itself;
   // askToMove(count) → true, false or null (not now): the user's answer to moving.
@@ -192,6 +207,7 @@ export class ServerHistory {
         update(own, message);
         return own;
       });
+      shown.push(...unwrittenErrors(local?.messages ?? [], shown, messages));
     }
     const conversation = local ?? {
       id: summary.id,
