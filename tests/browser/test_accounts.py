@@ -291,6 +291,23 @@ async def test_an_answer_cut_or_refused_by_the_budget_says_so_and_when_it_resets
     await expect(conversation_links(page)).to_have_text(["Renamed elsewhere"])
     await expect(error).to_contain_text("Budget used up")
 
+    # With more budget the next question follows the last one the server has, not the refusal.
+    await page.evaluate(RAISE_MY_BUDGET, 50)
+    fake_openrouter.script(sse_reply(["Here you are"]))
+    await send_message(page, "and now?")
+    await expect(last_answer(page)).to_have_text("Here you are")
+    await wait_until_answered(page)
+
+
+# The admin (this browser's account, the first) gives itself a larger budget.
+RAISE_MY_BUDGET = """async (usd) => {
+  const me = (await (await fetch("/api/session")).json()).account.id;
+  await fetch(`/api/admin/accounts/${me}`, {
+    method: "PATCH",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ budget_usd: usd }),
+  });
+}"""
 
 # Another device's rename, made through the history routes with this browser's session.
 RENAME_ON_THE_SERVER = """async (title) => {

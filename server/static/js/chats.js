@@ -69,7 +69,7 @@ export class ChatRunner {
   // Answers `message` again in place (a new version of it, or a retry of a failed one).
   restart(conversation, message) {
     const index = conversation.messages.indexOf(message);
-    for (const field of ["error", "errorStatus", "usage", "reasoning"]) delete message[field];
+    for (const field of ["error", "errorStatus", "usage", "reasoning", "unwritten"]) delete message[field];
     Object.assign(message, { content: "", model: conversation.model });
     const frame = {
       type: "chat",
@@ -242,6 +242,8 @@ export class ChatRunner {
           ? `${frame.message} (try again in ${frame.retry_after} s)`
           : frame.message;
         message.errorStatus = frame.status;
+        // No seq: refused before it started (402, 429, no key), so no history holds it.
+        if (seq === null) message.unwritten = true;
         this.end(frame.id, chat, "error");
         break;
     }

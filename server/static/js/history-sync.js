@@ -13,6 +13,8 @@ import { newId } from "./store.js";
 
 const versionKey = (accountId) => `chatrelay.history.${accountId}.version`;
 
+const ENDED = new Set(["done", "length", "cancelled", "error"]);
+
 // An answer the server never had (its chat was refused before it started: a 402, a 429, no
 // key) follows its question on the page only: the server's path ends at the question, and
 // the refusal would vanish with the next pull.
@@ -22,7 +24,7 @@ function unwrittenErrors(local, shown, theirs) {
   if (at < 0) return [];
   const kept = [];
   for (const message of local.slice(at + 1)) {
-    if (known.has(message.id) || message.status !== "error") break;
+    if (known.has(message.id) || !message.unwritten) break;
     kept.push(message);
   }
   return kept;
@@ -187,6 +189,9 @@ export class ServerHistory {
     const update = (own, message) => {
       if (own.seen === message.version) return;
       const fresh = localMessage(message);
+      // An answer goes from streaming to its end once, and the server writes the end before
+      // this tab hears it: a copy still streaming was read before, and must not undo the end.
+      if (fresh.status === "streaming" && ENDED.has(own.status)) return;
       // The server keeps no finish reason: an answer seen here to stop at its length limit stays so.
       if ((own.status === "length" || own.finish === "length") && fresh.status === "done") fresh.status = "length";
       Object.assign(own, fresh);
@@ -284,7 +289,7 @@ export class ServerHistory {
         await retrying(() => history.postMessage(conversation.id, posted));
         message.posted = JSON.stringify(content);
       }
-      parent = message.id;
+      if (!message.unwritten) parent = message.id; // a refusal is not on the server
     }
     frame.conversation = { id: conversation.id, parent_id: parent, message_id: answer.id };
   }
